@@ -1,0 +1,18 @@
+//===- GraphOps.h - The dsflow graph dialect's ops --------------*- C++ -*-===//
+#ifndef DSFLOW_DIALECTS_GRAPH_IR_GRAPHOPS_H
+#define DSFLOW_DIALECTS_GRAPH_IR_GRAPHOPS_H
+
+#include "Graph/IR/GraphDialect.h"
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#define GET_OP_CLASSES
+#include "Graph/IR/GraphOps.h.inc"
+
+#endif // DSFLOW_DIALECTS_GRAPH_IR_GRAPHOPS_H
