@@ -26,10 +26,12 @@ bool isTextProtoName(llvm::StringRef name) {
   return ext == ".pbtxt" || ext == ".textproto" || ext == ".txtpb";
 }
 
-/// A JSON description is a Hugging Face config when it names its model_type.
+/// A JSON description is a Hugging Face config when it names its model_type or
+/// uses its spelling of the hidden size; DeepSeek's inference configs say "dim".
 SpecFormat jsonFormat(const llvm::json::Object &object) {
-  return object.get("model_type") ? SpecFormat::HuggingFaceConfig
-                                  : SpecFormat::InferenceConfig;
+  return object.get("model_type") || object.get("hidden_size")
+             ? SpecFormat::HuggingFaceConfig
+             : SpecFormat::InferenceConfig;
 }
 
 /// The model's name, when the description does not give one: the file's stem, or
