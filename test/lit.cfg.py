@@ -22,7 +22,7 @@ lit.llvm.llvm_config.use_default_substitutions()
 config.substitutions.append(("%models", config.dsflow_models_dir))
 config.substitutions.append(("%configs", os.path.join(config.dsflow_models_dir, "configs")))
 
-# The project's tools first, then LLVM's (FileCheck, not, count).
+# PATH gains LLVM's tools (FileCheck, not, count) and the project's build/bin.
 lit.llvm.llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 for tool_dir in config.dsflow_tool_dirs:
     lit.llvm.llvm_config.with_environment("PATH", tool_dir, append_path=True)

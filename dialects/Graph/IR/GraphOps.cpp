@@ -363,6 +363,33 @@ LogicalResult MtpProjectOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// Folders
+//===----------------------------------------------------------------------===//
+
+OpFoldResult ReshapeOp::fold(FoldAdaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  if (auto inner = getInput().getDefiningOp<ReshapeOp>()) {
+    getInputMutable().assign(inner.getInput());
+    return getResult();
+  }
+  return {};
+}
+
+OpFoldResult ScaleOp::fold(FoldAdaptor) {
+  if (getFactor().convertToDouble() == 1.0)
+    return getInput();
+  if (auto inner = getInput().getDefiningOp<ScaleOp>()) {
+    setFactorAttr(FloatAttr::get(Float64Type::get(getContext()),
+                                 getFactor().convertToDouble() *
+                                     inner.getFactor().convertToDouble()));
+    getInputMutable().assign(inner.getInput());
+    return getResult();
+  }
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
 // custom<UniformType>: one type printed for a list of operands that share it.
 //===----------------------------------------------------------------------===//
 

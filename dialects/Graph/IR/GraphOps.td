@@ -134,6 +134,8 @@ def Graph_ReshapeOp : Graph_Op<"reshape", [Pure]> {
   let results = (outs Graph_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  // reshape to the same type is the input; reshape of a reshape is one reshape.
+  let hasFolder = 1;
 }
 
 def Graph_SplitOp : Graph_Op<"split", [Pure]> {
@@ -234,6 +236,8 @@ def Graph_ScaleOp : Graph_Op<"scale", [Pure, SameOperandsAndResultType]> {
                        F64Attr:$factor);
   let results = (outs AnyTypeOf<[Graph_Tensor, Graph_Loss]>:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
+  // scale by 1 is the input; scale of a scale multiplies the factors.
+  let hasFolder = 1;
 }
 
 def Graph_CrossEntropyOp : Graph_Op<"cross_entropy", [Pure]> {
