@@ -440,3 +440,39 @@ func.func @swiglu_types(%g: tensor<4x8xf32>, %u: tensor<4x4xf32>) {
   %y = "graph.swiglu"(%g, %u) : (tensor<4x8xf32>, tensor<4x4xf32>) -> tensor<4x8xf32>
   return
 }
+
+// -----
+
+// Types: add keeps one type.
+func.func @add_types(%a: tensor<4x8xf32>, %b: tensor<4x8xbf16>) {
+  // expected-error @+1 {{requires the same type for all operands and results}}
+  %y = "graph.add"(%a, %b) : (tensor<4x8xf32>, tensor<4x8xbf16>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// Types: scale keeps its operand's type.
+func.func @scale_types(%a: tensor<f32>) {
+  // expected-error @+1 {{requires the same type for all operands and results}}
+  %y = "graph.scale"(%a) {factor = 2.0 : f64} : (tensor<f32>) -> tensor<f64>
+  return
+}
+
+// -----
+
+// Types: losses are scalars.
+func.func @cross_entropy_result(%l: tensor<2x8x256xf32>, %y: tensor<2x8xi32>) {
+  // expected-error @+1 {{result #0 must be 0D tensor of 32-bit float or 64-bit float values}}
+  %loss = "graph.cross_entropy"(%l, %y) : (tensor<2x8x256xf32>, tensor<2x8xi32>) -> tensor<2xf32>
+  return
+}
+
+// -----
+
+// G11: logits are [batch, seq, vocab].
+func.func @g11_cross_entropy_rank(%l: tensor<16x256xf32>, %y: tensor<16xi32>) {
+  // expected-error @+1 {{logits [batch, seq, vocab] must have rank 3, got [16, 256]}}
+  %loss = graph.cross_entropy %l, %y : (tensor<16x256xf32>, tensor<16xi32>) -> tensor<f32>
+  return
+}
