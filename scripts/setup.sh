@@ -10,6 +10,7 @@ packages=(
   libgtest-dev
   libopenmpi-dev openmpi-bin
   libopenblas-dev
+  nlohmann-json3-dev
   zlib1g-dev libzstd-dev
   python3
 )
