@@ -1,5 +1,6 @@
 //===- dsflow-opt.cpp - mlir-opt with dsflow's dialects and passes --------===//
 #include "Graph/IR/GraphDialect.h"
+#include "Graph/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -11,6 +12,7 @@ int main(int argc, char **argv) {
   registry.insert<dsflow::graph::GraphDialect, mlir::func::FuncDialect>();
   // The core passes (canonicalize, cse, ...) run on the graph dialect too.
   mlir::registerTransformsPasses();
+  dsflow::graph::registerGraphPasses();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "dsflow optimizer driver\n", registry));
 }

@@ -6,64 +6,14 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Graph/IR/GraphOps.h"
+#include "Graph/IR/VerifyUtils.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/TypeUtilities.h"
 
 using namespace mlir;
 using namespace dsflow::graph;
-
-namespace {
-
-std::string shapeString(ArrayRef<int64_t> shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-ArrayRef<int64_t> shapeOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getShape();
-}
-
-/// Emits "NAME must have rank R, got [shape]" unless `v` has rank `rank`.
-LogicalResult expectRank(Operation *op, Value v, StringRef name, int64_t rank) {
-  if (static_cast<int64_t>(shapeOf(v).size()) == rank)
-    return success();
-  return op->emitOpError() << name << " must have rank " << rank << ", got "
-                           << shapeString(shapeOf(v));
-}
-
-/// Emits "NAME must have shape [expected], got [actual]" unless they match.
-LogicalResult expectShape(Operation *op, Value v, StringRef name,
-                          ArrayRef<int64_t> expected) {
-  if (shapeOf(v) == expected)
-    return success();
-  return op->emitOpError() << name << " must have shape "
-                           << shapeString(expected) << ", got "
-                           << shapeString(shapeOf(v));
-}
-
-/// Emits an error unless every value has the element type of the first.
-LogicalResult expectSameElementType(Operation *op, ArrayRef<Value> values,
-                                    ArrayRef<StringRef> names) {
-  Type first = getElementTypeOrSelf(values.front().getType());
-  for (size_t i = 1; i < values.size(); ++i)
-    if (getElementTypeOrSelf(values[i].getType()) != first)
-      return op->emitOpError()
-             << names[i] << " element type "
-             << getElementTypeOrSelf(values[i].getType()) << " differs from "
-             << names.front() << " element type " << first;
-  return success();
-}
-
-SmallVector<int64_t> withLast(ArrayRef<int64_t> shape, int64_t last) {
-  SmallVector<int64_t> result(shape.drop_back());
-  result.push_back(last);
-  return result;
-}
-
-} // namespace
+using namespace dsflow::graph::detail;
 
 LogicalResult ParamOp::verify() {
   if (getName().empty())
@@ -276,38 +226,13 @@ LogicalResult DispatchOp::verify() {
 }
 
 LogicalResult ExpertFfnOp::verify() {
-  int64_t experts = getNumExperts();
-  if (experts < 1)
-    return emitOpError("needs at least one expert");
-  if (getUpWeights().size() != static_cast<size_t>(experts) ||
-      getDownWeights().size() != static_cast<size_t>(experts))
-    return emitOpError() << "needs one gate, up and down weight per expert, got "
-                         << experts << " gate, " << getUpWeights().size()
-                         << " up and " << getDownWeights().size() << " down";
-  if (failed(expectRank(*this, getRows(), "rows [rows, hidden]", 2)) ||
-      failed(expectShape(*this, getCounts(), "counts", {experts})))
-    return failure();
-  int64_t hidden = shapeOf(getRows())[1];
-  Value gate0 = getGateWeights().front();
-  if (failed(expectRank(*this, gate0, "gate weight [ffn, hidden]", 2)))
-    return failure();
-  int64_t ffn = shapeOf(gate0)[0];
-  auto expectAll = [&](ValueRange weights, StringRef name,
-                       ArrayRef<int64_t> shape) -> LogicalResult {
-    for (auto [i, w] : llvm::enumerate(weights))
-      if (failed(expectShape(*this, w,
-                             (name + " weight of expert " + Twine(i)).str(),
-                             shape)))
-        return failure();
-    return success();
-  };
-  if (failed(expectAll(getGateWeights(), "gate", {ffn, hidden})) ||
-      failed(expectAll(getUpWeights(), "up", {ffn, hidden})) ||
-      failed(expectAll(getDownWeights(), "down", {hidden, ffn})))
+  if (failed(verifyExpertWeights(*this, getRows(), getCounts(),
+                                 getGateWeights(), getUpWeights(),
+                                 getDownWeights())))
     return failure();
   if (getRows().getType() != getResult().getType())
     return emitOpError("result type must equal rows type");
-  return expectSameElementType(*this, {getRows(), gate0}, {"rows", "weights"});
+  return success();
 }
 
 LogicalResult CombineOp::verify() {

@@ -12,6 +12,14 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+namespace dsflow::graph::OpTrait {
+/// Marks ops that compute weight gradients ("W"): nothing downstream in the
+/// same step consumes them but the optimizer, so schedules may defer them.
+template <typename ConcreteType>
+class WeightGradient
+    : public mlir::OpTrait::TraitBase<ConcreteType, WeightGradient> {};
+} // namespace dsflow::graph::OpTrait
+
 #define GET_OP_CLASSES
 #include "Graph/IR/GraphOps.h.inc"
 

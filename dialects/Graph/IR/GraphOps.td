@@ -405,4 +405,6 @@ def Graph_MtpProjectOp : Graph_Op<"mtp_project", [Pure]> {
   let hasVerifier = 1;
 }
 
+include "GraphGradOps.td"
+
 #endif // DSFLOW_GRAPH_OPS
