@@ -1,6 +1,6 @@
 //===- dsflow-compile.cpp - Compile a model description -------------------===//
 //
-// dsflow-compile MODEL [--emit=summary|graph|spec] [-o FILE]
+// dsflow-compile MODEL [--emit=summary|graph|spec|train-graph|plan] [-o FILE]
 // MODEL is a .pbtxt ModelSpec, a Hugging Face config.json or a DeepSeek inference
 // config JSON. Output is written atomically: on any error no file is left.
 //
@@ -8,9 +8,13 @@
 #include "Frontend/GraphBuilder.h"
 #include "Frontend/ModelSpecLoader.h"
 #include "Frontend/ParamSummary.h"
+#include "Pipelines/Pipelines.h"
+#include "Plan/PlanBuilder.h"
+#include "plan/PlanFile.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/InitLLVM.h"
@@ -22,7 +26,8 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class Emit { Summary, Graph, Spec };
+enum class Emit { Summary, Graph, Spec, TrainGraph, Plan };
+enum class PrecisionFlag { FromModel, Fp32, Bf16, Fp8 };
 
 cl::opt<std::string> modelPath(cl::Positional, cl::Required,
                                cl::desc("<model description>"));
@@ -32,7 +37,10 @@ cl::opt<Emit> emit(
         clEnumValN(Emit::Summary, "summary", "per-component parameter table"),
         clEnumValN(Emit::Graph, "graph", "the graph dialect module"),
         clEnumValN(Emit::Spec, "spec",
-                   "the validated ModelSpec as text proto (converts JSON)")));
+                   "the validated ModelSpec as text proto (converts JSON)"),
+        clEnumValN(Emit::TrainGraph, "train-graph",
+                   "the training step: the graph after dsflow-autodiff"),
+        clEnumValN(Emit::Plan, "plan", "the executable plan (binary)")));
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default stdout)"),
                                 cl::value_desc("file"), cl::init("-"));
 cl::opt<int64_t> seqLen("seq-len", cl::desc("Sequence length"), cl::init(4096));
@@ -41,6 +49,46 @@ cl::opt<int64_t> microBatch("micro-batch", cl::desc("Sequences per micro-batch")
 cl::opt<double> mtpLossWeight("mtp-loss-weight",
                               cl::desc("Weight of the MTP loss (lambda)"),
                               cl::init(0.3));
+cl::opt<PrecisionFlag> precision(
+    "precision", cl::desc("Override the model's precision"),
+    cl::init(PrecisionFlag::FromModel),
+    cl::values(clEnumValN(PrecisionFlag::Fp32, "fp32", "FP32"),
+               clEnumValN(PrecisionFlag::Bf16, "bf16", "BF16"),
+               clEnumValN(PrecisionFlag::Fp8, "fp8", "BF16 with FP8 GEMMs")));
+
+// The training step's configuration, recorded in the plan.
+cl::OptionCategory trainingCategory("Training (recorded in the plan)");
+cl::opt<int64_t> microBatches("micro-batches",
+                              cl::desc("Micro-batches per optimizer step"),
+                              cl::init(1), cl::cat(trainingCategory));
+cl::opt<double> learningRate("lr", cl::desc("Peak learning rate"),
+                             cl::init(1e-3), cl::cat(trainingCategory));
+cl::opt<double> minLearningRate("min-lr",
+                                cl::desc("Learning rate at the end of decay"),
+                                cl::init(1e-4), cl::cat(trainingCategory));
+cl::opt<int64_t> warmupSteps("warmup-steps", cl::desc("Linear warmup steps"),
+                             cl::init(100), cl::cat(trainingCategory));
+cl::opt<int64_t> totalSteps("total-steps",
+                            cl::desc("Steps of the cosine schedule"),
+                            cl::init(2000), cl::cat(trainingCategory));
+cl::opt<double> weightDecay("weight-decay", cl::desc("AdamW weight decay"),
+                            cl::init(0.1), cl::cat(trainingCategory));
+cl::opt<double> gradClip("grad-clip",
+                         cl::desc("Global gradient-norm clip (0 disables)"),
+                         cl::init(1.0), cl::cat(trainingCategory));
+cl::opt<bool> bf16Moments("bf16-moments",
+                          cl::desc("Store AdamW moments in BF16 (DeepSeek-V3)"),
+                          cl::init(false), cl::cat(trainingCategory));
+cl::opt<double> biasUpdateSpeed(
+    "bias-update-speed",
+    cl::desc("Auxiliary-loss-free balancing step gamma (0 disables)"),
+    cl::init(0.001), cl::cat(trainingCategory));
+cl::opt<double> balanceLossAlpha(
+    "balance-loss-alpha",
+    cl::desc("Sequence-wise balance loss weight (0 disables)"), cl::init(0.0),
+    cl::cat(trainingCategory));
+cl::opt<uint64_t> seed("seed", cl::desc("Initialization and data seed"),
+                       cl::init(1234), cl::cat(trainingCategory));
 
 int fail(const std::string &message) {
   llvm::errs() << "dsflow-compile: error: " << message << "\n";
@@ -59,35 +107,97 @@ int main(int argc, char **argv) {
                 std::to_string(microBatch));
   if (!(mtpLossWeight >= 0))
     return fail("--mtp-loss-weight must not be negative");
+  if (emit == Emit::Plan && outputPath == "-")
+    return fail("--emit=plan writes a binary file: give -o FILE");
+  if (microBatches <= 0)
+    return fail("--micro-batches must be positive, got " +
+                std::to_string(microBatches));
+  if (!(learningRate > 0) || !(minLearningRate >= 0) ||
+      minLearningRate > learningRate)
+    return fail("learning rates must satisfy 0 <= --min-lr <= --lr, --lr > 0");
+  if (warmupSteps < 0 || totalSteps <= 0)
+    return fail("--warmup-steps must not be negative and --total-steps must "
+                "be positive");
+  if (!(weightDecay >= 0) || !(gradClip >= 0) || !(biasUpdateSpeed >= 0) ||
+      !(balanceLossAlpha >= 0))
+    return fail("--weight-decay, --grad-clip, --bias-update-speed and "
+                "--balance-loss-alpha must not be negative");
+  if (balanceLossAlpha > 0)
+    return fail("--balance-loss-alpha: the sequence-wise balance loss is not "
+                "implemented yet; use 0");
 
   std::string error;
   std::optional<dsflow::ModelSpec> spec = dsflow::loadModelSpec(modelPath, error);
   if (!spec)
     return fail(error);
+  if (precision != PrecisionFlag::FromModel)
+    spec->set_precision(precision == PrecisionFlag::Fp32   ? dsflow::FP32
+                        : precision == PrecisionFlag::Bf16 ? dsflow::BF16
+                                                           : dsflow::FP8);
 
   std::string text;
   llvm::raw_string_ostream os(text);
-  if (emit == Emit::Spec) {
+  mlir::MLIRContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  if (emit != Emit::Spec) {
+    dsflow::GraphOptions options;
+    options.seqLen = seqLen;
+    options.microBatch = microBatch;
+    options.mtpLossWeight = mtpLossWeight;
+    module = dsflow::buildGraph(context, *spec, options);
+    if (mlir::failed(mlir::verify(*module)))
+      return fail(modelPath + ": the built graph does not verify (a dsflow bug)");
+  }
+  if (emit == Emit::TrainGraph || emit == Emit::Plan) {
+    mlir::PassManager pm(&context);
+    dsflow::buildTrainingPipeline(pm, {});
+    if (mlir::failed(pm.run(*module)))
+      return fail(modelPath + ": the training pipeline failed");
+  }
+
+  switch (emit) {
+  case Emit::Spec: {
     google::protobuf::TextFormat::Printer printer;
     std::string out;
     printer.PrintToString(*spec, &out);
     os << "# ModelSpec of " << spec->name() << " (from " << modelPath << ")\n"
        << out;
-  } else {
-    mlir::MLIRContext context;
-    dsflow::GraphOptions options;
-    options.seqLen = seqLen;
-    options.microBatch = microBatch;
-    options.mtpLossWeight = mtpLossWeight;
-    mlir::OwningOpRef<mlir::ModuleOp> module =
-        dsflow::buildGraph(context, *spec, options);
-    if (mlir::failed(mlir::verify(*module)))
-      return fail(modelPath + ": the built graph does not verify (a dsflow bug)");
-    if (emit == Emit::Graph)
-      module->print(os);
-    else
-      dsflow::printParamSummary(dsflow::summarizeParameters(*module), *module,
-                                os);
+    break;
+  }
+  case Emit::Graph:
+  case Emit::TrainGraph:
+    module->print(os);
+    break;
+  case Emit::Summary:
+    dsflow::printParamSummary(dsflow::summarizeParameters(*module), *module, os);
+    break;
+  case Emit::Plan: {
+    dsflow::TrainingConfig training;
+    training.set_seq_len(seqLen);
+    training.set_micro_batch(microBatch);
+    training.set_micro_batches(microBatches);
+    training.set_mtp_loss_weight(mtpLossWeight);
+    training.set_learning_rate(learningRate);
+    training.set_min_learning_rate(minLearningRate);
+    training.set_warmup_steps(warmupSteps);
+    training.set_total_steps(totalSteps);
+    training.set_beta1(0.9);
+    training.set_beta2(0.95);
+    training.set_epsilon(1e-8);
+    training.set_weight_decay(weightDecay);
+    training.set_grad_clip(gradClip);
+    training.set_bf16_moments(bf16Moments);
+    training.set_bias_update_speed(biasUpdateSpeed);
+    training.set_balance_loss_alpha(balanceLossAlpha);
+    training.set_seed(seed);
+    std::optional<dsflow::Plan> plan =
+        dsflow::buildPlan(*module, *spec, training);
+    if (!plan)
+      return fail(modelPath + ": cannot lower the training step to a plan");
+    if (dsflow::io::Status e = dsflow::writePlanFile(outputPath, *plan))
+      return fail(e->message);
+    return 0;
+  }
   }
 
   if (llvm::Error e = llvm::writeToOutput(

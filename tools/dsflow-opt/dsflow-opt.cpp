@@ -1,6 +1,7 @@
 //===- dsflow-opt.cpp - mlir-opt with dsflow's dialects and passes --------===//
 #include "Graph/IR/GraphDialect.h"
 #include "Graph/Transforms/Passes.h"
+#include "Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -13,6 +14,7 @@ int main(int argc, char **argv) {
   // The core passes (canonicalize, cse, ...) run on the graph dialect too.
   mlir::registerTransformsPasses();
   dsflow::graph::registerGraphPasses();
+  dsflow::registerPipelines();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "dsflow optimizer driver\n", registry));
 }

@@ -1,26 +1,200 @@
-//===- dsflow-plan.cpp - Prints a training plan readably ===//
+//===- dsflow-plan.cpp - Print a training plan readably -------------------===//
 //
-// The plan format lands with training (issue 3). Until then this tool accepts
-// --help and --version and refuses every plan with a clear message, so scripts that
-// call it fail loudly instead of silently doing nothing.
+// dsflow-plan STEP.plan [--all]
+// Prints the plan's model and training configuration, its memory plan, its
+// programs (instruction streams), kernels and buffers. Long listings show their
+// first rows unless --all is given.
 //
 //===----------------------------------------------------------------------===//
+#include "plan/PlanFile.h"
+
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <string>
+
+using namespace dsflow;
+
+namespace {
+
+constexpr int kShortListing = 40;
+
+const char *kindName(BufferKind kind) {
+  switch (kind) {
+  case PARAMETER:
+    return "param";
+  case GRADIENT:
+    return "grad";
+  case ACTIVATION:
+    return "act";
+  case INPUT:
+    return "input";
+  default:
+    return "?";
+  }
+}
+
+const char *dtypeName(DType dtype) {
+  switch (dtype) {
+  case DTYPE_F32:
+    return "f32";
+  case DTYPE_F64:
+    return "f64";
+  case DTYPE_BF16:
+    return "bf16";
+  case DTYPE_I32:
+    return "i32";
+  default:
+    return "?";
+  }
+}
+
+std::string shapeOf(const Buffer &b) {
+  std::string s = "[";
+  for (int i = 0; i < b.shape_size(); ++i)
+    s += (i ? "x" : "") + std::to_string(b.shape(i));
+  return s + "]";
+}
+
+std::string mib(int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f MiB", bytes / 1048576.0);
+  return text;
+}
+
+void printHeader(const Plan &plan) {
+  const TrainingConfig &t = plan.training();
+  std::printf("plan %s v%u: model %s (%lld layers, hidden %lld, vocab %lld)\n",
+              plan.format().c_str(), kPlanFormatVersion,
+              plan.model().name().c_str(),
+              (long long)plan.model().num_layers(),
+              (long long)plan.model().hidden_size(),
+              (long long)plan.model().vocab_size());
+  std::printf("step: %lld micro-batches of %lld x %lld tokens; AdamW lr %g "
+              "(min %g, warmup %lld, cosine to %lld), weight decay %g, clip %g, "
+              "%s moments; bias update %g; seed %llu\n",
+              (long long)t.micro_batches(), (long long)t.micro_batch(),
+              (long long)t.seq_len(), t.learning_rate(), t.min_learning_rate(),
+              (long long)t.warmup_steps(), (long long)t.total_steps(),
+              t.weight_decay(), t.grad_clip(), t.bf16_moments() ? "BF16" : "FP32",
+              t.bias_update_speed(), (unsigned long long)t.seed());
+}
+
+void printMemory(const Plan &plan) {
+  const MemoryPlan &m = plan.memory();
+  std::printf("\nmemory plan:\n");
+  std::printf("  parameters   %14lld bytes  %s\n", (long long)m.parameter_bytes(),
+              mib(m.parameter_bytes()).c_str());
+  std::printf("  gradients    %14lld bytes  %s\n", (long long)m.gradient_bytes(),
+              mib(m.gradient_bytes()).c_str());
+  std::printf("  inputs       %14lld bytes  %s\n", (long long)m.input_bytes(),
+              mib(m.input_bytes()).c_str());
+  std::printf("  activations  %14lld bytes  %s  (arena peak, by liveness)\n",
+              (long long)m.activation_bytes(), mib(m.activation_bytes()).c_str());
+}
+
+void printPrograms(const Plan &plan, bool all) {
+  std::printf("\nprograms:\n");
+  for (const Program &p : plan.programs()) {
+    std::printf("  %s (ranks", p.role().c_str());
+    for (int32_t r : p.ranks())
+      std::printf(" %d", r);
+    std::printf("): %d kernels\n   ", p.kernels_size());
+    int shown = all ? p.kernels_size() : std::min(p.kernels_size(), kShortListing);
+    for (int i = 0; i < shown; ++i)
+      std::printf(" %d:%s", p.kernels(i), plan.kernels(p.kernels(i)).op().c_str());
+    if (shown < p.kernels_size())
+      std::printf(" ... (%d more)", p.kernels_size() - shown);
+    std::printf("\n");
+  }
+}
+
+void printKernels(const Plan &plan, bool all) {
+  std::map<std::string, int> byOp;
+  int weightGrads = 0;
+  for (const Kernel &k : plan.kernels()) {
+    byOp[k.op()]++;
+    weightGrads += k.weight_gradient();
+  }
+  std::printf("\nkernels: %d (%d weight-gradient)\n", plan.kernels_size(),
+              weightGrads);
+  for (const auto &[op, count] : byOp)
+    std::printf("  %-22s %6d\n", op.c_str(), count);
+  int shown = all ? plan.kernels_size() : std::min(plan.kernels_size(), kShortListing);
+  std::printf("  %-5s %-22s %-5s %s\n", "#", "op", "group", "inputs -> outputs");
+  for (int i = 0; i < shown; ++i) {
+    const Kernel &k = plan.kernels(i);
+    std::printf("  %-5d %-22s %-5d", i, k.op().c_str(), k.fusion_group());
+    for (int32_t b : k.inputs())
+      std::printf(" %d", b);
+    std::printf(" ->");
+    for (int32_t b : k.outputs())
+      std::printf(" %d", b);
+    std::printf("%s%s\n", k.weight_gradient() ? "  [W]" : "",
+                k.accumulates() ? "  [+=]" : "");
+  }
+  if (shown < plan.kernels_size())
+    std::printf("  ... %d more (--all)\n", plan.kernels_size() - shown);
+}
+
+void printBuffers(const Plan &plan, bool all) {
+  std::map<std::string, std::pair<int, int64_t>> byKind;
+  for (const Buffer &b : plan.buffers()) {
+    auto &[count, bytes] = byKind[kindName(b.kind())];
+    count++;
+    bytes += b.bytes();
+  }
+  std::printf("\nbuffers: %d\n", plan.buffers_size());
+  for (const auto &[kind, stats] : byKind)
+    std::printf("  %-6s %7d buffers, %14lld bytes before sharing\n", kind.c_str(),
+                stats.first, (long long)stats.second);
+  int shown = all ? plan.buffers_size() : std::min(plan.buffers_size(), kShortListing);
+  std::printf("  %-6s %-6s %-5s %-18s %12s %12s  %s\n", "#", "kind", "type",
+              "shape", "offset", "bytes", "name");
+  for (int i = 0; i < shown; ++i) {
+    const Buffer &b = plan.buffers(i);
+    std::printf("  %-6d %-6s %-5s %-18s %12lld %12lld  %s\n", i, kindName(b.kind()),
+                dtypeName(b.dtype()), shapeOf(b).c_str(), (long long)b.offset(),
+                (long long)b.bytes(), b.name().c_str());
+  }
+  if (shown < plan.buffers_size())
+    std::printf("  ... %d more (--all)\n", plan.buffers_size() - shown);
+}
+
+} // namespace
 
 int main(int argc, char **argv) {
-  const char *usage = "usage: dsflow-plan STEP.plan [--timeline out.svg] [--trace out.json]\n";
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(usage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  const char *usage = "usage: dsflow-plan STEP.plan [--all]\n";
+  std::string path;
+  bool all = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--all")) {
+      all = true;
+    } else if (argv[i][0] == '-' || !path.empty()) {
+      std::fprintf(stderr, "dsflow-plan: error: unexpected argument '%s'\n%s",
+                   argv[i], usage);
+      return 2;
+    } else {
+      path = argv[i];
+    }
   }
-  if (!std::strcmp(argv[1], "--version")) {
-    std::puts("dsflow-plan 0.1 (no plan format yet)");
-    return 0;
+  if (path.empty()) {
+    std::fputs(usage, stderr);
+    return 2;
   }
-  std::fprintf(stderr,
-               "dsflow-plan: error: %s: plans are not supported yet: this build "
-               "has no plan format (it comes with CPU training)\n",
-               argv[1]);
-  return 2;
+  io::Expected<Plan> plan = readPlanFile(path);
+  if (!plan) {
+    std::fprintf(stderr, "dsflow-plan: error: %s\n", plan.error().message.c_str());
+    return 1;
+  }
+  printHeader(*plan);
+  printMemory(*plan);
+  printPrograms(*plan, all);
+  printKernels(*plan, all);
+  printBuffers(*plan, all);
+  return 0;
 }

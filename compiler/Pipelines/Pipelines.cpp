@@ -1,0 +1,24 @@
+//===- Pipelines.cpp - The named pass pipelines ---------------------------===//
+#include "Pipelines/Pipelines.h"
+
+#include "Graph/Transforms/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace dsflow {
+
+void buildTrainingPipeline(mlir::OpPassManager &pm,
+                           const TrainingPipelineOptions &) {
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(graph::createAutodiff());
+}
+
+void registerPipelines() {
+  mlir::PassPipelineRegistration<>(
+      "dsflow-training",
+      "The forward graph to a differentiated training step",
+      [](mlir::OpPassManager &pm) { buildTrainingPipeline(pm, {}); });
+}
+
+} // namespace dsflow

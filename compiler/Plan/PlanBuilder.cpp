@@ -1,0 +1,250 @@
+//===- PlanBuilder.cpp - Lower @train_step to a plan ----------------------===//
+//
+// Every op of @train_step becomes one kernel named after it ("graph.linear_wgrad"
+// -> "linear_wgrad") in program order; its attributes are copied. graph.param
+// and graph.input become buffers of their regions, not kernels. Each
+// graph.accumulate_grad adds its value into the parameter's GRADIENT buffer.
+// Activations are placed in one arena by liveness (MemoryPlanner).
+//
+//===----------------------------------------------------------------------===//
+#include "Plan/PlanBuilder.h"
+#include "Plan/MemoryPlanner.h"
+#include "Plan/SavedBuffers.h"
+#include "plan/PlanFile.h"
+
+#include "Graph/IR/GraphOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+using namespace mlir;
+
+namespace dsflow {
+namespace {
+
+constexpr int64_t kAlignment = 64;
+
+int64_t alignUp(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+
+std::optional<DType> dtypeOf(Type element) {
+  if (element.isF32())
+    return DTYPE_F32;
+  if (element.isF64())
+    return DTYPE_F64;
+  if (element.isBF16())
+    return DTYPE_BF16;
+  if (element.isInteger(32))
+    return DTYPE_I32;
+  return std::nullopt;
+}
+
+class Lowering {
+public:
+  Lowering(Plan &plan) : plan(plan) {}
+
+  LogicalResult run(func::FuncOp step);
+
+private:
+  /// A new buffer for a value of `type`; regions are laid out later.
+  FailureOr<int32_t> addBuffer(Location loc, const std::string &name,
+                               RankedTensorType type, BufferKind kind);
+  LogicalResult lowerOp(Operation *op);
+  void copyAttributes(Operation *op, Kernel &kernel);
+  void layOutRegions();
+
+  Plan &plan;
+  DenseMap<Value, int32_t> bufferOf;
+  DenseMap<Operation *, SmallVector<int32_t>> savedOf;
+  /// The gradient buffer of each parameter buffer.
+  DenseMap<int32_t, int32_t> gradientOf;
+  /// Per buffer: first and last kernel touching it.
+  std::vector<std::pair<int64_t, int64_t>> lifetimes;
+};
+
+FailureOr<int32_t> Lowering::addBuffer(Location loc, const std::string &name,
+                                       RankedTensorType type, BufferKind kind) {
+  std::optional<DType> dtype = dtypeOf(type.getElementType());
+  if (!dtype)
+    return emitError(loc) << "plan: unsupported element type "
+                          << type.getElementType();
+  Buffer &buffer = *plan.add_buffers();
+  buffer.set_name(name);
+  buffer.set_dtype(*dtype);
+  buffer.set_kind(kind);
+  for (int64_t d : type.getShape())
+    buffer.add_shape(d);
+  buffer.set_bytes(type.getNumElements() * dtypeBytes(*dtype));
+  lifetimes.emplace_back(-1, -1);
+  return plan.buffers_size() - 1;
+}
+
+void Lowering::copyAttributes(Operation *op, Kernel &kernel) {
+  for (NamedAttribute named : op->getAttrs()) {
+    mlir::Attribute value = named.getValue();
+    dsflow::Attribute out;
+    out.set_name(named.getName().str());
+    if (auto f = dyn_cast<FloatAttr>(value))
+      out.set_f64(f.getValueAsDouble());
+    else if (auto b = dyn_cast<BoolAttr>(value))
+      out.set_boolean(b.getValue());
+    else if (auto i = dyn_cast<IntegerAttr>(value))
+      out.set_i64(i.getInt());
+    else if (auto s = dyn_cast<StringAttr>(value))
+      out.set_str(s.str());
+    else
+      continue; // Segment sizes and the like: derivable from the operands.
+    *kernel.add_attributes() = out;
+  }
+}
+
+LogicalResult Lowering::lowerOp(Operation *op) {
+  Location loc = op->getLoc();
+  if (auto param = dyn_cast<graph::ParamOp>(op)) {
+    FailureOr<int32_t> b = addBuffer(loc, param.getName().str(),
+                                     param.getType(), PARAMETER);
+    if (failed(b))
+      return failure();
+    plan.mutable_buffers(*b)->set_no_grad(param.getNoGrad());
+    bufferOf[param] = *b;
+    return success();
+  }
+  if (auto input = dyn_cast<graph::InputOp>(op)) {
+    FailureOr<int32_t> b =
+        addBuffer(loc, input.getName().str(), input.getType(), INPUT);
+    if (failed(b))
+      return failure();
+    bufferOf[input] = *b;
+    return success();
+  }
+
+  int32_t index = plan.kernels_size();
+  Kernel kernel;
+  kernel.set_op(op->getName().stripDialect().str());
+  kernel.set_fusion_group(index);
+  kernel.set_weight_gradient(op->hasTrait<graph::OpTrait::WeightGradient>());
+  auto use = [&](int32_t buffer) {
+    auto &[first, last] = lifetimes[buffer];
+    if (first < 0)
+      first = index;
+    last = index;
+  };
+
+  if (auto acc = dyn_cast<graph::AccumulateGradOp>(op)) {
+    int32_t param = bufferOf.lookup(acc.getParam());
+    auto [it, inserted] = gradientOf.try_emplace(param, -1);
+    if (inserted) {
+      FailureOr<int32_t> g =
+          addBuffer(loc, plan.buffers(param).name(),
+                    cast<RankedTensorType>(acc.getGrad().getType()), GRADIENT);
+      if (failed(g))
+        return failure();
+      plan.mutable_buffers(*g)->set_gradient_of(param);
+      it->second = *g;
+    }
+    kernel.add_inputs(bufferOf.lookup(acc.getGrad()));
+    kernel.add_outputs(it->second);
+    kernel.set_accumulates(true);
+  } else {
+    for (Value operand : op->getOperands())
+      kernel.add_inputs(bufferOf.lookup(operand));
+    if (Operation *source = savedBuffersSource(op)) {
+      auto saved = savedOf.find(source);
+      if (saved == savedOf.end())
+        return op->emitOpError("plan: its forward op saved no buffers");
+      for (int32_t b : saved->second)
+        kernel.add_inputs(b);
+    }
+    for (auto [i, result] : llvm::enumerate(op->getResults())) {
+      FailureOr<int32_t> b = addBuffer(
+          loc, kernel.op() + "." + std::to_string(index) + "." + std::to_string(i),
+          cast<RankedTensorType>(result.getType()), ACTIVATION);
+      if (failed(b))
+        return failure();
+      bufferOf[result] = *b;
+      kernel.add_outputs(*b);
+    }
+    for (const SavedBuffer &s : savedBuffersOf(op)) {
+      FailureOr<int32_t> b = addBuffer(
+          loc, kernel.op() + "." + std::to_string(index) + "." + s.name, s.type,
+          ACTIVATION);
+      if (failed(b))
+        return failure();
+      savedOf[op].push_back(*b);
+      kernel.add_outputs(*b);
+    }
+  }
+  copyAttributes(op, kernel);
+  for (int32_t b : kernel.inputs())
+    use(b);
+  for (int32_t b : kernel.outputs())
+    use(b);
+  *plan.add_kernels() = std::move(kernel);
+  return success();
+}
+
+/// Parameters, gradients and inputs are packed one after the other in their
+/// regions; activations share the arena by liveness.
+void Lowering::layOutRegions() {
+  std::vector<Lifetime> arena;
+  std::vector<int32_t> arenaBuffers;
+  int64_t regionEnd[5] = {0, 0, 0, 0, 0};
+  for (int32_t i = 0; i < plan.buffers_size(); ++i) {
+    Buffer &b = *plan.mutable_buffers(i);
+    if (b.kind() == ACTIVATION) {
+      auto [first, last] = lifetimes[i];
+      arena.push_back({b.bytes(), first, last});
+      arenaBuffers.push_back(i);
+      continue;
+    }
+    b.set_offset(regionEnd[b.kind()]);
+    regionEnd[b.kind()] = alignUp(b.offset() + b.bytes());
+  }
+  int64_t arenaBytes = planArena(arena, kAlignment);
+  for (auto [lifetime, buffer] : llvm::zip(arena, arenaBuffers))
+    plan.mutable_buffers(buffer)->set_offset(lifetime.offset);
+  MemoryPlan &memory = *plan.mutable_memory();
+  memory.set_parameter_bytes(regionEnd[PARAMETER]);
+  memory.set_gradient_bytes(regionEnd[GRADIENT]);
+  memory.set_input_bytes(regionEnd[INPUT]);
+  memory.set_activation_bytes(arenaBytes);
+}
+
+LogicalResult Lowering::run(func::FuncOp step) {
+  Block &body = step.getBody().front();
+  for (Operation &op : body.without_terminator())
+    if (failed(lowerOp(&op)))
+      return failure();
+  // The losses stay live to the end of the step.
+  int64_t end = plan.kernels_size() - 1;
+  for (Value loss : body.getTerminator()->getOperands()) {
+    int32_t b = bufferOf.lookup(loss);
+    plan.add_losses(b);
+    lifetimes[b].second = end;
+  }
+  Program &program = *plan.add_programs();
+  program.set_role("single");
+  program.add_ranks(0);
+  for (int32_t k = 0; k < plan.kernels_size(); ++k)
+    program.add_kernels(k);
+  layOutRegions();
+  return success();
+}
+
+} // namespace
+
+std::optional<Plan> buildPlan(ModuleOp module, const ModelSpec &spec,
+                              const TrainingConfig &training) {
+  auto step = module.lookupSymbol<func::FuncOp>("train_step");
+  if (!step) {
+    module.emitError("plan: no @train_step (run dsflow-autodiff first)");
+    return std::nullopt;
+  }
+  Plan plan;
+  plan.set_format(kPlanFormatId);
+  *plan.mutable_model() = spec;
+  *plan.mutable_training() = training;
+  if (failed(Lowering(plan).run(step)))
+    return std::nullopt;
+  return plan;
+}
+
+} // namespace dsflow

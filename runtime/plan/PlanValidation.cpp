@@ -1,0 +1,136 @@
+//===- PlanValidation.cpp - Structural checks of a decoded plan -----------===//
+//
+// A plan is untrusted input: everything the executor indexes or sizes by is
+// checked here, so that the executor can trust indices and byte ranges.
+// Whether a kernel's operands fit its op is checked by the backend when it
+// binds the kernel.
+//
+//===----------------------------------------------------------------------===//
+#include "plan/PlanFile.h"
+
+namespace dsflow {
+
+int64_t dtypeBytes(DType dtype) {
+  switch (dtype) {
+  case DTYPE_F32:
+  case DTYPE_I32:
+    return 4;
+  case DTYPE_F64:
+    return 8;
+  case DTYPE_BF16:
+    return 2;
+  default:
+    return 0;
+  }
+}
+
+int64_t numElements(const Buffer &buffer) {
+  int64_t n = 1;
+  for (int64_t d : buffer.shape())
+    n *= d;
+  return n;
+}
+
+namespace {
+
+int64_t regionBytes(const MemoryPlan &memory, BufferKind kind) {
+  switch (kind) {
+  case PARAMETER:
+    return memory.parameter_bytes();
+  case GRADIENT:
+    return memory.gradient_bytes();
+  case INPUT:
+    return memory.input_bytes();
+  case ACTIVATION:
+    return memory.activation_bytes();
+  default:
+    return -1;
+  }
+}
+
+/// Formats "buffer 12 ('name')" for messages.
+std::string describe(const Plan &plan, int index) {
+  return "buffer " + std::to_string(index) + " ('" +
+         plan.buffers(index).name() + "')";
+}
+
+std::optional<std::string> checkBuffer(const Plan &plan, int index) {
+  const Buffer &b = plan.buffers(index);
+  if (dtypeBytes(b.dtype()) == 0)
+    return describe(plan, index) + " has no element type";
+  constexpr int64_t kMaxElements = int64_t(1) << 48;
+  int64_t n = 1;
+  for (int64_t d : b.shape()) {
+    if (d <= 0 || n > kMaxElements / d)
+      return describe(plan, index) + " has an invalid shape";
+    n *= d;
+  }
+  if (b.bytes() != n * dtypeBytes(b.dtype()))
+    return describe(plan, index) + " is " + std::to_string(b.bytes()) +
+           " bytes, its shape needs " + std::to_string(n * dtypeBytes(b.dtype()));
+  int64_t region = regionBytes(plan.memory(), b.kind());
+  if (region < 0)
+    return describe(plan, index) + " has no kind";
+  if (b.offset() < 0 || b.offset() > region - b.bytes())
+    return describe(plan, index) + " lies outside its region (offset " +
+           std::to_string(b.offset()) + ", " + std::to_string(b.bytes()) +
+           " bytes, region " + std::to_string(region) + ")";
+  if (b.kind() == GRADIENT &&
+      (b.gradient_of() < 0 || b.gradient_of() >= plan.buffers_size() ||
+       plan.buffers(b.gradient_of()).kind() != PARAMETER))
+    return describe(plan, index) + " is the gradient of no parameter";
+  return std::nullopt;
+}
+
+std::optional<std::string> checkKernel(const Plan &plan, int index) {
+  const Kernel &k = plan.kernels(index);
+  auto inRange = [&](int32_t buffer) {
+    return buffer >= 0 && buffer < plan.buffers_size();
+  };
+  for (int32_t b : k.inputs())
+    if (!inRange(b))
+      return "kernel " + std::to_string(index) + " (" + k.op() +
+             ") reads buffer " + std::to_string(b) + ", which does not exist";
+  for (int32_t b : k.outputs())
+    if (!inRange(b) || plan.buffers(b).kind() == PARAMETER ||
+        plan.buffers(b).kind() == INPUT)
+      return "kernel " + std::to_string(index) + " (" + k.op() +
+             ") writes buffer " + std::to_string(b) +
+             ", which does not exist or is read-only";
+  return std::nullopt;
+}
+
+} // namespace
+
+io::Status validatePlan(const Plan &plan, const std::string &source) {
+  if (plan.format() != kPlanFormatId)
+    return io::makeError(source, "format id '" + plan.format() +
+                                     "' is not '" + kPlanFormatId + "'");
+  const TrainingConfig &t = plan.training();
+  if (t.seq_len() <= 0 || t.micro_batch() <= 0 || t.micro_batches() <= 0)
+    return io::makeError(source, "training shape (sequence, micro-batch, "
+                                 "micro-batches) must be positive");
+  for (int i = 0; i < plan.buffers_size(); ++i)
+    if (std::optional<std::string> problem = checkBuffer(plan, i))
+      return io::makeError(source, *problem);
+  for (int i = 0; i < plan.kernels_size(); ++i)
+    if (std::optional<std::string> problem = checkKernel(plan, i))
+      return io::makeError(source, *problem);
+  if (plan.programs_size() == 0)
+    return io::makeError(source, "the plan has no program");
+  for (const Program &program : plan.programs())
+    for (int32_t k : program.kernels())
+      if (k < 0 || k >= plan.kernels_size())
+        return io::makeError(source, "program '" + program.role() +
+                                         "' runs kernel " + std::to_string(k) +
+                                         ", which does not exist");
+  if (plan.losses_size() == 0)
+    return io::makeError(source, "the plan names no loss");
+  for (int32_t b : plan.losses())
+    if (b < 0 || b >= plan.buffers_size() || numElements(plan.buffers(b)) != 1)
+      return io::makeError(source, "loss buffer " + std::to_string(b) +
+                                       " is not a scalar buffer");
+  return std::nullopt;
+}
+
+} // namespace dsflow
