@@ -320,7 +320,9 @@ template <typename T>
 
 /// rows [R, H]: the token copies grouped by expert 0..E-1, within an expert in
 /// increasing token order. counts[E]: rows per expert. rowSource[R]: the
-/// position t*k + j in `indices` that row r copies (token t = rowSource/k).
+/// position t*k + j in `indices` that row r copies (token t = rowSource/k);
+/// combine and both backwards take it and check that it is a permutation.
+/// Precondition: R = T*k fits in int32.
 template <typename T>
 [[nodiscard]] Status
 dispatchForward(const T *x, const int32_t *indices, T *rows, int32_t *counts,
@@ -362,7 +364,7 @@ expertFfnForward(const T *rows, const int32_t *counts, const T *const *gate,
                  int64_t inter);
 
 /// B-grad: drows += dG gate + dU up, where dA = dy down,
-/// dG = dA * up-act * silu'(G), dU = dA * silu(G).
+/// dG = dA * U * silu'(G), dU = dA * silu(G) (G, U: the saved buffers).
 template <typename T>
 [[nodiscard]] Status
 expertFfnBackwardB(const T *dy, const int32_t *counts, const T *const *gate,
