@@ -126,10 +126,13 @@ Status saveCheckpoint(const std::string &dir, int64_t step,
     return makeError(dir, "checkpoint step " + std::to_string(step) +
                               " is negative");
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  bool created = std::filesystem::create_directories(dir, ec);
   if (ec)
     return makeError(dir,
                      "cannot create checkpoint directory: " + ec.message());
+  if (created)
+    if (Status error = syncDirectory(parentDirectory(dir)))
+      return error;
   removeStaleTemporaries(dir);
 
   std::string name = checkpointDirName(step);

@@ -57,7 +57,15 @@ std::string joinPath(const std::string &dir, const std::string &name) {
   return dir + "/" + name;
 }
 
-std::string parentDirectory(const std::string &path) {
+/// `path` without trailing slashes ("/" stays "/").
+static std::string trimSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/')
+    path.pop_back();
+  return path;
+}
+
+std::string parentDirectory(const std::string &original) {
+  std::string path = trimSlashes(original);
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos)
     return ".";
@@ -66,7 +74,8 @@ std::string parentDirectory(const std::string &path) {
   return path.substr(0, slash);
 }
 
-std::string baseName(const std::string &path) {
+std::string baseName(const std::string &original) {
+  std::string path = trimSlashes(original);
   size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }

@@ -182,7 +182,7 @@ static Status checkOffsets(std::vector<TensorInfo> infos, uint64_t dataSize,
   return std::nullopt;
 }
 
-Expected<SafetensorsFile> SafetensorsFile::read(const std::string &path) {
+Expected<SafetensorsFile> SafetensorsFile::load(const std::string &path) {
   Expected<std::vector<uint8_t>> bytes = readWholeFile(path);
   if (!bytes)
     return bytes.error();

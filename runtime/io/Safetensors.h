@@ -54,7 +54,7 @@ struct TensorInfo {
 class SafetensorsFile {
 public:
   /// Reads and validates the file at `path`.
-  static Expected<SafetensorsFile> read(const std::string &path);
+  static Expected<SafetensorsFile> load(const std::string &path);
   /// Validates `bytes`; `sourceName` is the file name used in errors.
   static Expected<SafetensorsFile> parse(std::vector<uint8_t> bytes,
                                          const std::string &sourceName);

@@ -2,6 +2,7 @@
 #include "IoTestUtil.h"
 
 #include "io/AtomicFile.h"
+#include "io/FileUtil.h"
 #include "io/Fnv1a.h"
 
 namespace dsflow::io {
@@ -89,6 +90,18 @@ TEST(AtomicFile, TempNames) {
   EXPECT_TRUE(isAtomicTempName(".tmp-step-5-99"));
   EXPECT_FALSE(isAtomicTempName("latest"));
   EXPECT_FALSE(isAtomicTempName("step-5"));
+}
+
+TEST(FileUtil, PathParts) {
+  EXPECT_EQ(parentDirectory("a/b/c.txt"), "a/b");
+  EXPECT_EQ(parentDirectory("a/b/"), "a");
+  EXPECT_EQ(parentDirectory("c.txt"), ".");
+  EXPECT_EQ(parentDirectory("/c"), "/");
+  EXPECT_EQ(baseName("a/b/c.txt"), "c.txt");
+  EXPECT_EQ(baseName("a/b/"), "b");
+  EXPECT_EQ(joinPath("a/", "b"), "a/b");
+  EXPECT_EQ(joinPath("a", "b"), "a/b");
+  EXPECT_EQ(joinPath("", "b"), "b");
 }
 
 } // namespace

@@ -99,6 +99,15 @@ TEST(Checkpoint, LatestFollowsTheNewestSave) {
   expectStep(loadCheckpoint(dir.file("step-100")), 100);
 }
 
+TEST(Checkpoint, CreatesNestedDirectories) {
+  TempDir dir;
+  std::string ckpt = dir.file("runs/tiny/ckpt/");
+  EXPECT_IO_OK(save(ckpt, 0));
+  expectStep(loadLatestCheckpoint(ckpt), 0);
+  EXPECT_EQ(dir.list("runs/tiny/ckpt"),
+            (std::vector<std::string>{"latest", "step-0"}));
+}
+
 TEST(Checkpoint, NoCheckpointYet) {
   TempDir dir;
   EXPECT_IO_ERROR(loadLatestCheckpoint(dir.path()), "/latest: cannot open");

@@ -185,10 +185,10 @@ TEST(SafetensorsReader, MetadataMustMapStringsToStrings) {
 }
 
 TEST(SafetensorsReader, MissingFileOnDisk) {
-  EXPECT_IO_ERROR(SafetensorsFile::read("/nonexistent/x.safetensors"),
+  EXPECT_IO_ERROR(SafetensorsFile::load("/nonexistent/x.safetensors"),
                   "/nonexistent/x.safetensors: cannot open");
   test::TempDir dir;
-  EXPECT_IO_ERROR(SafetensorsFile::read(dir.path()), "not a regular file");
+  EXPECT_IO_ERROR(SafetensorsFile::load(dir.path()), "not a regular file");
 }
 
 } // namespace

@@ -45,7 +45,7 @@ TEST(SafetensorsRoundTrip, EveryWritableDType) {
                                  {{"format", "pt"}, {"note", "line one"}});
   EXPECT_IO_OK(error);
 
-  Expected<SafetensorsFile> file = SafetensorsFile::read(path);
+  Expected<SafetensorsFile> file = SafetensorsFile::load(path);
   ASSERT_TRUE(file) << file.error().message;
   EXPECT_EQ(file->tensors().size(), 6u);
   EXPECT_EQ(file->metadata().at("format"), "pt");
