@@ -1,26 +1,178 @@
-//===- dsflow-run.cpp - Executes a training plan on the CPU (or CUDA) backend ===//
+//===- dsflow-run.cpp - Execute a training plan ---------------------------===//
 //
-// The plan format lands with training (issue 3). Until then this tool accepts
-// --help and --version and refuses every plan with a clear message, so scripts that
-// call it fail loudly instead of silently doing nothing.
+// dsflow-run STEP.plan --data FILE --steps N [options]
+// Trains on the CPU backend: one progress line per logging interval, a
+// summary at the end, crash-safe checkpoints, and a clean stop (with a
+// checkpoint) on SIGINT or SIGTERM.
 //
 //===----------------------------------------------------------------------===//
+#include "exec/Executor.h"
+#include "plan/PlanFile.h"
+#include "train/Trainer.h"
+
+#include <atomic>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+
+using namespace dsflow;
+
+namespace {
+
+std::atomic<bool> stopRequested{false};
+void onSignal(int) { stopRequested = true; }
+
+const char *kUsage =
+    "usage: dsflow-run STEP.plan --data FILE --steps N [options]\n"
+    "  --data FILE             training text (bytes) or token file (.bin16/.bin32)\n"
+    "  --format F              auto|bytes|u16|u32 (default auto)\n"
+    "  --steps N               train until step N\n"
+    "  --val-fraction X        held-out fraction of the data (default 0.1)\n"
+    "  --log-interval N        a progress line every N steps (default 10)\n"
+    "  --eval-interval N       validation loss every N steps (default: at end)\n"
+    "  --eval-batches N        micro-batches per evaluation (default 8)\n"
+    "  --checkpoint-dir DIR    save checkpoints there (at the end, on a signal)\n"
+    "  --checkpoint-interval N also every N steps\n"
+    "  --resume                continue from DIR's latest checkpoint\n"
+    "  --loss-log FILE         per-step losses as CSV\n"
+    "  --init-std X            std of the initial weights (default 0.02)\n"
+    "  --print-memory          report the measured activation peak\n";
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+/// Parses a whole-string integer.
+bool parseInt(const char *text, int64_t &out) {
+  char *end = nullptr;
+  long long v = std::strtoll(text, &end, 10);
+  if (!*text || *end)
+    return false;
+  out = v;
+  return true;
+}
+bool parseDouble(const char *text, double &out) {
+  char *end = nullptr;
+  out = std::strtod(text, &end);
+  return *text && !*end;
+}
+
+} // namespace
 
 int main(int argc, char **argv) {
-  const char *usage = "usage: dsflow-run STEP.plan --data FILE --steps N\n";
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(usage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
   }
-  if (!std::strcmp(argv[1], "--version")) {
-    std::puts("dsflow-run 0.1 (no plan format yet)");
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, stdout);
     return 0;
   }
-  std::fprintf(stderr,
-               "dsflow-run: error: %s: plans are not supported yet: this build "
-               "has no plan format (it comes with CPU training)\n",
-               argv[1]);
-  return 2;
+  std::string planPath;
+  train::TrainOptions options;
+  options.steps = -1;
+  bool printMemory = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char *&out) {
+      if (i + 1 >= argc)
+        return false;
+      out = argv[++i];
+      return true;
+    };
+    const char *v = nullptr;
+    bool ok = true;
+    if (arg == "--data") {
+      ok = value(v) && (options.dataPath = v, true);
+    } else if (arg == "--format") {
+      std::optional<io::TokenFormat> f;
+      ok = value(v) && (f = io::parseTokenFormat(v)).has_value();
+      if (ok)
+        options.format = *f;
+    } else if (arg == "--steps") {
+      ok = value(v) && parseInt(v, options.steps) && options.steps > 0;
+    } else if (arg == "--val-fraction") {
+      ok = value(v) && parseDouble(v, options.valFraction) &&
+           options.valFraction >= 0 && options.valFraction < 1;
+    } else if (arg == "--log-interval") {
+      ok = value(v) && parseInt(v, options.logInterval) &&
+           options.logInterval > 0;
+    } else if (arg == "--eval-interval") {
+      ok = value(v) && parseInt(v, options.evalInterval) &&
+           options.evalInterval >= 0;
+    } else if (arg == "--eval-batches") {
+      ok = value(v) && parseInt(v, options.evalBatches) &&
+           options.evalBatches > 0;
+    } else if (arg == "--checkpoint-dir") {
+      ok = value(v) && (options.checkpointDir = v, true);
+    } else if (arg == "--checkpoint-interval") {
+      ok = value(v) && parseInt(v, options.checkpointInterval) &&
+           options.checkpointInterval >= 0;
+    } else if (arg == "--resume") {
+      options.resume = true;
+    } else if (arg == "--loss-log") {
+      ok = value(v) && (options.lossLog = v, true);
+    } else if (arg == "--init-std") {
+      ok = value(v) && parseDouble(v, options.initStd) && options.initStd > 0;
+    } else if (arg == "--print-memory") {
+      printMemory = true;
+    } else if (arg[0] != '-' && planPath.empty()) {
+      planPath = arg;
+    } else {
+      return fail("unknown argument '" + arg + "' (see --help)");
+    }
+    if (!ok)
+      return fail("bad or missing value for " + arg + (v ? std::string(" '") + v + "'" : ""));
+  }
+  if (planPath.empty())
+    return fail("no plan given (see --help)");
+  if (options.dataPath.empty())
+    return fail("--data is required");
+  if (options.steps <= 0)
+    return fail("--steps is required");
+  if (options.resume && options.checkpointDir.empty())
+    return fail("--resume needs --checkpoint-dir");
+
+  io::Expected<Plan> plan = readPlanFile(planPath);
+  if (!plan)
+    return fail(plan.error().message);
+  io::Expected<std::unique_ptr<exec::Executor>> executor =
+      exec::Executor::create(*plan, planPath);
+  if (!executor)
+    return fail(executor.error().message);
+  io::Expected<std::unique_ptr<train::Trainer>> trainer =
+      train::Trainer::create(**executor, options);
+  if (!trainer)
+    return fail(trainer.error().message);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  const TrainingConfig &t = plan->training();
+  std::printf("dsflow-run: %s, %lld x %lld x %lld tokens a step, data %s\n",
+              plan->model().name().c_str(), (long long)t.micro_batches(),
+              (long long)t.micro_batch(), (long long)t.seq_len(),
+              options.dataPath.c_str());
+  std::fflush(stdout);
+  io::Expected<train::TrainSummary> summary = (*trainer)->run(stopRequested, stdout);
+  if (!summary)
+    return fail(summary.error().message);
+  const train::TrainSummary &s = *summary;
+  std::printf("%s after step %lld: loss %.4f (LM %.4f)%s; %lld tokens in %.1f s "
+              "(%.0f tok/s)%s\n",
+              s.interrupted ? "interrupted" : "done", (long long)s.lastStep,
+              s.finalLoss, s.finalLmLoss,
+              s.finalValLoss ? (", validation " + std::to_string(*s.finalValLoss)).c_str() : "",
+              (long long)s.tokens, s.seconds,
+              s.tokens / std::max(s.seconds, 1e-9),
+              options.checkpointDir.empty()
+                  ? ""
+                  : ("; checkpoint in " + options.checkpointDir).c_str());
+  if (printMemory)
+    std::printf("activation arena: measured peak %lld bytes, planned %lld bytes\n",
+                (long long)(*executor)->activationHighWater(),
+                (long long)plan->memory().activation_bytes());
+  return s.interrupted ? 130 : 0;
 }

@@ -1,0 +1,84 @@
+//===- Executor.cpp - Runs a plan's program on the CPU backend ------------===//
+#include "exec/Executor.h"
+
+#include <cstring>
+
+namespace dsflow::exec {
+
+template <typename T>
+io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
+                                     Memory &memory) {
+  BindContext<T> context(plan, index, memory);
+  const std::string &op = plan.kernels(index).op();
+  Binder<T> binder = denseBinder<T>(op);
+  if (!binder)
+    binder = moeBinder<T>(op);
+  if (!binder)
+    return io::makeError(context.where,
+                         "the CPU backend has no kernel '" + op + "'");
+  return binder(context);
+}
+
+io::Expected<std::unique_ptr<Executor>> Executor::create(const Plan &plan,
+                                                         const std::string &source) {
+  std::unique_ptr<Executor> e(new Executor(plan));
+  e->source = source;
+  const Plan &p = e->planCopy;
+  bool hasF32 = false, hasF64 = false;
+  for (int32_t i = 0; i < p.buffers_size(); ++i) {
+    const Buffer &b = p.buffers(i);
+    hasF32 |= b.dtype() == DTYPE_F32;
+    hasF64 |= b.dtype() == DTYPE_F64;
+    if (b.dtype() == DTYPE_BF16)
+      return io::makeError(source, "the CPU backend runs FP32 plans; '" +
+                                       b.name() +
+                                       "' is BF16 (compile with --precision=fp32)");
+    if (b.kind() == INPUT && b.name() == "tokens")
+      e->tokenBuffer = i;
+  }
+  if (hasF32 && hasF64)
+    return io::makeError(source, "the plan mixes FP32 and FP64 buffers");
+  if (e->tokenBuffer < 0 || p.buffers(e->tokenBuffer).dtype() != DTYPE_I32)
+    return io::makeError(source, "the plan has no int32 'tokens' input");
+  e->useDouble = hasF64;
+  e->mem = std::make_unique<Memory>(e->planCopy);
+  for (int32_t k : p.programs(0).kernels()) {
+    io::Expected<BoundKernel> bound =
+        e->useDouble ? bindKernel<double>(p, k, *e->mem)
+                     : bindKernel<float>(p, k, *e->mem);
+    if (!bound)
+      return io::makeError(source, bound.error().message);
+    e->steps.push_back({k, std::move(*bound)});
+  }
+  return e;
+}
+
+io::Status Executor::runMicroBatch() {
+  for (Step &step : steps) {
+    const Kernel &kernel = planCopy.kernels(step.kernel);
+    // Backward kernels add into their outputs: every non-accumulating kernel
+    // starts from zeros (forward kernels overwrite them anyway).
+    for (int32_t b : kernel.outputs()) {
+      mem->touch(b);
+      if (!kernel.accumulates())
+        std::memset(mem->data(b), 0,
+                    static_cast<size_t>(planCopy.buffers(b).bytes()));
+    }
+    for (int32_t b : kernel.inputs())
+      mem->touch(b);
+    cpu::Status status = step.run();
+    if (status != cpu::Status::Ok)
+      return io::makeError(source, "kernel " + std::to_string(step.kernel) +
+                                       " (" + kernel.op() +
+                                       "): " + cpu::toString(status));
+  }
+  return std::nullopt;
+}
+
+double Executor::loss(int i) const {
+  const std::byte *data = mem->data(planCopy.losses(i));
+  return useDouble ? *reinterpret_cast<const double *>(data)
+                   : *reinterpret_cast<const float *>(data);
+}
+
+} // namespace dsflow::exec

@@ -1,0 +1,62 @@
+//===- Executor.h - Runs a plan's program on the CPU backend ----*- C++ -*-===//
+//
+// Owns the plan's memory and its bound kernels. One call of runMicroBatch()
+// executes the program once: forward, backward, and the accumulation of every
+// parameter gradient into its GRADIENT buffer. The optimizer (train/) reads
+// parameters and gradients through the accessors.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_EXEC_EXECUTOR_H
+#define DSFLOW_RUNTIME_EXEC_EXECUTOR_H
+
+#include "exec/KernelBinding.h"
+#include "exec/Memory.h"
+
+#include <memory>
+#include <vector>
+
+namespace dsflow::exec {
+
+class Executor {
+public:
+  /// Binds every kernel of the plan's first program. Plans whose float buffers
+  /// are not all F32 (or all F64) are refused: the CPU backend computes in one
+  /// precision.
+  static io::Expected<std::unique_ptr<Executor>> create(const Plan &plan,
+                                                        const std::string &source);
+
+  /// Executes the program once on the tokens in the input buffer.
+  io::Status runMicroBatch();
+
+  const Plan &plan() const { return planCopy; }
+  Memory &memory() { return *mem; }
+  bool isDouble() const { return useDouble; }
+
+  /// The token input [micro_batch, seq_len + mtp_depth + 1].
+  int32_t *tokens() { return reinterpret_cast<int32_t *>(mem->data(tokenBuffer)); }
+  int64_t tokenCount() const { return numElements(planCopy.buffers(tokenBuffer)); }
+
+  /// The value of loss `i` (total, LM, MTP) after the last micro-batch.
+  double loss(int i) const;
+
+  /// The measured peak of the activation arena (bytes touched).
+  int64_t activationHighWater() const { return mem->activationHighWater(); }
+
+private:
+  struct Step {
+    int32_t kernel;
+    BoundKernel run;
+  };
+  Executor(const Plan &plan) : planCopy(plan) {}
+
+  Plan planCopy;
+  std::unique_ptr<Memory> mem;
+  std::vector<Step> steps;
+  int32_t tokenBuffer = -1;
+  bool useDouble = false;
+  std::string source;
+};
+
+} // namespace dsflow::exec
+
+#endif // DSFLOW_RUNTIME_EXEC_EXECUTOR_H

@@ -1,0 +1,127 @@
+//===- KernelBinding.h - Plan kernels bound to CPU kernels ------*- C++ -*-===//
+//
+// Binding turns one plan kernel into a closure over typed pointers and sizes.
+// A binder checks everything its CPU kernel relies on: operand counts, element
+// types and that the buffers' element counts fit together, so that no plan,
+// however corrupted, makes a kernel read or write outside its buffers. Data
+// (token ids, expert indices) is checked by the kernels themselves at run time.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_EXEC_KERNELBINDING_H
+#define DSFLOW_RUNTIME_EXEC_KERNELBINDING_H
+
+#include "exec/Memory.h"
+#include "io/Status.h"
+#include "plan/PlanFile.h"
+#include "runtime/backends/cpu/Kernels.h"
+
+#include <functional>
+#include <string>
+
+namespace dsflow::exec {
+
+/// A bound kernel: runs it, returning its status.
+using BoundKernel = std::function<cpu::Status()>;
+
+/// What a binder sees of its kernel, with checked accessors. T is the float
+/// element type of the plan.
+template <typename T> class BindContext {
+public:
+  BindContext(const Plan &plan, int32_t index, Memory &memory)
+      : plan(plan), kernel(plan.kernels(index)), memory(memory),
+        where("kernel " + std::to_string(index) + " (" + kernel.op() + ")") {}
+
+  int numInputs() const { return kernel.inputs_size(); }
+  int numOutputs() const { return kernel.outputs_size(); }
+
+  const Buffer &input(int i) const { return plan.buffers(kernel.inputs(i)); }
+  const Buffer &output(int i) const { return plan.buffers(kernel.outputs(i)); }
+  int64_t inputSize(int i) const { return numElements(input(i)); }
+  int64_t outputSize(int i) const { return numElements(output(i)); }
+  /// The last dimension of input i (1 for a scalar).
+  int64_t inputLast(int i) const {
+    return input(i).shape_size() ? input(i).shape(input(i).shape_size() - 1) : 1;
+  }
+  int64_t inputDim(int i, int d) const {
+    return d < input(i).shape_size() ? input(i).shape(d) : 0;
+  }
+
+  /// Typed pointers; each records a type error when the dtype does not fit.
+  const T *in(int i) { return typed<T>(kernel.inputs(i), floatType()); }
+  T *out(int i) { return typed<T>(kernel.outputs(i), floatType()); }
+  const int32_t *inIds(int i) { return typed<int32_t>(kernel.inputs(i), DTYPE_I32); }
+  int32_t *outIds(int i) { return typed<int32_t>(kernel.outputs(i), DTYPE_I32); }
+
+  /// Attributes; a missing one records an error.
+  double f64(const std::string &name) { return attr(name).f64(); }
+  int64_t i64(const std::string &name) { return attr(name).i64(); }
+  std::string str(const std::string &name) { return attr(name).str(); }
+  bool boolean(const std::string &name) { return attr(name).boolean(); }
+  bool has(const std::string &name) const { return find(name) != nullptr; }
+
+  /// Records `message` unless `ok` (the first problem wins).
+  bool check(bool ok, const std::string &message) {
+    if (!ok && problem.empty())
+      problem = message;
+    return ok;
+  }
+  bool arity(int inputs, int outputs) {
+    return check(numInputs() == inputs && numOutputs() == outputs,
+                 "expects " + std::to_string(inputs) + " inputs and " +
+                     std::to_string(outputs) + " outputs, has " +
+                     std::to_string(numInputs()) + " and " +
+                     std::to_string(numOutputs()));
+  }
+  /// The binding's result: `kernel` unless a check failed.
+  io::Expected<BoundKernel> finish(BoundKernel bound) {
+    if (!problem.empty())
+      return io::makeError(where, problem);
+    return bound;
+  }
+
+  const Plan &plan;
+  const Kernel &kernel;
+  Memory &memory;
+  const std::string where;
+
+private:
+  static constexpr DType floatType() {
+    return sizeof(T) == 8 ? DTYPE_F64 : DTYPE_F32;
+  }
+  template <typename U> U *typed(int32_t buffer, DType expected) {
+    check(plan.buffers(buffer).dtype() == expected,
+          "buffer '" + plan.buffers(buffer).name() + "' has the wrong element type");
+    return reinterpret_cast<U *>(memory.data(buffer));
+  }
+  const Attribute *find(const std::string &name) const {
+    for (const Attribute &a : kernel.attributes())
+      if (a.name() == name)
+        return &a;
+    return nullptr;
+  }
+  const Attribute &attr(const std::string &name) {
+    static const Attribute empty;
+    const Attribute *a = find(name);
+    check(a != nullptr, "missing attribute '" + name + "'");
+    return a ? *a : empty;
+  }
+
+  std::string problem;
+};
+
+template <typename T>
+using Binder = io::Expected<BoundKernel> (*)(BindContext<T> &);
+
+/// Binders of the dense ops (BindDense.cpp) and of MoE/MTP/loss ops
+/// (BindMoe.cpp); null when `op` is not theirs.
+template <typename T> Binder<T> denseBinder(const std::string &op);
+template <typename T> Binder<T> moeBinder(const std::string &op);
+
+/// Binds kernel `index` of the plan to the CPU backend.
+template <typename T>
+io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
+                                     Memory &memory);
+
+} // namespace dsflow::exec
+
+#endif // DSFLOW_RUNTIME_EXEC_KERNELBINDING_H

@@ -1,0 +1,57 @@
+//===- Memory.cpp - The regions a plan's buffers live in ------------------===//
+#include "exec/Memory.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dsflow::exec {
+
+namespace {
+/// Regions are 64-byte aligned and zero-initialised.
+std::unique_ptr<std::byte[]> allocate(int64_t bytes) {
+  size_t size = static_cast<size_t>(std::max<int64_t>(bytes, 64));
+  return std::unique_ptr<std::byte[]>(new (std::align_val_t(64)) std::byte[size]());
+}
+} // namespace
+
+Memory::Memory(const Plan &plan) : planRef(plan) {
+  const MemoryPlan &m = plan.memory();
+  parameters = {allocate(m.parameter_bytes()), m.parameter_bytes()};
+  gradients = {allocate(m.gradient_bytes()), m.gradient_bytes()};
+  inputs = {allocate(m.input_bytes()), m.input_bytes()};
+  activations = {allocate(m.activation_bytes()), m.activation_bytes()};
+}
+
+Memory::Region &Memory::regionOf(BufferKind kind) {
+  return const_cast<Region &>(std::as_const(*this).regionOf(kind));
+}
+
+const Memory::Region &Memory::regionOf(BufferKind kind) const {
+  switch (kind) {
+  case PARAMETER:
+    return parameters;
+  case GRADIENT:
+    return gradients;
+  case INPUT:
+    return inputs;
+  default:
+    return activations;
+  }
+}
+
+std::byte *Memory::data(int32_t index) const {
+  const Buffer &b = planRef.buffers(index);
+  return regionOf(b.kind()).bytes.get() + b.offset();
+}
+
+void Memory::touch(int32_t index) {
+  const Buffer &b = planRef.buffers(index);
+  if (b.kind() == ACTIVATION)
+    highWater = std::max(highWater, b.offset() + b.bytes());
+}
+
+void Memory::zeroGradients() {
+  std::memset(gradients.bytes.get(), 0, static_cast<size_t>(gradients.size));
+}
+
+} // namespace dsflow::exec

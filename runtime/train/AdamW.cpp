@@ -1,0 +1,118 @@
+//===- AdamW.cpp - The optimizer, with optional BF16 moments --------------===//
+#include "plan/PlanFile.h"
+#include "train/AdamW.h"
+
+#include "io/BFloat16.h"
+
+#include <cmath>
+
+namespace dsflow::train {
+
+AdamW::AdamW(const Plan &plan, bool bf16Moments)
+    : plan(plan), config(plan.training()), bf16(bf16Moments) {
+  for (int32_t g = 0; g < plan.buffers_size(); ++g) {
+    const Buffer &grad = plan.buffers(g);
+    if (grad.kind() != GRADIENT)
+      continue;
+    const Buffer &param = plan.buffers(grad.gradient_of());
+    Slot slot{grad.gradient_of(), g, numElements(param),
+              param.shape_size() >= 2, param.name(), {}, {}, {}, {}};
+    if (bf16) {
+      slot.m16.assign(slot.size, io::BF16{0});
+      slot.v16.assign(slot.size, io::BF16{0});
+    } else {
+      slot.m.assign(slot.size, 0.0f);
+      slot.v.assign(slot.size, 0.0f);
+    }
+    slots.push_back(std::move(slot));
+  }
+}
+
+double AdamW::gradientNorm(exec::Memory &memory, double gradScale) const {
+  double sum = 0;
+  for (const Slot &s : slots) {
+    const auto *g = reinterpret_cast<const float *>(memory.data(s.grad));
+    for (int64_t i = 0; i < s.size; ++i)
+      sum += double(g[i]) * double(g[i]);
+  }
+  return std::sqrt(sum) * gradScale;
+}
+
+void AdamW::step(exec::Memory &memory, double lr, double gradScale) {
+  ++stepCount;
+  stepTensor[0] = stepCount;
+  const float beta1 = float(config.beta1()), beta2 = float(config.beta2());
+  const float eps = float(config.epsilon());
+  const double correction1 = 1.0 - std::pow(config.beta1(), double(stepCount));
+  const double correction2 = 1.0 - std::pow(config.beta2(), double(stepCount));
+  const float stepSize = float(lr / correction1);
+  const float sqrtCorrection2 = float(std::sqrt(correction2));
+  for (Slot &s : slots) {
+    auto *p = reinterpret_cast<float *>(memory.data(s.param));
+    const auto *g = reinterpret_cast<const float *>(memory.data(s.grad));
+    const float decay = s.decay ? float(1.0 - lr * config.weight_decay()) : 1.0f;
+    for (int64_t i = 0; i < s.size; ++i) {
+      float grad = float(g[i] * gradScale);
+      float m = bf16 ? io::bf16ToFloat(s.m16[i]) : s.m[i];
+      float v = bf16 ? io::bf16ToFloat(s.v16[i]) : s.v[i];
+      m = beta1 * m + (1.0f - beta1) * grad;
+      v = beta2 * v + (1.0f - beta2) * grad * grad;
+      if (bf16) {
+        s.m16[i] = io::floatToBf16(m);
+        s.v16[i] = io::floatToBf16(v);
+      } else {
+        s.m[i] = m;
+        s.v[i] = v;
+      }
+      float denom = std::sqrt(v) / sqrtCorrection2 + eps;
+      p[i] = p[i] * decay - stepSize * m / denom;
+    }
+  }
+}
+
+std::vector<io::TensorRef> AdamW::stateTensors() const {
+  std::vector<io::TensorRef> tensors;
+  for (const Slot &s : slots) {
+    io::Shape shape(plan.buffers(s.param).shape().begin(),
+                    plan.buffers(s.param).shape().end());
+    if (bf16) {
+      tensors.push_back(io::TensorRef::of(s.name + ".exp_avg", shape, s.m16));
+      tensors.push_back(io::TensorRef::of(s.name + ".exp_avg_sq", shape, s.v16));
+    } else {
+      tensors.push_back(io::TensorRef::of(s.name + ".exp_avg", shape, s.m));
+      tensors.push_back(io::TensorRef::of(s.name + ".exp_avg_sq", shape, s.v));
+    }
+  }
+  tensors.push_back(io::TensorRef::of("optimizer.step", {1}, stepTensor));
+  return tensors;
+}
+
+io::Status AdamW::loadState(const io::SafetensorsFile &file) {
+  io::Expected<std::vector<int64_t>> step = file.read<int64_t>("optimizer.step", {1});
+  if (!step)
+    return step.error();
+  for (Slot &s : slots) {
+    io::Shape shape(plan.buffers(s.param).shape().begin(),
+                    plan.buffers(s.param).shape().end());
+    if (bf16) {
+      auto m = file.read<io::BF16>(s.name + ".exp_avg", shape);
+      auto v = file.read<io::BF16>(s.name + ".exp_avg_sq", shape);
+      if (!m || !v)
+        return m ? v.error() : m.error();
+      s.m16 = std::move(*m);
+      s.v16 = std::move(*v);
+    } else {
+      auto m = file.read<float>(s.name + ".exp_avg", shape);
+      auto v = file.read<float>(s.name + ".exp_avg_sq", shape);
+      if (!m || !v)
+        return m ? v.error() : m.error();
+      s.m = std::move(*m);
+      s.v = std::move(*v);
+    }
+  }
+  stepCount = (*step)[0];
+  stepTensor[0] = stepCount;
+  return std::nullopt;
+}
+
+} // namespace dsflow::train

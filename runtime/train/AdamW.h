@@ -1,0 +1,58 @@
+//===- AdamW.h - The optimizer, with optional BF16 moments ------*- C++ -*-===//
+//
+// AdamW as PyTorch defines it (decoupled weight decay, bias-corrected moments),
+// over the FP32 master parameters of a plan. Moments are kept in FP32 or, as
+// DeepSeek-V3 did, in BF16 (each update computes in FP32 and rounds back).
+// Weight decay applies to matrices only, not to RMSNorm weights.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_TRAIN_ADAMW_H
+#define DSFLOW_RUNTIME_TRAIN_ADAMW_H
+
+#include "exec/Memory.h"
+#include "io/Checkpoint.h"
+#include "io/DType.h"
+
+#include <vector>
+
+namespace dsflow::train {
+
+class AdamW {
+public:
+  AdamW(const Plan &plan, bool bf16Moments);
+
+  /// The global L2 norm of the gradients times `gradScale`.
+  double gradientNorm(exec::Memory &memory, double gradScale) const;
+
+  /// One update: gradients are multiplied by `gradScale` (1/micro-batches and
+  /// clipping) before use.
+  void step(exec::Memory &memory, double lr, double gradScale);
+
+  int64_t steps() const { return stepCount; }
+
+  /// The state as checkpoint tensors ("<param>.exp_avg", "<param>.exp_avg_sq",
+  /// "optimizer.step"); they point into this object.
+  std::vector<io::TensorRef> stateTensors() const;
+  /// Restores the state from a checkpoint's optimizer file.
+  io::Status loadState(const io::SafetensorsFile &file);
+
+private:
+  struct Slot {
+    int32_t param, grad;
+    int64_t size;
+    bool decay;
+    std::string name;
+    std::vector<float> m, v;          // FP32 moments
+    std::vector<io::BF16> m16, v16;   // BF16 moments
+  };
+  const Plan &plan;
+  const TrainingConfig &config;
+  bool bf16;
+  std::vector<Slot> slots;
+  int64_t stepCount = 0;
+  std::vector<int64_t> stepTensor = {0};
+};
+
+} // namespace dsflow::train
+
+#endif // DSFLOW_RUNTIME_TRAIN_ADAMW_H

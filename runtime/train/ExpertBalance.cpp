@@ -1,0 +1,57 @@
+//===- ExpertBalance.cpp - Auxiliary-loss-free load balancing -------------===//
+#include "plan/PlanFile.h"
+#include "train/ExpertBalance.h"
+
+#include <algorithm>
+
+namespace dsflow::train {
+
+ExpertBalance::ExpertBalance(const Plan &plan) {
+  for (const Kernel &dispatch : plan.kernels()) {
+    if (dispatch.op() != "dispatch" || dispatch.inputs_size() < 2 ||
+        dispatch.outputs_size() < 2)
+      continue;
+    int32_t indices = dispatch.inputs(1);
+    for (const Kernel &gate : plan.kernels())
+      if (gate.op() == "moe_gate" && gate.outputs_size() >= 2 &&
+          gate.outputs(1) == indices && gate.inputs_size() >= 3) {
+        int32_t counts = dispatch.outputs(1);
+        layers.push_back(
+            {counts, gate.inputs(2),
+             std::vector<int64_t>(numElements(plan.buffers(counts)), 0)});
+        break;
+      }
+  }
+}
+
+void ExpertBalance::accumulate(exec::Memory &memory) {
+  for (Layer &layer : layers) {
+    const auto *counts = reinterpret_cast<const int32_t *>(memory.data(layer.counts));
+    for (size_t e = 0; e < layer.load.size(); ++e)
+      layer.load[e] += counts[e];
+  }
+}
+
+void ExpertBalance::updateBiases(exec::Memory &memory, double gamma) {
+  last.clear();
+  lastImbalance = 1.0;
+  for (Layer &layer : layers) {
+    int64_t total = 0, most = 0;
+    for (int64_t l : layer.load) {
+      total += l;
+      most = std::max(most, l);
+    }
+    double mean = double(total) / double(layer.load.size());
+    if (mean > 0)
+      lastImbalance = std::max(lastImbalance, double(most) / mean);
+    auto *bias = reinterpret_cast<float *>(memory.data(layer.bias));
+    for (size_t e = 0; e < layer.load.size(); ++e) {
+      double diff = mean - double(layer.load[e]);
+      bias[e] += static_cast<float>(gamma * ((diff > 0) - (diff < 0)));
+    }
+    last.push_back(layer.load);
+    std::fill(layer.load.begin(), layer.load.end(), 0);
+  }
+}
+
+} // namespace dsflow::train

@@ -1,0 +1,47 @@
+//===- ExpertBalance.h - Auxiliary-loss-free load balancing -----*- C++ -*-===//
+//
+// DeepSeek-V3's balancing: after every step, each MoE layer's router bias moves
+// by gamma * sign(mean load - expert load), where an expert's load is the number
+// of tokens routed to it during the step. The bias only steers selection (the
+// moe_gate kernel adds it to the scores it ranks, not to the combine weights).
+// The layers are found in the plan: each dispatch kernel's counts output, and
+// the bias input of the moe_gate kernel producing that dispatch's indices.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_TRAIN_EXPERTBALANCE_H
+#define DSFLOW_RUNTIME_TRAIN_EXPERTBALANCE_H
+
+#include "exec/Memory.h"
+
+#include <vector>
+
+namespace dsflow::train {
+
+class ExpertBalance {
+public:
+  explicit ExpertBalance(const Plan &plan);
+
+  int numLayers() const { return static_cast<int>(layers.size()); }
+
+  /// Adds the expert counts of the micro-batch just run.
+  void accumulate(exec::Memory &memory);
+  /// Moves the biases by gamma * sign(mean - load) and starts a new step.
+  void updateBiases(exec::Memory &memory, double gamma);
+  /// max/mean expert load of the last completed step, worst layer (1 = even).
+  double imbalance() const { return lastImbalance; }
+  /// Per layer, per expert token counts of the last completed step.
+  const std::vector<std::vector<int64_t>> &lastLoads() const { return last; }
+
+private:
+  struct Layer {
+    int32_t counts, bias;
+    std::vector<int64_t> load;
+  };
+  std::vector<Layer> layers;
+  std::vector<std::vector<int64_t>> last;
+  double lastImbalance = 1.0;
+};
+
+} // namespace dsflow::train
+
+#endif // DSFLOW_RUNTIME_TRAIN_EXPERTBALANCE_H

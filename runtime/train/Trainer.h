@@ -1,0 +1,83 @@
+//===- Trainer.h - The training loop ----------------------------*- C++ -*-===//
+//
+// Drives an Executor through optimizer steps: samples micro-batches, runs the
+// program, clips and applies AdamW, moves the router biases, evaluates on the
+// held-out split, logs progress, and saves crash-safe checkpoints (and on
+// SIGINT/SIGTERM). Resuming from a checkpoint continues bitwise identically.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_TRAIN_TRAINER_H
+#define DSFLOW_RUNTIME_TRAIN_TRAINER_H
+
+#include "exec/Executor.h"
+#include "io/BatchSampler.h"
+#include "io/TokenData.h"
+#include "train/AdamW.h"
+#include "train/ExpertBalance.h"
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+namespace dsflow::train {
+
+struct TrainOptions {
+  std::string dataPath;
+  io::TokenFormat format = io::TokenFormat::Auto;
+  double valFraction = 0.1;
+  int64_t steps = 100;
+  int64_t logInterval = 10;
+  /// Evaluate every N steps (0: only at the end).
+  int64_t evalInterval = 0;
+  int64_t evalBatches = 8;
+  std::string checkpointDir;
+  /// Save every N steps (0: only at the end and on a signal).
+  int64_t checkpointInterval = 0;
+  bool resume = false;
+  double initStd = 0.02;
+  /// A CSV of per-step losses, when set.
+  std::string lossLog;
+};
+
+/// What a finished (or interrupted) run did.
+struct TrainSummary {
+  int64_t firstStep = 0, lastStep = 0;
+  double finalLoss = 0, finalLmLoss = 0;
+  std::optional<double> finalValLoss;
+  int64_t tokens = 0;
+  double seconds = 0;
+  bool interrupted = false;
+};
+
+class Trainer {
+public:
+  static io::Expected<std::unique_ptr<Trainer>> create(exec::Executor &executor,
+                                                       const TrainOptions &options);
+
+  /// Trains until options.steps or until `stop` becomes true; writes progress
+  /// lines to `log`.
+  io::Expected<TrainSummary> run(const std::atomic<bool> &stop, std::FILE *log);
+
+private:
+  Trainer(exec::Executor &executor, const TrainOptions &options);
+  io::Status resumeFrom(const io::Checkpoint &checkpoint);
+  io::Status saveCheckpoint(int64_t step);
+  io::Status trainStep(int64_t step, double &loss, double &lmLoss,
+                       double &mtpLoss);
+  io::Expected<double> evaluate();
+
+  exec::Executor &executor;
+  TrainOptions options;
+  std::unique_ptr<io::TokenData> data;
+  io::DataSplit split;
+  std::unique_ptr<io::BatchSampler> sampler;
+  AdamW optimizer;
+  ExpertBalance balance;
+  int64_t startStep = 0;
+  std::vector<int32_t> batch;
+};
+
+} // namespace dsflow::train
+
+#endif // DSFLOW_RUNTIME_TRAIN_TRAINER_H
