@@ -12,7 +12,7 @@ packages=(
   libopenblas-dev
   nlohmann-json3-dev
   zlib1g-dev libzstd-dev
-  python3
+  python3 python3-torch python3-numpy
 )
 
 missing=()

@@ -31,6 +31,8 @@ public:
   double imbalance() const { return lastImbalance; }
   /// Per layer, per expert token counts of the last completed step.
   const std::vector<std::vector<int64_t>> &lastLoads() const { return last; }
+  /// The router-bias buffer of layer `l`.
+  int32_t biasBuffer(size_t l) const { return layers[l].bias; }
 
 private:
   struct Layer {

@@ -4,6 +4,7 @@
 
 #include "train/LrSchedule.h"
 #include "train/ParamInit.h"
+#include "train/StepDump.h"
 
 #include <chrono>
 #include <cmath>
@@ -143,8 +144,15 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   double norm = optimizer.gradientNorm(memory, gradScale);
   if (t.grad_clip() > 0 && norm > t.grad_clip())
     gradScale *= t.grad_clip() / (norm + 1e-6);
-  optimizer.step(memory, learningRate(t, step), gradScale);
+  lastLr = learningRate(t, step);
+  lastGradScale = gradScale;
+  std::unique_ptr<StepDump> dump;
+  if (!options.dumpStep.empty() && step == startStep)
+    dump = std::make_unique<StepDump>(executor, batch);
+  optimizer.step(memory, lastLr, gradScale);
   balance.updateBiases(memory, t.bias_update_speed());
+  if (dump)
+    return dump->finish(options.dumpStep, lastLr, gradScale, balance);
   return std::nullopt;
 }
 

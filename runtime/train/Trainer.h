@@ -38,6 +38,9 @@ struct TrainOptions {
   double initStd = 0.02;
   /// A CSV of per-step losses, when set.
   std::string lossLog;
+  /// When set, the first step's internals go to this safetensors file (see
+  /// StepDump.h): for checking dsflow against an independent implementation.
+  std::string dumpStep;
 };
 
 /// What a finished (or interrupted) run did.
@@ -66,6 +69,7 @@ private:
   io::Status trainStep(int64_t step, double &loss, double &lmLoss,
                        double &mtpLoss);
   io::Expected<double> evaluate();
+  double lastLr = 0, lastGradScale = 1;
 
   exec::Executor &executor;
   TrainOptions options;

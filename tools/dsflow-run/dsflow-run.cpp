@@ -38,7 +38,8 @@ const char *kUsage =
     "  --resume                continue from DIR's latest checkpoint\n"
     "  --loss-log FILE         per-step losses as CSV\n"
     "  --init-std X            std of the initial weights (default 0.02)\n"
-    "  --print-memory          report the measured activation peak\n";
+    "  --print-memory          report the measured activation peak\n"
+    "  --dump-step FILE        the first step's internals, as safetensors\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
@@ -117,6 +118,8 @@ int main(int argc, char **argv) {
       ok = value(v) && (options.lossLog = v, true);
     } else if (arg == "--init-std") {
       ok = value(v) && parseDouble(v, options.initStd) && options.initStd > 0;
+    } else if (arg == "--dump-step") {
+      ok = value(v) && (options.dumpStep = v, true);
     } else if (arg == "--print-memory") {
       printMemory = true;
     } else if (arg[0] != '-' && planPath.empty()) {
