@@ -221,10 +221,22 @@ LogicalResult Lowering::run(func::FuncOp step) {
     lifetimes[b].second = end;
   }
   Program &program = *plan.add_programs();
-  program.set_role("single");
+  program.set_role("train");
   program.add_ranks(0);
   for (int32_t k = 0; k < plan.kernels_size(); ++k)
     program.add_kernels(k);
+  // Evaluation runs the forward part only: every kernel up to the last one
+  // that writes a loss (autodiff appends the backward after all of them).
+  int32_t lastForward = 0;
+  for (int32_t k = 0; k < plan.kernels_size(); ++k)
+    for (int32_t out : plan.kernels(k).outputs())
+      if (llvm::is_contained(plan.losses(), out))
+        lastForward = std::max(lastForward, k);
+  Program &eval = *plan.add_programs();
+  eval.set_role("eval");
+  eval.add_ranks(0);
+  for (int32_t k = 0; k <= lastForward; ++k)
+    eval.add_kernels(k);
   layOutRegions();
   return success();
 }

@@ -1,6 +1,8 @@
 //===- Executor.cpp - Runs a plan's program on the CPU backend ------------===//
 #include "exec/Executor.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace dsflow::exec {
@@ -42,19 +44,25 @@ io::Expected<std::unique_ptr<Executor>> Executor::create(const Plan &plan,
     return io::makeError(source, "the plan has no int32 'tokens' input");
   e->useDouble = hasF64;
   e->mem = std::make_unique<Memory>(e->planCopy);
-  for (int32_t k : p.programs(0).kernels()) {
-    io::Expected<BoundKernel> bound =
-        e->useDouble ? bindKernel<double>(p, k, *e->mem)
-                     : bindKernel<float>(p, k, *e->mem);
-    if (!bound)
-      return io::makeError(source, bound.error().message);
-    e->steps.push_back({k, std::move(*bound)});
+  for (int i = 0; i < p.programs_size(); ++i) {
+    std::vector<Step> steps;
+    for (int32_t k : p.programs(i).kernels()) {
+      io::Expected<BoundKernel> bound =
+          e->useDouble ? bindKernel<double>(p, k, *e->mem)
+                       : bindKernel<float>(p, k, *e->mem);
+      if (!bound)
+        return io::makeError(source, bound.error().message);
+      steps.push_back({k, std::move(*bound)});
+    }
+    if (p.programs(i).role() == "eval")
+      e->evalProgram = i;
+    e->programs.push_back(std::move(steps));
   }
   return e;
 }
 
-io::Status Executor::runMicroBatch() {
-  for (Step &step : steps) {
+io::Status Executor::runProgram(int program) {
+  for (Step &step : programs[program]) {
     const Kernel &kernel = planCopy.kernels(step.kernel);
     // Backward kernels add into their outputs: every non-accumulating kernel
     // starts from zeros (forward kernels overwrite them anyway).
@@ -66,13 +74,36 @@ io::Status Executor::runMicroBatch() {
     }
     for (int32_t b : kernel.inputs())
       mem->touch(b);
+    auto start = std::chrono::steady_clock::now();
     cpu::Status status = step.run();
+    if (profiling) {
+      auto &[seconds, calls] = profile[kernel.op()];
+      seconds += std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - start)
+                     .count();
+      ++calls;
+    }
     if (status != cpu::Status::Ok)
       return io::makeError(source, "kernel " + std::to_string(step.kernel) +
                                        " (" + kernel.op() +
                                        "): " + cpu::toString(status));
   }
   return std::nullopt;
+}
+
+void Executor::printProfile(std::FILE *out) const {
+  std::vector<std::pair<double, std::string>> rows;
+  double total = 0;
+  for (const auto &[op, stats] : profile) {
+    rows.push_back({stats.first, op});
+    total += stats.first;
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(out, "%-22s %10s %8s %10s\n", "op", "seconds", "share", "calls");
+  for (const auto &[seconds, op] : rows)
+    std::fprintf(out, "%-22s %10.3f %7.1f%% %10lld\n", op.c_str(), seconds,
+                 100.0 * seconds / std::max(total, 1e-12),
+                 (long long)profile.at(op).second);
 }
 
 double Executor::loss(int i) const {

@@ -12,6 +12,8 @@
 #include "exec/KernelBinding.h"
 #include "exec/Memory.h"
 
+#include <cstdio>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -19,14 +21,20 @@ namespace dsflow::exec {
 
 class Executor {
 public:
-  /// Binds every kernel of the plan's first program. Plans whose float buffers
+  /// Binds every kernel of the plan's programs. Plans whose float buffers
   /// are not all F32 (or all F64) are refused: the CPU backend computes in one
   /// precision.
   static io::Expected<std::unique_ptr<Executor>> create(const Plan &plan,
                                                         const std::string &source);
 
-  /// Executes the program once on the tokens in the input buffer.
-  io::Status runMicroBatch();
+  /// Executes the "train" program once on the tokens in the input buffer.
+  io::Status runMicroBatch() { return runProgram(0); }
+  /// Executes the forward-only "eval" program (the train one if there is none).
+  io::Status runForward() { return runProgram(evalProgram); }
+
+  /// Accumulates wall time per op when on; report() prints the table.
+  void setProfiling(bool on) { profiling = on; }
+  void printProfile(std::FILE *out) const;
 
   const Plan &plan() const { return planCopy; }
   Memory &memory() { return *mem; }
@@ -48,10 +56,15 @@ private:
     BoundKernel run;
   };
   Executor(const Plan &plan) : planCopy(plan) {}
+  io::Status runProgram(int program);
 
   Plan planCopy;
   std::unique_ptr<Memory> mem;
-  std::vector<Step> steps;
+  /// Per program, its bound kernels in order.
+  std::vector<std::vector<Step>> programs;
+  int evalProgram = 0;
+  bool profiling = false;
+  std::map<std::string, std::pair<double, int64_t>> profile;
   int32_t tokenBuffer = -1;
   bool useDouble = false;
   std::string source;

@@ -171,7 +171,7 @@ io::Expected<double> Trainer::evaluate() {
     if (batches->batch(i, batch) != rows)
       break; // Only full micro-batches fit the plan.
     std::memcpy(executor.tokens(), batch.data(), batch.size() * sizeof(int32_t));
-    if (io::Status e = executor.runMicroBatch())
+    if (io::Status e = executor.runForward())
       return *e;
     sum += executor.loss(1);
     ++used;

@@ -39,7 +39,8 @@ const char *kUsage =
     "  --loss-log FILE         per-step losses as CSV\n"
     "  --init-std X            std of the initial weights (default 0.02)\n"
     "  --print-memory          report the measured activation peak\n"
-    "  --dump-step FILE        the first step's internals, as safetensors\n";
+    "  --dump-step FILE        the first step's internals, as safetensors\n"
+    "  --profile               time per op, printed at the end\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
@@ -75,7 +76,7 @@ int main(int argc, char **argv) {
   std::string planPath;
   train::TrainOptions options;
   options.steps = -1;
-  bool printMemory = false;
+  bool printMemory = false, profile = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char *&out) {
@@ -120,6 +121,8 @@ int main(int argc, char **argv) {
       ok = value(v) && parseDouble(v, options.initStd) && options.initStd > 0;
     } else if (arg == "--dump-step") {
       ok = value(v) && (options.dumpStep = v, true);
+    } else if (arg == "--profile") {
+      profile = true;
     } else if (arg == "--print-memory") {
       printMemory = true;
     } else if (arg[0] != '-' && planPath.empty()) {
@@ -146,6 +149,7 @@ int main(int argc, char **argv) {
       exec::Executor::create(*plan, planPath);
   if (!executor)
     return fail(executor.error().message);
+  (*executor)->setProfiling(profile);
   io::Expected<std::unique_ptr<train::Trainer>> trainer =
       train::Trainer::create(**executor, options);
   if (!trainer)
@@ -177,5 +181,7 @@ int main(int argc, char **argv) {
     std::printf("activation arena: measured peak %lld bytes, planned %lld bytes\n",
                 (long long)(*executor)->activationHighWater(),
                 (long long)plan->memory().activation_bytes());
+  if (profile)
+    (*executor)->printProfile(stdout);
   return s.interrupted ? 130 : 0;
 }
