@@ -1,0 +1,201 @@
+//===- PlanTest.cpp - Plan validation and kernel binding of bad plans -----===//
+//
+// A plan is untrusted input. These tests build a small valid plan by hand and
+// break it one way at a time: the loader or the binder must refuse it with a
+// message that names the problem, and nothing may crash.
+//
+//===----------------------------------------------------------------------===//
+#include "exec/Executor.h"
+#include "plan/PlanFile.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+namespace dsflow {
+namespace {
+
+Buffer *addBuffer(Plan &plan, const std::string &name, DType dtype,
+                  std::vector<int64_t> shape, BufferKind kind, int64_t offset) {
+  Buffer *b = plan.add_buffers();
+  b->set_name(name);
+  b->set_dtype(dtype);
+  for (int64_t d : shape)
+    b->add_shape(d);
+  b->set_kind(kind);
+  b->set_offset(offset);
+  b->set_bytes(numElements(*b) * dtypeBytes(dtype));
+  return b;
+}
+
+/// tokens -> embedding -> linear -> cross_entropy, forward only.
+Plan tinyPlan() {
+  Plan plan;
+  plan.set_format(kPlanFormatId);
+  TrainingConfig &t = *plan.mutable_training();
+  t.set_seq_len(4);
+  t.set_micro_batch(1);
+  t.set_micro_batches(1);
+  addBuffer(plan, "tokens", DTYPE_I32, {1, 5}, INPUT, 0);                  // 0
+  addBuffer(plan, "embed", DTYPE_F32, {8, 4}, PARAMETER, 0);               // 1
+  addBuffer(plan, "w", DTYPE_F32, {8, 4}, PARAMETER, 128);                 // 2
+  addBuffer(plan, "ids", DTYPE_I32, {1, 4}, ACTIVATION, 0);                // 3
+  addBuffer(plan, "labels", DTYPE_I32, {1, 4}, ACTIVATION, 64);            // 4
+  addBuffer(plan, "x", DTYPE_F32, {1, 4, 4}, ACTIVATION, 128);             // 5
+  addBuffer(plan, "logits", DTYPE_F32, {1, 4, 8}, ACTIVATION, 192);        // 6
+  addBuffer(plan, "loss", DTYPE_F32, {}, ACTIVATION, 320);                 // 7
+  addBuffer(plan, "lse", DTYPE_F32, {4}, ACTIVATION, 384);                 // 8
+  auto kernel = [&](const char *op, std::vector<int32_t> in,
+                    std::vector<int32_t> out) {
+    Kernel *k = plan.add_kernels();
+    k->set_op(op);
+    for (int32_t b : in)
+      k->add_inputs(b);
+    for (int32_t b : out)
+      k->add_outputs(b);
+    return k;
+  };
+  Attribute offset;
+  offset.set_name("offset");
+  offset.set_i64(0);
+  *kernel("token_window", {0}, {3})->add_attributes() = offset;
+  offset.set_i64(1);
+  *kernel("token_window", {0}, {4})->add_attributes() = offset;
+  kernel("embedding", {1, 3}, {5});
+  kernel("linear", {5, 2}, {6});
+  kernel("cross_entropy", {6, 4}, {7, 8});
+  Program &p = *plan.add_programs();
+  p.set_role("train");
+  for (int32_t k = 0; k < plan.kernels_size(); ++k)
+    p.add_kernels(k);
+  plan.add_losses(7);
+  plan.add_losses(7);
+  MemoryPlan &m = *plan.mutable_memory();
+  m.set_parameter_bytes(256);
+  m.set_input_bytes(64);
+  m.set_activation_bytes(448);
+  return plan;
+}
+
+void expectInvalid(const std::function<void(Plan &)> &breakIt,
+                   const std::string &message) {
+  Plan plan = tinyPlan();
+  breakIt(plan);
+  io::Expected<Plan> decoded = decodePlanFile(encodePlanFile(plan), "p.plan");
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message.find(message), std::string::npos)
+      << decoded.error().message;
+  EXPECT_EQ(decoded.error().message.rfind("p.plan: ", 0), 0u);
+}
+
+TEST(PlanFile, RoundTripAndRun) {
+  io::Expected<Plan> plan = decodePlanFile(encodePlanFile(tinyPlan()), "p.plan");
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto executor = exec::Executor::create(*plan, "p.plan");
+  ASSERT_TRUE(executor.ok()) << executor.error().message;
+  int32_t tokens[5] = {1, 2, 3, 4, 5};
+  std::copy(tokens, tokens + 5, (*executor)->tokens());
+  ASSERT_FALSE((*executor)->runMicroBatch());
+  // Zero weights: uniform logits, loss ln 8.
+  EXPECT_NEAR((*executor)->loss(0), std::log(8.0), 1e-6);
+}
+
+TEST(PlanFile, WrongFormatId) {
+  expectInvalid([](Plan &p) { p.set_format("other"); }, "format id 'other'");
+}
+TEST(PlanFile, BufferOutsideItsRegion) {
+  expectInvalid([](Plan &p) { p.mutable_buffers(6)->set_offset(400); },
+                "buffer 6 ('logits') lies outside its region");
+}
+TEST(PlanFile, BufferSizeDisagreesWithShape) {
+  expectInvalid([](Plan &p) { p.mutable_buffers(5)->set_bytes(12); },
+                "buffer 5 ('x') is 12 bytes, its shape needs 64");
+}
+TEST(PlanFile, NegativeDimension) {
+  expectInvalid([](Plan &p) { p.mutable_buffers(5)->set_shape(0, -1); },
+                "buffer 5 ('x') has an invalid shape");
+}
+TEST(PlanFile, KernelReadsMissingBuffer) {
+  expectInvalid([](Plan &p) { p.mutable_kernels(3)->set_inputs(0, 99); },
+                "kernel 3 (linear) reads buffer 99, which does not exist");
+}
+TEST(PlanFile, KernelWritesParameter) {
+  expectInvalid([](Plan &p) { p.mutable_kernels(3)->set_outputs(0, 2); },
+                "kernel 3 (linear) writes buffer 2, which does not exist or is "
+                "read-only");
+}
+TEST(PlanFile, ProgramRunsMissingKernel) {
+  expectInvalid([](Plan &p) { p.mutable_programs(0)->add_kernels(17); },
+                "program 'train' runs kernel 17, which does not exist");
+}
+TEST(PlanFile, LossNotScalar) {
+  expectInvalid([](Plan &p) { p.set_losses(0, 6); },
+                "loss buffer 6 is not a scalar buffer");
+}
+TEST(PlanFile, GradientOfNothing) {
+  expectInvalid(
+      [](Plan &p) {
+        addBuffer(p, "g", DTYPE_F32, {2}, GRADIENT, 0)->set_gradient_of(5);
+        p.mutable_memory()->set_gradient_bytes(64);
+      },
+      "is the gradient of no parameter");
+}
+TEST(PlanFile, NoTrainingShape) {
+  expectInvalid([](Plan &p) { p.mutable_training()->set_seq_len(0); },
+                "training shape");
+}
+
+/// Binding checks what the structural validation cannot: op semantics.
+void expectUnbindable(const std::function<void(Plan &)> &breakIt,
+                      const std::string &message) {
+  Plan plan = tinyPlan();
+  breakIt(plan);
+  ASSERT_FALSE(validatePlan(plan, "p.plan").has_value());
+  auto executor = exec::Executor::create(plan, "p.plan");
+  ASSERT_FALSE(executor.ok());
+  EXPECT_NE(executor.error().message.find(message), std::string::npos)
+      << executor.error().message;
+}
+
+TEST(KernelBinding, UnknownOp) {
+  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->set_op("conv2d"); },
+                   "kernel 3 (conv2d): the CPU backend has no kernel 'conv2d'");
+}
+TEST(KernelBinding, WrongArity) {
+  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->add_inputs(5); },
+                   "kernel 3 (linear): expects 2 inputs and 1 outputs, has 3 and 1");
+}
+TEST(KernelBinding, SizesDisagree) {
+  // A weight of rank 1.
+  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->set_inputs(1, 8); },
+                   "kernel 3 (linear): input, weight and output sizes disagree");
+  // An output too small for x W^T.
+  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->set_outputs(0, 5); },
+                   "kernel 3 (linear): input, weight and output sizes disagree");
+}
+TEST(KernelBinding, WrongElementType) {
+  // Float values where token ids belong (sizes fit: 4 floats for 4 ids).
+  expectUnbindable([](Plan &p) { p.mutable_kernels(4)->set_inputs(1, 8); },
+                   "kernel 4 (cross_entropy): buffer 'lse' has the wrong element "
+                   "type");
+}
+TEST(KernelBinding, MissingAttribute) {
+  expectUnbindable([](Plan &p) { p.mutable_kernels(0)->clear_attributes(); },
+                   "kernel 0 (token_window): missing attribute 'offset'");
+}
+
+TEST(KernelRun, BadTokenIsAnError) {
+  Plan plan = tinyPlan();
+  auto executor = exec::Executor::create(plan, "p.plan");
+  ASSERT_TRUE(executor.ok());
+  int32_t tokens[5] = {1, 2, 99, 4, 5};
+  std::copy(tokens, tokens + 5, (*executor)->tokens());
+  io::Status status = (*executor)->runMicroBatch();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_NE(status->message.find("kernel 2 (embedding)"), std::string::npos)
+      << status->message;
+}
+
+} // namespace
+} // namespace dsflow
