@@ -74,6 +74,11 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options) {
     return sampler.error();
   t->sampler = std::make_unique<io::BatchSampler>(std::move(*sampler));
 
+  if (!options.resume && !options.checkpointDir.empty() &&
+      io::hasCheckpoint(options.checkpointDir))
+    return io::makeError(options.checkpointDir,
+                         "already holds checkpoints: pass --resume to continue "
+                         "from the latest, or choose another directory");
   initializeParameters(executor.memory(), plan.training().seed(),
                        options.initStd);
   if (options.resume && !options.checkpointDir.empty() &&
