@@ -208,6 +208,31 @@ void Lowering::layOutRegions() {
   memory.set_activation_bytes(arenaBytes);
 }
 
+/// Memory-bound kernels: worth fusing with the kernel that produces their input.
+bool isMemoryBound(const std::string &op) {
+  static const char *const ops[] = {
+      "add",  "scale",     "fill",       "reshape",         "swiglu",
+      "swiglu_grad", "rope", "rope_grad", "rms_norm",        "rms_norm_grad",
+      "accumulate_grad", "token_window", "split", "concat"};
+  return llvm::is_contained(ops, op);
+}
+
+/// A memory-bound kernel that reads an output of the kernel just before it
+/// joins that kernel's fusion group (e.g. residual add + RMSNorm, or
+/// swiglu after its up-projection). Groups are advice to backends that fuse
+/// (CUDA codegen); the CPU backend runs kernels one by one.
+void assignFusionGroups(Plan &plan) {
+  for (int32_t k = 1; k < plan.kernels_size(); ++k) {
+    Kernel &kernel = *plan.mutable_kernels(k);
+    const Kernel &previous = plan.kernels(k - 1);
+    bool consumesPrevious = llvm::any_of(kernel.inputs(), [&](int32_t b) {
+      return llvm::is_contained(previous.outputs(), b);
+    });
+    if (isMemoryBound(kernel.op()) && consumesPrevious)
+      kernel.set_fusion_group(previous.fusion_group());
+  }
+}
+
 LogicalResult Lowering::run(func::FuncOp step) {
   Block &body = step.getBody().front();
   for (Operation &op : body.without_terminator())
@@ -237,6 +262,7 @@ LogicalResult Lowering::run(func::FuncOp step) {
   eval.add_ranks(0);
   for (int32_t k = 0; k <= lastForward; ++k)
     eval.add_kernels(k);
+  assignFusionGroups(plan);
   layOutRegions();
   return success();
 }

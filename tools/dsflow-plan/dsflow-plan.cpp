@@ -116,8 +116,15 @@ void printKernels(const Plan &plan, bool all) {
     byOp[k.op()]++;
     weightGrads += k.weight_gradient();
   }
-  std::printf("\nkernels: %d (%d weight-gradient)\n", plan.kernels_size(),
-              weightGrads);
+  std::map<int32_t, int> groupSizes;
+  for (const Kernel &k : plan.kernels())
+    groupSizes[k.fusion_group()]++;
+  int fused = 0;
+  for (const auto &[group, size] : groupSizes)
+    fused += size > 1;
+  std::printf("\nkernels: %d (%d weight-gradient), %zu fusion groups (%d of "
+              "several kernels)\n",
+              plan.kernels_size(), weightGrads, groupSizes.size(), fused);
   for (const auto &[op, count] : byOp)
     std::printf("  %-22s %6d\n", op.c_str(), count);
   int shown = all ? plan.kernels_size() : std::min(plan.kernels_size(), kShortListing);
