@@ -31,8 +31,10 @@ public:
   GraphBuilder(MLIRContext &context, const ModelSpec &spec,
                const GraphOptions &options)
       : b(&context), loc(b.getUnknownLoc()), spec(spec), options(options),
-        elt(spec.precision() == FP32 ? Type(b.getF32Type())
-                                     : Type(b.getBF16Type())),
+        elt(options.float64               ? Type(b.getF64Type())
+            : spec.precision() == FP32 ? Type(b.getF32Type())
+                                       : Type(b.getBF16Type())),
+        wide(options.float64 ? Type(b.getF64Type()) : Type(b.getF32Type())),
         batch(options.microBatch), seq(options.seqLen),
         hidden(spec.hidden_size()) {}
 
@@ -100,6 +102,8 @@ private:
   const ModelSpec &spec;
   const GraphOptions &options;
   Type elt;
+  /// The router's and the losses' type: FP32 (FP64 in float64 mode).
+  Type wide;
   int64_t batch, seq, hidden;
 };
 
@@ -179,7 +183,7 @@ Value GraphBuilder::moe(Value x, const std::string &prefix) {
   std::string p = prefix + "mlp.";
   int64_t tokens = batch * seq, experts = m.num_routed_experts(),
           k = m.experts_per_token(), ffn = m.expert_ffn_size();
-  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  Type f32 = wide, i32 = b.getI32Type();
   Value flat = reshape(x, {tokens, hidden});
 
   // Parameters are created one statement each: argument order is unspecified.
@@ -245,7 +249,7 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
   b.setInsertionPointToEnd(module->getBody());
 
   int64_t depth = spec.mtp().depth(), vocab = spec.vocab_size();
-  auto lossType = RankedTensorType::get({}, b.getF32Type());
+  auto lossType = RankedTensorType::get({}, wide);
   SmallVector<Type> resultTypes(depth > 0 ? 3 : 2, lossType);
   auto func = func::FuncOp::create(b, loc, "forward",
                                      b.getFunctionType({}, resultTypes));

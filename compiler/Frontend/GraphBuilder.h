@@ -15,6 +15,9 @@ struct GraphOptions {
   int64_t seqLen = 4096;
   /// Weight λ of the MTP loss (DeepSeek-V3: 0.3, later 0.1).
   double mtpLossWeight = 0.3;
+  /// Build everything (parameters, activations, router, losses) in float64:
+  /// for finite-difference gradient checks, whatever the model's precision.
+  bool float64 = false;
 };
 
 /// Builds the forward training graph of `spec`: one function @forward whose body

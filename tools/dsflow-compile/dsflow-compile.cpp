@@ -27,7 +27,7 @@ namespace cl = llvm::cl;
 namespace {
 
 enum class Emit { Summary, Graph, Spec, TrainGraph, Plan };
-enum class PrecisionFlag { FromModel, Fp32, Bf16, Fp8 };
+enum class PrecisionFlag { FromModel, Fp32, Bf16, Fp8, Fp64 };
 
 cl::opt<std::string> modelPath(cl::Positional, cl::Required,
                                cl::desc("<model description>"));
@@ -54,7 +54,9 @@ cl::opt<PrecisionFlag> precision(
     cl::init(PrecisionFlag::FromModel),
     cl::values(clEnumValN(PrecisionFlag::Fp32, "fp32", "FP32"),
                clEnumValN(PrecisionFlag::Bf16, "bf16", "BF16"),
-               clEnumValN(PrecisionFlag::Fp8, "fp8", "BF16 with FP8 GEMMs")));
+               clEnumValN(PrecisionFlag::Fp8, "fp8", "BF16 with FP8 GEMMs"),
+               clEnumValN(PrecisionFlag::Fp64, "fp64",
+                          "everything in FP64 (gradient checks)")));
 
 // The training step's configuration, recorded in the plan.
 cl::OptionCategory trainingCategory("Training (recorded in the plan)");
@@ -130,7 +132,7 @@ int main(int argc, char **argv) {
   std::optional<dsflow::ModelSpec> spec = dsflow::loadModelSpec(modelPath, error);
   if (!spec)
     return fail(error);
-  if (precision != PrecisionFlag::FromModel)
+  if (precision != PrecisionFlag::FromModel && precision != PrecisionFlag::Fp64)
     spec->set_precision(precision == PrecisionFlag::Fp32   ? dsflow::FP32
                         : precision == PrecisionFlag::Bf16 ? dsflow::BF16
                                                            : dsflow::FP8);
@@ -144,6 +146,7 @@ int main(int argc, char **argv) {
     options.seqLen = seqLen;
     options.microBatch = microBatch;
     options.mtpLossWeight = mtpLossWeight;
+    options.float64 = precision == PrecisionFlag::Fp64;
     module = dsflow::buildGraph(context, *spec, options);
     if (mlir::failed(mlir::verify(*module)))
       return fail(modelPath + ": the built graph does not verify (a dsflow bug)");
