@@ -104,6 +104,8 @@ private:
   Type elt;
   /// The router's and the losses' type: FP32 (FP64 in float64 mode).
   Type wide;
+  /// One sequence-wise balance loss per MoE layer, summed into the total.
+  SmallVector<Value> balanceLosses;
   int64_t batch, seq, hidden;
 };
 
@@ -198,6 +200,11 @@ Value GraphBuilder::moe(Value x, const std::string &prefix) {
       b.getF64FloatAttr(m.route_scale()),
       b.getStringAttr(m.score_function() == SIGMOID ? "sigmoid" : "softmax"),
       b.getBoolAttr(m.normalize_topk()));
+  if (options.balanceLossAlpha > 0)
+    balanceLosses.push_back(graph::BalanceLossOp::create(
+        b, loc, RankedTensorType::get({}, wide), gate.getScores(),
+        gate.getIndices(), b.getF64FloatAttr(options.balanceLossAlpha),
+        b.getI64IntegerAttr(batch)));
   auto dispatch = graph::DispatchOp::create(
       b, loc, tensor({tokens * k, hidden}), tensor({experts}, i32), flat,
       gate.getIndices());
@@ -301,6 +308,8 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
                                  b.getF64FloatAttr(options.mtpLossWeight)));
     results.push_back(mtpLoss);
   }
+  for (Value balance : balanceLosses)
+    results[0] = graph::AddOp::create(b, loc, results[0], balance);
   func::ReturnOp::create(b, loc, results);
   return module;
 }

@@ -15,6 +15,9 @@ struct GraphOptions {
   int64_t seqLen = 4096;
   /// Weight λ of the MTP loss (DeepSeek-V3: 0.3, later 0.1).
   double mtpLossWeight = 0.3;
+  /// Weight alpha of the complementary sequence-wise balance loss, added to the
+  /// total loss for every MoE layer (DeepSeek-V3: 0.0001; 0 disables).
+  double balanceLossAlpha = 0.0001;
   /// Build everything (parameters, activations, router, losses) in float64:
   /// for finite-difference gradient checks, whatever the model's precision.
   bool float64 = false;
@@ -22,7 +25,8 @@ struct GraphOptions {
 
 /// Builds the forward training graph of `spec`: one function @forward whose body
 /// declares every parameter (named as in the Hugging Face checkpoint) and returns
-/// (total loss, LM loss[, MTP loss]). The module carries graph.model,
+/// (total loss, LM loss[, MTP loss]), where total = LM + λ·MTP + the MoE layers'
+/// sequence-wise balance losses. The module carries graph.model,
 /// graph.num_layers and graph.mtp_depth attributes.
 mlir::OwningOpRef<mlir::ModuleOp> buildGraph(mlir::MLIRContext &context,
                                              const ModelSpec &spec,

@@ -245,6 +245,16 @@ LogicalResult Lowering::run(func::FuncOp step) {
     plan.add_losses(b);
     lifetimes[b].second = end;
   }
+  // So do the buffers the runtime reads after the step: each dispatch's
+  // per-expert counts (the router-bias update, train/ExpertBalance) and each
+  // cross-entropy's logits (--dump-step). Without this the arena reuses them
+  // during the backward and the runtime reads other tensors' bytes.
+  for (const Kernel &kernel : plan.kernels()) {
+    if (kernel.op() == "dispatch" && kernel.outputs_size() >= 2)
+      lifetimes[kernel.outputs(1)].second = end;
+    if (kernel.op() == "cross_entropy" && kernel.inputs_size() >= 1)
+      lifetimes[kernel.inputs(0)].second = end;
+  }
   Program &program = *plan.add_programs();
   program.set_role("train");
   program.add_ranks(0);

@@ -80,7 +80,9 @@ template <typename T> io::Expected<BoundKernel> bindMoeGate(BindContext<T> &c) {
 
 template <typename T>
 io::Expected<BoundKernel> bindMoeGateGrad(BindContext<T> &c) {
-  c.arity(3, 1);
+  // The scores' gradient (from the balance loss) is an optional 4th input.
+  bool withScores = c.numInputs() == 4;
+  c.arity(withScores ? 4 : 3, 1);
   int64_t experts = c.inputLast(1);
   int64_t tokens = experts ? c.inputSize(1) / experts : 0;
   int64_t topK = tokens ? c.inputSize(0) / tokens : 0;
@@ -88,13 +90,63 @@ io::Expected<BoundKernel> bindMoeGateGrad(BindContext<T> &c) {
               c.inputSize(2) == tokens * topK &&
               c.outputSize(0) == tokens * experts,
           "router gradient operands disagree");
+  if (withScores)
+    c.check(c.inputSize(3) == tokens * experts,
+            "scores gradient has the wrong size");
   cpu::MoeGateParams p = gateParams(c, tokens, /*hidden=*/0, experts, topK);
   const T *dWeights = c.in(0), *scores = c.in(1);
+  const T *dScores = withScores ? c.in(3) : nullptr;
   const int32_t *indices = c.inIds(2);
   T *dLogits = c.out(0);
   return c.finish([=] {
-    return cpu::moeGateLogitsGrad<T>(dWeights, nullptr, scores, indices, dLogits,
-                                  p);
+    return cpu::moeGateLogitsGrad<T>(dWeights, dScores, scores, indices,
+                                     dLogits, p);
+  });
+}
+
+/// Scores [T, E] and indices [T, k] of a balance loss from input `first` on.
+template <typename T>
+void balanceShape(BindContext<T> &c, int first, int64_t &tokens,
+                  int64_t &experts, int64_t &topK, int64_t &sequences) {
+  experts = c.inputLast(first);
+  topK = c.inputLast(first + 1);
+  tokens = experts ? c.inputSize(first) / experts : 0;
+  sequences = c.i64("sequences");
+  c.check(tokens > 0 && c.inputSize(first + 1) == tokens * topK &&
+              sequences > 0 && tokens % sequences == 0,
+          "scores, indices and sequences disagree");
+}
+
+template <typename T>
+io::Expected<BoundKernel> bindBalanceLoss(BindContext<T> &c) {
+  c.arity(2, 1);
+  int64_t tokens, experts, topK, sequences;
+  balanceShape(c, 0, tokens, experts, topK, sequences);
+  c.check(c.outputSize(0) == 1, "the loss is a scalar");
+  const T *scores = c.in(0);
+  const int32_t *indices = c.inIds(1);
+  T *loss = c.out(0);
+  double alpha = c.f64("alpha");
+  return c.finish([=] {
+    return cpu::balanceLossForward(scores, indices, loss, tokens, experts,
+                                   topK, sequences, alpha);
+  });
+}
+
+template <typename T>
+io::Expected<BoundKernel> bindBalanceLossGrad(BindContext<T> &c) {
+  c.arity(3, 1);
+  int64_t tokens, experts, topK, sequences;
+  balanceShape(c, 1, tokens, experts, topK, sequences);
+  c.check(c.inputSize(0) == 1 && c.outputSize(0) == tokens * experts,
+          "gradient sizes disagree");
+  const T *dLoss = c.in(0), *scores = c.in(1);
+  const int32_t *indices = c.inIds(2);
+  T *dScores = c.out(0);
+  double alpha = c.f64("alpha");
+  return c.finish([=] {
+    return cpu::balanceLossBackward(*dLoss, scores, indices, dScores, tokens,
+                                    experts, topK, sequences, alpha);
   });
 }
 
@@ -409,6 +461,8 @@ template <typename T> Binder<T> moeBinder(const std::string &op) {
       {"cross_entropy_grad", bindCrossEntropyGrad<T>},
       {"moe_gate", bindMoeGate<T>},
       {"moe_gate_grad", bindMoeGateGrad<T>},
+      {"balance_loss", bindBalanceLoss<T>},
+      {"balance_loss_grad", bindBalanceLossGrad<T>},
       {"dispatch", bindDispatch<T>},
       {"dispatch_grad", bindDispatchGrad<T>},
       {"combine", bindCombine<T>},

@@ -87,7 +87,7 @@ cl::opt<double> biasUpdateSpeed(
     cl::init(0.001), cl::cat(trainingCategory));
 cl::opt<double> balanceLossAlpha(
     "balance-loss-alpha",
-    cl::desc("Sequence-wise balance loss weight (0 disables)"), cl::init(0.0),
+    cl::desc("Sequence-wise balance loss weight (0 disables)"), cl::init(0.0001),
     cl::cat(trainingCategory));
 cl::opt<uint64_t> seed("seed", cl::desc("Initialization and data seed"),
                        cl::init(1234), cl::cat(trainingCategory));
@@ -124,9 +124,6 @@ int main(int argc, char **argv) {
       !(balanceLossAlpha >= 0))
     return fail("--weight-decay, --grad-clip, --bias-update-speed and "
                 "--balance-loss-alpha must not be negative");
-  if (balanceLossAlpha > 0)
-    return fail("--balance-loss-alpha: the sequence-wise balance loss is not "
-                "implemented yet; use 0");
 
   std::string error;
   std::optional<dsflow::ModelSpec> spec = dsflow::loadModelSpec(modelPath, error);
@@ -147,6 +144,7 @@ int main(int argc, char **argv) {
     options.microBatch = microBatch;
     options.mtpLossWeight = mtpLossWeight;
     options.float64 = precision == PrecisionFlag::Fp64;
+    options.balanceLossAlpha = balanceLossAlpha;
     module = dsflow::buildGraph(context, *spec, options);
     if (mlir::failed(mlir::verify(*module)))
       return fail(modelPath + ": the built graph does not verify (a dsflow bug)");

@@ -147,6 +147,10 @@ LogicalResult MoeGateGradOp::verify() {
     return emitOpError("indices and scores must cover the same tokens");
   if (getScoreFunction() != "sigmoid" && getScoreFunction() != "softmax")
     return emitOpError("score_function must be \"sigmoid\" or \"softmax\"");
+  if (getGradScores() &&
+      failed(expectSameType(*this, getGradScores(), "scores gradient",
+                            getScores(), "scores")))
+    return failure();
   return success();
 }
 

@@ -210,21 +210,42 @@ def Graph_CrossEntropyGradOp : Graph_GradOp<"cross_entropy_grad"> {
 //===----------------------------------------------------------------------===//
 
 def Graph_MoeGateGradOp : Graph_GradOp<"moe_gate_grad"> {
-  let summary = "Router logit gradient from the combine weights' gradient";
+  let summary = "Router logit gradient from the gradients of weights and scores";
   let description = [{
     Back through route_scale, top-k normalization and the score function to the
-    router logits x W^T; the selection itself is piecewise constant. The input and
-    weight gradients then follow as linear_grad / linear_wgrad of the gate weight.
+    router logits x W^T; the selection itself is piecewise constant. The scores'
+    own gradient (from the balance loss) is optional. The input and weight
+    gradients then follow as linear_grad / linear_wgrad of the gate weight.
 
     ```mlir
     %dlogits = graph.moe_gate_grad %dw, %scores, %idx {route_scale = 2.5 : f64, score_function = "sigmoid", normalize_topk = true} : (tensor<16x2xf32>, tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<16x8xf32>
+    %dlogits2 = graph.moe_gate_grad %dw, %scores, %idx scores_grad %ds {...} : (tensor<16x2xf32>, tensor<16x8xf32>, tensor<16x2xi32>, tensor<16x8xf32>) -> tensor<16x8xf32>
     ```
   }];
   let arguments = (ins Graph_Tensor:$grad_weights, Graph_Tensor:$scores,
-                       Graph_IdTensor:$indices, F64Attr:$route_scale,
+                       Graph_IdTensor:$indices,
+                       Optional<Graph_Tensor>:$grad_scores, F64Attr:$route_scale,
                        StrAttr:$score_function, BoolAttr:$normalize_topk);
   let results = (outs Graph_Tensor:$grad_logits);
-  let assemblyFormat = "$grad_weights `,` $scores `,` $indices attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = [{
+    $grad_weights `,` $scores `,` $indices (`scores_grad` $grad_scores^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Graph_BalanceLossGradOp : Graph_GradOp<"balance_loss_grad"> {
+  let summary = "Score gradient of the sequence-wise balance loss";
+  let description = [{
+    ```mlir
+    %ds = graph.balance_loss_grad %dl, %scores, %indices {alpha = 1.0e-04 : f64, sequences = 2 : i64} : (tensor<f32>, tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<16x8xf32>
+    ```
+  }];
+  let arguments = (ins Graph_Loss:$grad_loss, Graph_Tensor:$scores,
+                       Graph_IdTensor:$indices, F64Attr:$alpha,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$sequences);
+  let results = (outs Graph_Tensor:$grad_scores);
+  let assemblyFormat = "$grad_loss `,` $scores `,` $indices attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

@@ -210,6 +210,38 @@ LogicalResult MoeGateOp::verify() {
   return success();
 }
 
+/// The checks shared by balance_loss and its gradient.
+static LogicalResult verifyBalanceLoss(Operation *op, Value scores,
+                                       Value indices, double alpha,
+                                       int64_t sequences) {
+  if (failed(expectRank(op, scores, "scores [tokens, experts]", 2)) ||
+      failed(expectRank(op, indices, "indices [tokens, k]", 2)))
+    return failure();
+  int64_t tokens = shapeOf(scores)[0];
+  if (shapeOf(indices)[0] != tokens)
+    return op->emitOpError() << "indices cover " << shapeOf(indices)[0]
+                             << " tokens, scores " << tokens;
+  if (tokens % sequences != 0)
+    return op->emitOpError() << tokens << " tokens do not split into "
+                             << sequences << " sequences";
+  if (!(alpha > 0))
+    return op->emitOpError("alpha must be positive");
+  return success();
+}
+
+LogicalResult BalanceLossOp::verify() {
+  return verifyBalanceLoss(*this, getScores(), getIndices(),
+                           getAlpha().convertToDouble(), getSequences());
+}
+
+LogicalResult BalanceLossGradOp::verify() {
+  if (failed(verifyBalanceLoss(*this, getScores(), getIndices(),
+                               getAlpha().convertToDouble(), getSequences())))
+    return failure();
+  return expectSameType(*this, getGradScores(), "scores gradient", getScores(),
+                        "scores");
+}
+
 LogicalResult DispatchOp::verify() {
   if (failed(expectRank(*this, getInput(), "input [tokens, hidden]", 2)) ||
       failed(expectRank(*this, getIndices(), "indices [tokens, k]", 2)) ||

@@ -291,6 +291,28 @@ def Graph_MoeGateOp : Graph_Op<"moe_gate", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Graph_BalanceLossOp : Graph_Op<"balance_loss", [Pure]> {
+  let summary = "DeepSeek-V3's complementary sequence-wise balance loss";
+  let description = [{
+    For each of the `sequences` equal runs of S tokens: f_i = E / (k S) times the
+    number of the run's tokens that chose expert i, P_i = the run's mean of
+    s'_i = s_i / sum_j s_j (scores normalized over the experts), and
+    L_seq = alpha * sum_i f_i P_i. The result is the mean over sequences.
+    Gradients flow through the scores only (f is a count).
+
+    ```mlir
+    %bal = graph.balance_loss %scores, %indices {alpha = 1.0e-04 : f64, sequences = 2 : i64}
+        : (tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Graph_Tensor:$scores, Graph_IdTensor:$indices,
+                       F64Attr:$alpha,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$sequences);
+  let results = (outs Graph_Loss:$result);
+  let assemblyFormat = "$scores `,` $indices attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Graph_DispatchOp : Graph_Op<"dispatch", [Pure]> {
   let summary = "Permutes token copies into expert order";
   let description = [{

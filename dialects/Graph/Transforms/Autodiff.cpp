@@ -136,18 +136,23 @@ LogicalResult differentiate(Operation *op, OpBuilder &b, Gradients &g) {
                                          o.getLogits(), o.getLabels()));
         return success();
       })
+      .Case([&](BalanceLossOp o) {
+        g.add(o.getScores(),
+              BalanceLossGradOp::create(b, loc, o.getScores().getType(), dy,
+                                        o.getScores(), o.getIndices(),
+                                        o.getAlphaAttr(), o.getSequencesAttr()));
+        return success();
+      })
       .Case([&](MoeGateOp o) -> LogicalResult {
-        if (g.lookup(o.getScores()))
-          return o.emitOpError("dsflow-autodiff: gradients through the raw "
-                               "scores are not supported yet");
-        Value dWeights = g.lookup(o.getWeights());
-        if (!dWeights)
-          return success();
-        // Back to the router logits, then through the gate weight as a linear.
+        // The combine weights' and (from the balance loss) the scores'
+        // gradients, back to the router logits; then through the gate weight
+        // as a linear layer.
+        Value dScores = g.lookup(o.getScores());
+        Value dWeights = g.orZeros(o.getWeights());
         Value dLogits = MoeGateGradOp::create(
             b, loc, o.getScores().getType(), dWeights, o.getScores(),
-            o.getIndices(), o.getRouteScaleAttr(), o.getScoreFunctionAttr(),
-            o.getNormalizeTopkAttr());
+            o.getIndices(), dScores, o.getRouteScaleAttr(),
+            o.getScoreFunctionAttr(), o.getNormalizeTopkAttr());
         g.add(o.getInput(), LinearGradOp::create(b, loc, o.getInput().getType(),
                                                  dLogits, o.getWeight()));
         g.add(o.getWeight(),

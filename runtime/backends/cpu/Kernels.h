@@ -315,6 +315,27 @@ template <typename T>
                                       const MoeGateParams &p);
 
 //===----------------------------------------------------------------------===//
+// Sequence-wise balance loss: scores [T, E], indices [T, k], T = seqs * S
+//===----------------------------------------------------------------------===//
+
+/// DeepSeek-V3's complementary balance loss, the mean over the `sequences`
+/// runs of S = T / sequences tokens of alpha * sum_i f_i P_i, where
+/// f_i = E / (k S) * (tokens of the run choosing expert i) and P_i = the run's
+/// mean of s_i / sum_j s_j. Written to *loss (summed in double).
+template <typename T>
+[[nodiscard]] Status balanceLossForward(const T *scores, const int32_t *indices,
+                                        T *loss, int64_t tokens,
+                                        int64_t experts, int64_t topK,
+                                        int64_t sequences, double alpha);
+/// dScores += dLoss * d loss / d scores (f is a count and has no gradient).
+template <typename T>
+[[nodiscard]] Status balanceLossBackward(T dLoss, const T *scores,
+                                         const int32_t *indices, T *dScores,
+                                         int64_t tokens, int64_t experts,
+                                         int64_t topK, int64_t sequences,
+                                         double alpha);
+
+//===----------------------------------------------------------------------===//
 // Dispatch and combine: T tokens, k experts each, E experts, R = T*k rows
 //===----------------------------------------------------------------------===//
 

@@ -97,12 +97,16 @@ func.func @forward(%x: tensor<4x8xf32>, %labels: tensor<1x4xi32>) -> tensor<f32>
   %e = graph.expert_ffn %rows, %counts gate(%g, %g, %g, %g) up(%g, %g, %g, %g) down(%d, %d, %d, %d) : (tensor<8x8xf32>, tensor<4xi32>) weights tensor<6x8xf32>, tensor<6x8xf32>, tensor<8x6xf32> -> tensor<8x8xf32>
   %y = graph.combine %e, %w, %i : (tensor<8x8xf32>, tensor<4x2xf32>, tensor<4x2xi32>) -> tensor<4x8xf32>
   %y3 = graph.reshape %y : tensor<4x8xf32> -> tensor<1x4x8xf32>
-  %loss = graph.cross_entropy %y3, %labels : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<f32>
+  %ce = graph.cross_entropy %y3, %labels : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<f32>
+  %bal = graph.balance_loss %s, %i {alpha = 1.0e-04 : f64, sequences = 1 : i64} : (tensor<4x4xf32>, tensor<4x2xi32>) -> tensor<f32>
+  %loss = graph.add %ce, %bal : tensor<f32>
+  // The balance loss's gradient reaches the router through the scores.
+  // CHECK: %[[DSC:.+]] = graph.balance_loss_grad %{{.+}}, %[[SC]], %[[IDX]] {alpha = 1.000000e-04 : f64, sequences = 1 : i64}
   // CHECK: %[[DROWS:.+]], %[[DWTS:.+]] = graph.combine_grad %{{.+}}, %[[E]], %[[WTS]], %[[IDX]]
   // CHECK: %[[DEROWS:.+]] = graph.expert_ffn_grad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
   // CHECK: %{{.+}}:4, %{{.+}}:4, %{{.+}}:4 = graph.expert_ffn_wgrad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
   // CHECK: %[[DX1:.+]] = graph.dispatch_grad %[[DEROWS]], %[[IDX]]
-  // CHECK: %[[DLOG:.+]] = graph.moe_gate_grad %[[DWTS]], %[[SC]], %[[IDX]] {normalize_topk = true, route_scale = 2.500000e+00 : f64, score_function = "sigmoid"}
+  // CHECK: %[[DLOG:.+]] = graph.moe_gate_grad %[[DWTS]], %[[SC]], %[[IDX]] scores_grad %[[DSC]] {normalize_topk = true, route_scale = 2.500000e+00 : f64, score_function = "sigmoid"}
   // CHECK: graph.linear_grad %[[DLOG]], %[[GW]]
   // CHECK: %[[DGW:.+]] = graph.linear_wgrad %[[DLOG]], %{{.+}}
   // CHECK: graph.accumulate_grad %[[GW]], %[[DGW]]

@@ -188,3 +188,19 @@ func.func @mtp_wgrad_shape(%dy: tensor<2x8x64xf32>, %e: tensor<2x8x64xf32>) {
   %d = graph.mtp_project_wgrad %dy, %e, %e : (tensor<2x8x64xf32>, tensor<2x8x64xf32>, tensor<2x8x64xf32>) -> tensor<64x64xf32>
   return
 }
+
+// -----
+
+func.func @moe_gate_grad_scores(%dw: tensor<16x2xf32>, %s: tensor<16x4xf32>, %i: tensor<16x2xi32>, %ds: tensor<16x2xf32>) {
+  // expected-error @+1 {{scores gradient type 'tensor<16x2xf32>' must equal scores type 'tensor<16x4xf32>'}}
+  %d = graph.moe_gate_grad %dw, %s, %i scores_grad %ds {route_scale = 1.0 : f64, score_function = "sigmoid", normalize_topk = true} : (tensor<16x2xf32>, tensor<16x4xf32>, tensor<16x2xi32>, tensor<16x2xf32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @balance_grad_type(%dl: tensor<f32>, %s: tensor<16x4xf32>, %i: tensor<16x2xi32>) {
+  // expected-error @+1 {{scores gradient type 'tensor<16x8xf32>' must equal scores type 'tensor<16x4xf32>'}}
+  %d = graph.balance_loss_grad %dl, %s, %i {alpha = 1.0e-04 : f64, sequences = 2 : i64} : (tensor<f32>, tensor<16x4xf32>, tensor<16x2xi32>) -> tensor<16x8xf32>
+  return
+}

@@ -476,3 +476,29 @@ func.func @g11_cross_entropy_rank(%l: tensor<16x256xf32>, %y: tensor<16xi32>) {
   %loss = graph.cross_entropy %l, %y : (tensor<16x256xf32>, tensor<16xi32>) -> tensor<f32>
   return
 }
+
+// -----
+
+// G18: the balance loss splits the tokens into whole sequences.
+func.func @g18_balance_sequences(%s: tensor<16x8xf32>, %i: tensor<16x2xi32>) {
+  // expected-error @+1 {{16 tokens do not split into 3 sequences}}
+  %l = graph.balance_loss %s, %i {alpha = 1.0e-04 : f64, sequences = 3 : i64} : (tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// G18: indices and scores cover the same tokens; alpha is positive.
+func.func @g18_balance_tokens(%s: tensor<16x8xf32>, %i: tensor<8x2xi32>) {
+  // expected-error @+1 {{indices cover 8 tokens, scores 16}}
+  %l = graph.balance_loss %s, %i {alpha = 1.0e-04 : f64, sequences = 2 : i64} : (tensor<16x8xf32>, tensor<8x2xi32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @g18_balance_alpha(%s: tensor<16x8xf32>, %i: tensor<16x2xi32>) {
+  // expected-error @+1 {{alpha must be positive}}
+  %l = graph.balance_loss %s, %i {alpha = 0.0 : f64, sequences = 2 : i64} : (tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<f32>
+  return
+}

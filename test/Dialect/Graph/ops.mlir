@@ -85,3 +85,14 @@ func.func @mtp_and_loss(%e: tensor<2x8x64xf32>, %h: tensor<2x8x64xf32>,
   %t = graph.add %l, %s : tensor<f32>
   return %m, %t : tensor<2x8x64xf32>, tensor<f32>
 }
+
+// CHECK-LABEL: func.func @balance
+func.func @balance(%s: tensor<16x8xf32>, %i: tensor<16x2xi32>, %dw: tensor<16x2xf32>, %dl: tensor<f32>) -> tensor<16x8xf32> {
+  // CHECK: graph.balance_loss %{{.+}}, %{{.+}} {alpha = 1.000000e-04 : f64, sequences = 2 : i64} : (tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<f32>
+  %l = graph.balance_loss %s, %i {alpha = 1.0e-04 : f64, sequences = 2 : i64} : (tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<f32>
+  // CHECK: %[[DS:.+]] = graph.balance_loss_grad {{.+}} -> tensor<16x8xf32>
+  %ds = graph.balance_loss_grad %dl, %s, %i {alpha = 1.0e-04 : f64, sequences = 2 : i64} : (tensor<f32>, tensor<16x8xf32>, tensor<16x2xi32>) -> tensor<16x8xf32>
+  // CHECK: graph.moe_gate_grad %{{.+}}, %{{.+}}, %{{.+}} scores_grad %[[DS]] {normalize_topk = true, route_scale = 1.000000e+00 : f64, score_function = "sigmoid"} : (tensor<16x2xf32>, tensor<16x8xf32>, tensor<16x2xi32>, tensor<16x8xf32>) -> tensor<16x8xf32>
+  %dlog = graph.moe_gate_grad %dw, %s, %i scores_grad %ds {route_scale = 1.0 : f64, score_function = "sigmoid", normalize_topk = true} : (tensor<16x2xf32>, tensor<16x8xf32>, tensor<16x2xi32>, tensor<16x8xf32>) -> tensor<16x8xf32>
+  return %dlog : tensor<16x8xf32>
+}
