@@ -18,18 +18,28 @@ ExpertBalance::ExpertBalance(const Plan &plan) {
         int32_t counts = dispatch.outputs(1);
         layers.push_back(
             {counts, gate.inputs(2),
-             std::vector<int64_t>(numElements(plan.buffers(counts)), 0)});
+             std::vector<int64_t>(numElements(plan.buffers(counts)), 0),
+             numElements(plan.buffers(indices))});
         break;
       }
   }
 }
 
-void ExpertBalance::accumulate(exec::Memory &memory) {
+io::Status ExpertBalance::accumulate(exec::Memory &memory) {
   for (Layer &layer : layers) {
     const auto *counts = reinterpret_cast<const int32_t *>(memory.data(layer.counts));
-    for (size_t e = 0; e < layer.load.size(); ++e)
+    int64_t sum = 0;
+    for (size_t e = 0; e < layer.load.size(); ++e) {
       layer.load[e] += counts[e];
+      sum += counts[e];
+    }
+    if (sum != layer.rows)
+      return io::makeError(memory.plan().buffers(layer.bias).name(),
+                           "expert counts add up to " + std::to_string(sum) +
+                               ", not tokens * k = " + std::to_string(layer.rows) +
+                               " (internal error)");
   }
+  return std::nullopt;
 }
 
 void ExpertBalance::updateBiases(exec::Memory &memory, double gamma) {

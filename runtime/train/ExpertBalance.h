@@ -12,6 +12,7 @@
 #define DSFLOW_RUNTIME_TRAIN_EXPERTBALANCE_H
 
 #include "exec/Memory.h"
+#include "io/Status.h"
 
 #include <vector>
 
@@ -23,8 +24,10 @@ public:
 
   int numLayers() const { return static_cast<int>(layers.size()); }
 
-  /// Adds the expert counts of the micro-batch just run.
-  void accumulate(exec::Memory &memory);
+  /// Adds the expert counts of the micro-batch just run. They must add up to
+  /// tokens * k in every layer; anything else means the counts were not what
+  /// dispatch wrote (a plan or runtime bug), and is reported.
+  io::Status accumulate(exec::Memory &memory);
   /// Moves the biases by gamma * sign(mean - load) and starts a new step.
   void updateBiases(exec::Memory &memory, double gamma);
   /// max/mean expert load of the last completed step, worst layer (1 = even).
@@ -38,6 +41,8 @@ private:
   struct Layer {
     int32_t counts, bias;
     std::vector<int64_t> load;
+    /// tokens * k: the rows dispatch writes each micro-batch.
+    int64_t rows;
   };
   std::vector<Layer> layers;
   std::vector<std::vector<int64_t>> last;

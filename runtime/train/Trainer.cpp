@@ -134,7 +134,8 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
     std::memcpy(executor.tokens(), batch.data(), batch.size() * sizeof(int32_t));
     if (io::Status e = executor.runMicroBatch())
       return e;
-    balance.accumulate(memory);
+    if (io::Status e = balance.accumulate(memory))
+      return e;
     loss += executor.loss(0) / double(microBatches);
     lmLoss += executor.loss(1) / double(microBatches);
     if (hasMtp)
