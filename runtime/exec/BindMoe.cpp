@@ -364,16 +364,23 @@ io::Expected<BoundKernel> bindSharedExperts(BindContext<T> &c) {
   });
 }
 
+/// The gradients' operands: [dy, x, gate, up, down, saved gate, saved up].
+template <typename T>
+void sharedGradShape(BindContext<T> &c, int64_t &tokens, int64_t &hidden,
+                     int64_t &inter) {
+  sharedShape(c, 1, tokens, hidden, inter);
+  c.check(c.inputSize(0) == tokens * hidden &&
+              c.inputSize(5) == tokens * inter &&
+              c.inputSize(6) == tokens * inter,
+          "gradient or saved pre-activations have the wrong size");
+}
+
 template <typename T>
 io::Expected<BoundKernel> bindSharedExpertsGrad(BindContext<T> &c) {
   c.arity(7, 1);
   int64_t tokens, hidden, inter;
-  sharedShape(c, 1, tokens, hidden, inter);
-  c.check(c.inputSize(0) == tokens * hidden &&
-              c.inputSize(5) == tokens * inter &&
-              c.inputSize(6) == tokens * inter &&
-              c.outputSize(0) == tokens * hidden,
-          "gradient sizes disagree");
+  sharedGradShape(c, tokens, hidden, inter);
+  c.check(c.outputSize(0) == tokens * hidden, "gradient sizes disagree");
   const T *dy = c.in(0), *g = c.in(2), *u = c.in(3), *d = c.in(4),
           *sg = c.in(5), *su = c.in(6);
   T *dx = c.out(0);
@@ -387,11 +394,8 @@ template <typename T>
 io::Expected<BoundKernel> bindSharedExpertsWGrad(BindContext<T> &c) {
   c.arity(7, 3);
   int64_t tokens, hidden, inter;
-  sharedShape(c, 1, tokens, hidden, inter);
-  c.check(c.inputSize(0) == tokens * hidden &&
-              c.inputSize(5) == tokens * inter &&
-              c.inputSize(6) == tokens * inter &&
-              c.outputSize(0) == inter * hidden &&
+  sharedGradShape(c, tokens, hidden, inter);
+  c.check(c.outputSize(0) == inter * hidden &&
               c.outputSize(1) == inter * hidden &&
               c.outputSize(2) == hidden * inter,
           "gradient sizes disagree");

@@ -42,26 +42,35 @@ LogicalResult dsflow::graph::detail::verifyExpertWeights(
   return expectSameElementType(op, {rows, gates.front()}, {"rows", "weights"});
 }
 
+LogicalResult dsflow::graph::detail::verifyPieces(Operation *op, Value whole,
+                                                  StringRef wholeName,
+                                                  ValueRange pieces) {
+  ArrayRef<int64_t> wholeShape = shapeOf(whole);
+  if (wholeShape.empty())
+    return op->emitOpError() << wholeName << " must have rank at least 1";
+  int64_t total = 0;
+  for (Value piece : pieces) {
+    ArrayRef<int64_t> shape = shapeOf(piece);
+    if (shape.size() != wholeShape.size() ||
+        shape.drop_back() != wholeShape.drop_back())
+      return op->emitOpError()
+             << "piece " << shapeString(shape) << " differs from " << wholeName
+             << " " << shapeString(wholeShape) << " outside the last dimension";
+    if (getElementTypeOrSelf(piece) != getElementTypeOrSelf(whole))
+      return op->emitOpError() << "pieces must have the " << wholeName
+                               << "'s element type";
+    total += shape.back();
+  }
+  if (total != wholeShape.back())
+    return op->emitOpError() << "pieces' last dimensions add up to " << total
+                             << ", " << wholeName << " has " << wholeShape.back();
+  return success();
+}
+
 LogicalResult ConcatOp::verify() {
   if (getPieces().size() < 2)
     return emitOpError("needs at least two pieces");
-  ArrayRef<int64_t> out = shapeOf(getResult());
-  int64_t total = 0;
-  for (Value piece : getPieces()) {
-    ArrayRef<int64_t> shape = shapeOf(piece);
-    if (shape.empty() || shape.size() != out.size() ||
-        shape.drop_back() != out.drop_back())
-      return emitOpError() << "piece " << shapeString(shape)
-                           << " differs from result " << shapeString(out)
-                           << " outside the last dimension";
-    if (getElementTypeOrSelf(piece) != getElementTypeOrSelf(getResult()))
-      return emitOpError("pieces must have the result's element type");
-    total += shape.back();
-  }
-  if (total != out.back())
-    return emitOpError() << "pieces' last dimensions add up to " << total
-                         << ", result has " << out.back();
-  return success();
+  return verifyPieces(*this, getResult(), "result", getPieces());
 }
 
 LogicalResult AccumulateGradOp::verify() {

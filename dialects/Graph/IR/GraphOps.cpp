@@ -99,24 +99,7 @@ LogicalResult ReshapeOp::verify() {
 LogicalResult SplitOp::verify() {
   if (getResults().size() < 2)
     return emitOpError("needs at least two results");
-  ArrayRef<int64_t> in = shapeOf(getInput());
-  if (in.empty())
-    return emitOpError("input must have rank at least 1");
-  int64_t total = 0;
-  for (Value piece : getResults()) {
-    ArrayRef<int64_t> shape = shapeOf(piece);
-    if (shape.size() != in.size() || shape.drop_back() != in.drop_back())
-      return emitOpError() << "piece " << shapeString(shape)
-                           << " differs from input " << shapeString(in)
-                           << " outside the last dimension";
-    if (getElementTypeOrSelf(piece) != getElementTypeOrSelf(getInput()))
-      return emitOpError("pieces must have the input's element type");
-    total += shape.back();
-  }
-  if (total != in.back())
-    return emitOpError() << "pieces' last dimensions add up to " << total
-                         << ", input has " << in.back();
-  return success();
+  return verifyPieces(*this, getInput(), "input", getResults());
 }
 
 LogicalResult RopeOp::verify() {

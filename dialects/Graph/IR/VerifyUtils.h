@@ -72,6 +72,12 @@ inline LogicalResult expectSameType(Operation *op, Value actual, StringRef name,
                            << expected.getType();
 }
 
+/// The checks shared by split and concat: the pieces agree with `whole` outside
+/// the last dimension, share its element type, and their last dimensions add
+/// up to its. `wholeName` is "input" (split) or "result" (concat).
+LogicalResult verifyPieces(Operation *op, Value whole, StringRef wholeName,
+                           ValueRange pieces);
+
 /// The checks shared by expert_ffn and its gradients: one gate, up and down
 /// weight per expert, counts [E], gate/up [F, H], down [H, F].
 LogicalResult verifyExpertWeights(Operation *op, Value rows, Value counts,
