@@ -9,9 +9,14 @@
 namespace dsflow {
 
 void buildTrainingPipeline(mlir::OpPassManager &pm,
-                           const TrainingPipelineOptions &) {
+                           const TrainingPipelineOptions &options) {
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(graph::createAutodiff());
+  if (!options.recompute.empty()) {
+    graph::RecomputeOptions recompute;
+    recompute.ops.assign(options.recompute.begin(), options.recompute.end());
+    pm.addPass(graph::createRecompute(recompute));
+  }
 }
 
 void registerPipelines() {

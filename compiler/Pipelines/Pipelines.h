@@ -4,13 +4,19 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <string>
+#include <vector>
+
 namespace dsflow {
 
-struct TrainingPipelineOptions {};
+struct TrainingPipelineOptions {
+  /// What dsflow-recompute recomputes: rmsnorm, mla_up_proj, swiglu, all, none.
+  std::vector<std::string> recompute;
+};
 
 /// The graph passes from the forward model to a differentiated training step:
-/// canonicalization, then dsflow-autodiff. (FP8, recompute and the
-/// distribution passes will join here.)
+/// canonicalization, dsflow-autodiff, then dsflow-recompute when asked. (FP8 and
+/// the distribution passes will join here.)
 void buildTrainingPipeline(mlir::OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 

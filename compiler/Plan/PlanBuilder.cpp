@@ -53,7 +53,8 @@ private:
 
   Plan &plan;
   DenseMap<Value, int32_t> bufferOf;
-  DenseMap<Operation *, SmallVector<int32_t>> savedOf;
+  /// The saved buffers of the latest op with each forward key (SavedBuffers.h).
+  DenseMap<int64_t, SmallVector<int32_t>> savedByKey;
   /// The gradient buffer of each parameter buffer.
   DenseMap<int32_t, int32_t> gradientOf;
   /// Per buffer: first and last kernel touching it.
@@ -121,6 +122,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   kernel.set_op(op->getName().stripDialect().str());
   kernel.set_fusion_group(index);
   kernel.set_weight_gradient(op->hasTrait<graph::OpTrait::WeightGradient>());
+  kernel.set_backward(op->hasAttr("graph.backward"));
+  kernel.set_recomputed(op->hasAttr("graph.recomputed"));
   auto use = [&](int32_t buffer) {
     auto &[first, last] = lifetimes[buffer];
     if (first < 0)
@@ -146,10 +149,11 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   } else {
     for (Value operand : op->getOperands())
       kernel.add_inputs(bufferOf.lookup(operand));
-    if (Operation *source = savedBuffersSource(op)) {
-      auto saved = savedOf.find(source);
-      if (saved == savedOf.end())
-        return op->emitOpError("plan: its forward op saved no buffers");
+    if (std::optional<int64_t> key = savedBuffersKey(op)) {
+      auto saved = savedByKey.find(*key);
+      if (saved == savedByKey.end())
+        return op->emitOpError("plan: no forward op before it saved the "
+                               "buffers it reads");
       for (int32_t b : saved->second)
         kernel.add_inputs(b);
     }
@@ -162,15 +166,20 @@ LogicalResult Lowering::lowerOp(Operation *op) {
       bufferOf[result] = *b;
       kernel.add_outputs(*b);
     }
+    SmallVector<int32_t> saved;
     for (const SavedBuffer &s : savedBuffersOf(op)) {
       FailureOr<int32_t> b = addBuffer(
           loc, kernel.op() + "." + std::to_string(index) + "." + s.name, s.type,
           ACTIVATION);
       if (failed(b))
         return failure();
-      savedOf[op].push_back(*b);
+      saved.push_back(*b);
       kernel.add_outputs(*b);
     }
+    // The latest producer wins: a recomputed copy replaces its original.
+    if (!saved.empty())
+      if (std::optional<int64_t> key = forwardKey(op))
+        savedByKey[*key] = saved;
   }
   copyAttributes(op, kernel);
   for (int32_t b : kernel.inputs())
@@ -199,6 +208,14 @@ void Lowering::layOutRegions() {
     regionEnd[b.kind()] = alignUp(b.offset() + b.bytes());
   }
   int64_t arenaBytes = planArena(arena, kAlignment);
+  int64_t boundary = 0;
+  for (int32_t k = 0; k < plan.kernels_size(); ++k)
+    if (plan.kernels(k).backward()) {
+      for (const Lifetime &l : arena)
+        if (l.first < k && k <= l.last)
+          boundary += l.bytes;
+      break;
+    }
   for (auto [lifetime, buffer] : llvm::zip(arena, arenaBuffers))
     plan.mutable_buffers(buffer)->set_offset(lifetime.offset);
   MemoryPlan &memory = *plan.mutable_memory();
@@ -206,6 +223,7 @@ void Lowering::layOutRegions() {
   memory.set_gradient_bytes(regionEnd[GRADIENT]);
   memory.set_input_bytes(regionEnd[INPUT]);
   memory.set_activation_bytes(arenaBytes);
+  memory.set_boundary_activation_bytes(boundary);
 }
 
 /// Memory-bound kernels: worth fusing with the kernel that produces their input.

@@ -24,16 +24,6 @@ ArrayRef<int64_t> shapeOf(Value v) {
   return cast<RankedTensorType>(v.getType()).getShape();
 }
 
-/// The first user of `anchor` of type OpTy satisfying `match`, or null.
-template <typename OpTy, typename Pred>
-Operation *findUser(Value anchor, Pred match) {
-  for (Operation *user : anchor.getUsers())
-    if (auto op = dyn_cast<OpTy>(user))
-      if (match(op))
-        return op;
-  return nullptr;
-}
-
 } // namespace
 
 SmallVector<SavedBuffer> savedBuffersOf(Operation *op) {
@@ -70,45 +60,36 @@ SmallVector<SavedBuffer> savedBuffersOf(Operation *op) {
       .Default([](Operation *) { return SmallVector<SavedBuffer>(); });
 }
 
-Operation *savedBuffersSource(Operation *op) {
-  auto sameNorm = [](Value x, double eps) {
-    return findUser<RmsNormOp>(x, [&](RmsNormOp n) {
-      return n.getInput() == x && n.getEpsilon().convertToDouble() == eps;
-    });
+std::optional<int64_t> savedBuffersKey(Operation *op) {
+  auto idOf = [](Operation *o, const char *name) -> std::optional<int64_t> {
+    if (auto id = o ? o->getAttrOfType<IntegerAttr>(name) : nullptr)
+      return id.getInt();
+    return std::nullopt;
   };
-  auto dispatchOf = [](Value indices) {
-    return findUser<DispatchOp>(indices, [](DispatchOp) { return true; });
+  // Combine and its gradient read their dispatch's row sources, found through
+  // the shared indices (dispatch is never recomputed).
+  auto dispatchOf = [&](Value indices) -> std::optional<int64_t> {
+    for (Operation *user : indices.getUsers())
+      if (isa<DispatchOp>(user))
+        return idOf(user, "graph.fwd_id");
+    return std::nullopt;
   };
-  return llvm::TypeSwitch<Operation *, Operation *>(op)
-      .Case([&](RmsNormGradOp o) {
-        return sameNorm(o.getInput(), o.getEpsilon().convertToDouble());
-      })
-      .Case([&](RmsNormWGradOp o) {
-        return sameNorm(o.getInput(), o.getEpsilon().convertToDouble());
-      })
-      .Case([](MlaAttentionGradOp o) {
-        return findUser<MlaAttentionOp>(o.getQNope(), [&](MlaAttentionOp a) {
-          return a.getQPe() == o.getQPe() && a.getKNope() == o.getKNope() &&
-                 a.getKPe() == o.getKPe() && a.getValue() == o.getValue();
-        });
-      })
-      .Case([](CrossEntropyGradOp o) {
-        return findUser<CrossEntropyOp>(o.getLogits(), [&](CrossEntropyOp c) {
-          return c.getLabels() == o.getLabels();
-        });
-      })
-      .Case([&](CombineOp o) { return dispatchOf(o.getIndices()); })
-      .Case([&](CombineGradOp o) { return dispatchOf(o.getIndices()); })
-      .Case([&](DispatchGradOp o) { return dispatchOf(o.getIndices()); })
-      .Case<ExpertFfnGradOp, ExpertFfnWGradOp>([](auto o) {
-        return findUser<ExpertFfnOp>(o.getRows(), [](ExpertFfnOp) { return true; });
-      })
-      .Case<SharedExpertsGradOp, SharedExpertsWGradOp>([](auto o) {
-        return findUser<SharedExpertsOp>(o.getInput(), [&](SharedExpertsOp s) {
-          return s.getGateWeight() == o.getGateWeight();
-        });
-      })
-      .Default([](Operation *) -> Operation * { return nullptr; });
+  if (auto combine = dyn_cast<CombineOp>(op))
+    return dispatchOf(combine.getIndices());
+  if (auto grad = dyn_cast<CombineGradOp>(op))
+    return dispatchOf(grad.getIndices());
+  // Every other reader is a gradient op of the forward op that saved them.
+  if (isa<RmsNormGradOp, RmsNormWGradOp, MlaAttentionGradOp, CrossEntropyGradOp,
+          DispatchGradOp, ExpertFfnGradOp, ExpertFfnWGradOp,
+          SharedExpertsGradOp, SharedExpertsWGradOp>(op))
+    return idOf(op, "graph.grad_of");
+  return std::nullopt;
+}
+
+std::optional<int64_t> forwardKey(Operation *op) {
+  if (auto id = op->getAttrOfType<IntegerAttr>("graph.fwd_id"))
+    return id.getInt();
+  return std::nullopt;
 }
 
 } // namespace dsflow

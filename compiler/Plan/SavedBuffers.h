@@ -5,7 +5,7 @@
 // and cross-entropy, dispatch's row sources, the FFNs' pre-activations. They are
 // not values of the graph, so the plan adds them: as extra outputs of the forward
 // kernel and extra inputs (after the op's own operands) of the kernels that read
-// them. This file is the one place that knows which.
+// them. This file is the one place that knows which, and how readers find them.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_COMPILER_PLAN_SAVEDBUFFERS_H
@@ -14,6 +14,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Operation.h"
 
+#include <optional>
 #include <string>
 
 namespace dsflow {
@@ -26,8 +27,14 @@ struct SavedBuffer {
 /// The buffers `op` saves as extra outputs, in order (empty for most ops).
 llvm::SmallVector<SavedBuffer> savedBuffersOf(mlir::Operation *op);
 
-/// The forward op whose saved buffers `op` reads as extra inputs, or null.
-mlir::Operation *savedBuffersSource(mlir::Operation *op);
+/// Saved buffers are keyed by the forward op's number (graph.fwd_id, given by
+/// dsflow-autodiff and kept by recomputed copies); a reader takes those of the
+/// latest op with that key before it in program order.
+
+/// The key of the saved buffers `op` reads as extra inputs, if it reads any.
+std::optional<int64_t> savedBuffersKey(mlir::Operation *op);
+/// The key under which `op` saves its buffers (its graph.fwd_id), if any.
+std::optional<int64_t> forwardKey(mlir::Operation *op);
 
 } // namespace dsflow
 

@@ -58,6 +58,12 @@ cl::opt<PrecisionFlag> precision(
                clEnumValN(PrecisionFlag::Fp64, "fp64",
                           "everything in FP64 (gradient checks)")));
 
+cl::list<std::string> recompute(
+    "recompute",
+    cl::desc("Recompute in the backward: rmsnorm, mla_up_proj, swiglu, all, "
+             "none (default)"),
+    cl::CommaSeparated);
+
 // The training step's configuration, recorded in the plan.
 cl::OptionCategory trainingCategory("Training (recorded in the plan)");
 cl::opt<int64_t> microBatches("micro-batches",
@@ -151,7 +157,9 @@ int main(int argc, char **argv) {
   }
   if (emit == Emit::TrainGraph || emit == Emit::Plan) {
     mlir::PassManager pm(&context);
-    dsflow::buildTrainingPipeline(pm, {});
+    dsflow::TrainingPipelineOptions pipeline;
+    pipeline.recompute.assign(recompute.begin(), recompute.end());
+    dsflow::buildTrainingPipeline(pm, pipeline);
     if (mlir::failed(pm.run(*module)))
       return fail(modelPath + ": the training pipeline failed");
   }

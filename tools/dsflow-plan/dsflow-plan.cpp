@@ -91,6 +91,9 @@ void printMemory(const Plan &plan) {
               mib(m.input_bytes()).c_str());
   std::printf("  activations  %14lld bytes  %s  (arena peak, by liveness)\n",
               (long long)m.activation_bytes(), mib(m.activation_bytes()).c_str());
+  std::printf("  kept for the backward %5s%14lld bytes  %s  (live when it starts)\n",
+              "", (long long)m.boundary_activation_bytes(),
+              mib(m.boundary_activation_bytes()).c_str());
 }
 
 void printPrograms(const Plan &plan, bool all) {
@@ -111,10 +114,12 @@ void printPrograms(const Plan &plan, bool all) {
 
 void printKernels(const Plan &plan, bool all) {
   std::map<std::string, int> byOp;
-  int weightGrads = 0;
+  int weightGrads = 0, backward = 0, recomputed = 0;
   for (const Kernel &k : plan.kernels()) {
     byOp[k.op()]++;
     weightGrads += k.weight_gradient();
+    backward += k.backward();
+    recomputed += k.recomputed();
   }
   std::map<int32_t, int> groupSizes;
   for (const Kernel &k : plan.kernels())
@@ -122,9 +127,10 @@ void printKernels(const Plan &plan, bool all) {
   int fused = 0;
   for (const auto &[group, size] : groupSizes)
     fused += size > 1;
-  std::printf("\nkernels: %d (%d weight-gradient), %zu fusion groups (%d of "
-              "several kernels)\n",
-              plan.kernels_size(), weightGrads, groupSizes.size(), fused);
+  std::printf("\nkernels: %d (%d backward, %d weight-gradient, %d recomputed), "
+              "%zu fusion groups (%d of several kernels)\n",
+              plan.kernels_size(), backward, weightGrads, recomputed,
+              groupSizes.size(), fused);
   for (const auto &[op, count] : byOp)
     std::printf("  %-22s %6d\n", op.c_str(), count);
   int shown = all ? plan.kernels_size() : std::min(plan.kernels_size(), kShortListing);

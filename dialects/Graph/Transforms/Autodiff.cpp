@@ -245,23 +245,40 @@ struct AutodiffPass : public dsflow::graph::impl::AutodiffBase<AutodiffPass> {
     }
     Value loss = ret.getOperand(0);
 
-    OpBuilder b(ret);
-    Gradients grads(b);
-    grads.add(loss, FillOp::create(b, loss.getLoc(), loss.getType(),
-                                   b.getF64FloatAttr(1.0)));
     // Forward ops only: collect them before the backward ops are appended.
     SmallVector<Operation *> forwardOps;
     for (Operation &op : body.without_terminator())
       forwardOps.push_back(&op);
-    for (Operation *op : llvm::reverse(forwardOps))
-      if (hasResultGradient(op, grads) && failed(differentiate(op, b, grads)))
+    OpBuilder b(ret);
+    Gradients grads(b);
+    grads.add(loss, FillOp::create(b, loss.getLoc(), loss.getType(),
+                                   b.getF64FloatAttr(1.0)));
+    for (auto [id, op] : llvm::enumerate(forwardOps))
+      op->setAttr(kForwardIdAttr, b.getI64IntegerAttr(id));
+    for (Operation *op : llvm::reverse(forwardOps)) {
+      if (!hasResultGradient(op, grads))
+        continue;
+      Operation *last = ret->getPrevNode();
+      if (failed(differentiate(op, b, grads)))
         return signalPassFailure();
+      for (Operation *emitted = last->getNextNode(); emitted != ret;
+           emitted = emitted->getNextNode())
+        emitted->setAttr(kGradOfAttr, op->getAttr(kForwardIdAttr));
+    }
 
     for (Operation *op : forwardOps)
       if (auto param = dyn_cast<ParamOp>(op))
         if (!param.getNoGrad())
           if (Value grad = grads.lookup(param))
             AccumulateGradOp::create(b, param.getLoc(), param, grad);
+    // Mark the backward part: later passes (recompute, schedules) tell the
+    // forward and backward ops apart by it.
+    Block::iterator backwardStart =
+        forwardOps.empty() ? body.begin()
+                           : std::next(forwardOps.back()->getIterator());
+    for (Operation &op : llvm::make_range(backwardStart,
+                                          body.getTerminator()->getIterator()))
+      op.setAttr(kBackwardAttr, b.getUnitAttr());
     forward.setSymName("train_step");
   }
 };

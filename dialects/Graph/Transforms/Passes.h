@@ -9,6 +9,14 @@
 
 namespace dsflow::graph {
 
+/// The unit attribute dsflow-autodiff puts on every op of the backward part.
+constexpr const char *kBackwardAttr = "graph.backward";
+/// dsflow-autodiff numbers the forward ops (graph.fwd_id) and marks the ops it
+/// emits for a forward op with that number (graph.grad_of). Recomputed copies
+/// keep their original's number. The plan finds saved buffers through them.
+constexpr const char *kForwardIdAttr = "graph.fwd_id";
+constexpr const char *kGradOfAttr = "graph.grad_of";
+
 #define GEN_PASS_DECL
 #include "Graph/Transforms/Passes.h.inc"
 

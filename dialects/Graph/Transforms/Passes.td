@@ -13,8 +13,32 @@ def Autodiff : Pass<"dsflow-autodiff", "mlir::ModuleOp"> {
     Activation gradients (`*_grad`, "B") and weight gradients (`*_wgrad`, "W") are
     separate ops, so that schedules can run W later. Each parameter's gradient
     ends in a `graph.accumulate_grad`; `no_grad` parameters get none. Gradients
-    of a value used several times are summed with `graph.add`.
+    of a value used several times are summed with `graph.add`. Every backward op
+    carries the unit attribute `graph.backward`.
   }];
+  let dependentDialects = ["::dsflow::graph::GraphDialect"];
+}
+
+def Recompute : Pass<"dsflow-recompute", "mlir::ModuleOp"> {
+  let summary = "Recomputes selected activations in the backward instead of keeping them";
+  let description = [{
+    Runs on @train_step (after dsflow-autodiff). For every value produced by a
+    selected forward op and read by the backward, the producing op is cloned
+    right before the value's first backward use, and the backward reads the
+    clone. The forward value then dies at its last forward use, so the plan's
+    activation arena shrinks. The recomputed ops are the same kernels on the
+    same inputs, so results are bitwise identical. Selections:
+      rmsnorm      every graph.rms_norm
+      mla_up_proj  the MLA up-projections (q_b_proj, kv_b_proj) and the
+                   reshape/split/rope ops between them and the attention core
+      swiglu       every graph.swiglu
+    `all` selects the three; `none` (the default) nothing. A recomputed op's
+    operands that are themselves recomputable are recomputed too.
+  }];
+  let options = [
+    ListOption<"ops", "ops", "std::string",
+               "What to recompute: rmsnorm, mla_up_proj, swiglu, all, none">
+  ];
   let dependentDialects = ["::dsflow::graph::GraphDialect"];
 }
 

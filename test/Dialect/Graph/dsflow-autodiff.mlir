@@ -4,13 +4,15 @@
 // gradient is accumulated, the function becomes @train_step.
 // CHECK-LABEL: func.func @train_step
 func.func @forward() -> tensor<f32> {
-  // CHECK: %[[TOK:.+]] = graph.input
+  // Forward ops are numbered (graph.fwd_id); backward ops say what they are
+  // the gradient of (graph.grad_of).
+  // CHECK: %[[TOK:.+]] = graph.input "tokens" {graph.fwd_id = 0 : i64}
   // CHECK: %[[EMB:.+]] = graph.param "embed"
   // CHECK: %[[W:.+]] = graph.param "w"
   // CHECK: %[[IDS:.+]] = graph.token_window %[[TOK]][0]
   // CHECK: %[[X:.+]] = graph.embedding %[[EMB]], %[[IDS]]
   // CHECK: %[[LOGITS:.+]] = graph.linear %[[X]], %[[W]]
-  // CHECK: %[[LOSS:.+]] = graph.cross_entropy %[[LOGITS]], %[[LABELS:.+]] :
+  // CHECK: %[[LOSS:.+]] = graph.cross_entropy %[[LOGITS]], %[[LABELS:[^ ]+]] {graph.fwd_id = 7 : i64} :
   %tokens = graph.input "tokens" : tensor<1x5xi32>
   %embed = graph.param "embed" : tensor<16x8xf32>
   %w = graph.param "w" : tensor<16x8xf32>
@@ -19,13 +21,13 @@ func.func @forward() -> tensor<f32> {
   %x = graph.embedding %embed, %ids : (tensor<16x8xf32>, tensor<1x4xi32>) -> tensor<1x4x8xf32>
   %logits = graph.linear %x, %w : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
   %loss = graph.cross_entropy %logits, %labels : (tensor<1x4x16xf32>, tensor<1x4xi32>) -> tensor<f32>
-  // CHECK: %[[ONE:.+]] = graph.fill 1.000000e+00 : tensor<f32>
-  // CHECK: %[[DLOGITS:.+]] = graph.cross_entropy_grad %[[ONE]], %[[LOGITS]], %[[LABELS]]
+  // CHECK: %[[ONE:.+]] = graph.fill 1.000000e+00 {graph.backward} : tensor<f32>
+  // CHECK: %[[DLOGITS:.+]] = graph.cross_entropy_grad %[[ONE]], %[[LOGITS]], %[[LABELS]] {graph.backward, graph.grad_of = 7 : i64}
   // CHECK: %[[DX:.+]] = graph.linear_grad %[[DLOGITS]], %[[W]]
   // CHECK: %[[DW:.+]] = graph.linear_wgrad %[[DLOGITS]], %[[X]]
   // CHECK: %[[DEMB:.+]] = graph.embedding_wgrad %[[DX]], %[[IDS]]
-  // CHECK: graph.accumulate_grad %[[EMB]], %[[DEMB]] : tensor<16x8xf32>
-  // CHECK: graph.accumulate_grad %[[W]], %[[DW]] : tensor<16x8xf32>
+  // CHECK: graph.accumulate_grad %[[EMB]], %[[DEMB]] {graph.backward} : tensor<16x8xf32>
+  // CHECK: graph.accumulate_grad %[[W]], %[[DW]] {graph.backward} : tensor<16x8xf32>
   // CHECK: return %[[LOSS]]
   return %loss : tensor<f32>
 }
@@ -49,12 +51,12 @@ func.func @forward(%x: tensor<2x8xf32>) -> tensor<f32> {
   %loss = graph.cross_entropy %r3, %labels : (tensor<1x2x8xf32>, tensor<1x2xi32>) -> tensor<f32>
   %half = graph.scale %loss {factor = 5.0e-01 : f64} : tensor<f32>
   // CHECK: %[[ONE:.+]] = graph.fill 1.0
-  // CHECK: %[[DLOSS:.+]] = graph.scale %[[ONE]] {factor = 5.000000e-01 : f64}
+  // CHECK: %[[DLOSS:.+]] = graph.scale %[[ONE]] {factor = 5.000000e-01 : f64, graph.backward, graph.grad_of = {{[0-9]+}} : i64}
   // CHECK: graph.cross_entropy_grad %[[DLOSS]]
   // CHECK: %[[DR:.+]] = graph.reshape %{{.+}} : tensor<1x2x8xf32> -> tensor<2x8xf32>
   // CHECK: %[[DH1:.+]] = graph.linear_grad %[[DR]], %{{.+}}
   // CHECK: %[[DH:.+]] = graph.add %[[DR]], %[[DH1]]
-  // CHECK: graph.rms_norm_grad %[[DH]], %{{.+}}, %{{.+}} {epsilon = 9.9999999999999995E-7 : f64}
+  // CHECK: graph.rms_norm_grad %[[DH]], %{{.+}}, %{{.+}} {epsilon = 9.9999999999999995E-7 : f64, graph.backward, graph.grad_of = {{[0-9]+}} : i64}
   // CHECK: graph.rms_norm_wgrad %[[DH]]
   return %half : tensor<f32>
 }
@@ -71,7 +73,7 @@ func.func @forward(%labels: tensor<1x2xi32>) -> tensor<f32> {
   %s = graph.add %p#0, %b : tensor<1x2x8xf32>
   %loss = graph.cross_entropy %s, %labels : (tensor<1x2x8xf32>, tensor<1x2xi32>) -> tensor<f32>
   // CHECK: %[[D:.+]] = graph.cross_entropy_grad
-  // CHECK: %[[Z:.+]] = graph.fill 0.000000e+00 : tensor<1x2x4xf32>
+  // CHECK: %[[Z:.+]] = graph.fill 0.000000e+00 {graph.backward, graph.grad_of = {{[0-9]+}} : i64} : tensor<1x2x4xf32>
   // CHECK: %[[DW:.+]] = graph.concat %[[D]], %[[Z]]
   // CHECK: graph.accumulate_grad %{{.+}}, %[[DW]]
   // CHECK-NOT: graph.accumulate_grad %[[B]]
@@ -101,16 +103,16 @@ func.func @forward(%x: tensor<4x8xf32>, %labels: tensor<1x4xi32>) -> tensor<f32>
   %bal = graph.balance_loss %s, %i {alpha = 1.0e-04 : f64, sequences = 1 : i64} : (tensor<4x4xf32>, tensor<4x2xi32>) -> tensor<f32>
   %loss = graph.add %ce, %bal : tensor<f32>
   // The balance loss's gradient reaches the router through the scores.
-  // CHECK: %[[DSC:.+]] = graph.balance_loss_grad %{{.+}}, %[[SC]], %[[IDX]] {alpha = 1.000000e-04 : f64, sequences = 1 : i64}
+  // CHECK: %[[DSC:.+]] = graph.balance_loss_grad %{{.+}}, %[[SC]], %[[IDX]] {alpha = 1.000000e-04 : f64, graph.backward, graph.grad_of = {{[0-9]+}} : i64, sequences = 1 : i64}
   // CHECK: %[[DROWS:.+]], %[[DWTS:.+]] = graph.combine_grad %{{.+}}, %[[E]], %[[WTS]], %[[IDX]]
   // CHECK: %[[DEROWS:.+]] = graph.expert_ffn_grad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
   // CHECK: %{{.+}}:4, %{{.+}}:4, %{{.+}}:4 = graph.expert_ffn_wgrad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
   // CHECK: %[[DX1:.+]] = graph.dispatch_grad %[[DEROWS]], %[[IDX]]
-  // CHECK: %[[DLOG:.+]] = graph.moe_gate_grad %[[DWTS]], %[[SC]], %[[IDX]] scores_grad %[[DSC]] {normalize_topk = true, route_scale = 2.500000e+00 : f64, score_function = "sigmoid"}
+  // CHECK: %[[DLOG:.+]] = graph.moe_gate_grad %[[DWTS]], %[[SC]], %[[IDX]] scores_grad %[[DSC]] {graph.backward, graph.grad_of = {{[0-9]+}} : i64, normalize_topk = true, route_scale = 2.500000e+00 : f64, score_function = "sigmoid"}
   // CHECK: graph.linear_grad %[[DLOG]], %[[GW]]
   // CHECK: %[[DGW:.+]] = graph.linear_wgrad %[[DLOG]], %{{.+}}
   // CHECK: graph.accumulate_grad %[[GW]], %[[DGW]]
-  // CHECK-NOT: graph.accumulate_grad %{{.+}}, %{{.+}} : tensor<4xf32>
+  // CHECK-NOT: graph.accumulate_grad {{.*}}: tensor<4xf32>
   return %loss : tensor<f32>
 }
 
