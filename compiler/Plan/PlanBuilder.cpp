@@ -48,6 +48,8 @@ private:
   FailureOr<int32_t> addBuffer(Location loc, const std::string &name,
                                RankedTensorType type, BufferKind kind);
   LogicalResult lowerOp(Operation *op);
+  /// The GRADIENT buffer of the parameter `acc` accumulates into.
+  FailureOr<int32_t> gradientBuffer(graph::AccumulateGradOp acc);
   void copyAttributes(Operation *op, Kernel &kernel);
   void layOutRegions();
 
@@ -76,6 +78,32 @@ FailureOr<int32_t> Lowering::addBuffer(Location loc, const std::string &name,
   buffer.set_bytes(type.getNumElements() * dtypeBytes(*dtype));
   lifetimes.emplace_back(-1, -1);
   return plan.buffers_size() - 1;
+}
+
+/// A weight-gradient op each of whose results only feeds an accumulate_grad:
+/// its CPU kernel adds into its outputs, so it can add into the gradients.
+bool accumulatesInPlace(Operation *op) {
+  if (!op || !op->hasTrait<graph::OpTrait::WeightGradient>())
+    return false;
+  return llvm::all_of(op->getResults(), [](Value result) {
+    return result.hasOneUse() &&
+           isa<graph::AccumulateGradOp>(*result.getUsers().begin());
+  });
+}
+
+FailureOr<int32_t> Lowering::gradientBuffer(graph::AccumulateGradOp acc) {
+  int32_t param = bufferOf.lookup(acc.getParam());
+  auto [it, inserted] = gradientOf.try_emplace(param, -1);
+  if (inserted) {
+    FailureOr<int32_t> g =
+        addBuffer(acc.getLoc(), plan.buffers(param).name(),
+                  cast<RankedTensorType>(acc.getGrad().getType()), GRADIENT);
+    if (failed(g))
+      return failure();
+    plan.mutable_buffers(*g)->set_gradient_of(param);
+    it->second = *g;
+  }
+  return it->second;
 }
 
 void Lowering::copyAttributes(Operation *op, Kernel &kernel) {
@@ -132,19 +160,14 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   };
 
   if (auto acc = dyn_cast<graph::AccumulateGradOp>(op)) {
-    int32_t param = bufferOf.lookup(acc.getParam());
-    auto [it, inserted] = gradientOf.try_emplace(param, -1);
-    if (inserted) {
-      FailureOr<int32_t> g =
-          addBuffer(loc, plan.buffers(param).name(),
-                    cast<RankedTensorType>(acc.getGrad().getType()), GRADIENT);
-      if (failed(g))
-        return failure();
-      plan.mutable_buffers(*g)->set_gradient_of(param);
-      it->second = *g;
-    }
+    // Already written in place by its weight-gradient kernel.
+    if (accumulatesInPlace(acc.getGrad().getDefiningOp()))
+      return success();
+    FailureOr<int32_t> gradient = gradientBuffer(acc);
+    if (failed(gradient))
+      return failure();
     kernel.add_inputs(bufferOf.lookup(acc.getGrad()));
-    kernel.add_outputs(it->second);
+    kernel.add_outputs(*gradient);
     kernel.set_accumulates(true);
   } else {
     for (Value operand : op->getOperands())
@@ -157,6 +180,19 @@ LogicalResult Lowering::lowerOp(Operation *op) {
       for (int32_t b : saved->second)
         kernel.add_inputs(b);
     }
+  }
+  if (accumulatesInPlace(op)) {
+    // A weight-gradient kernel adds (+=) into its outputs: let it add straight
+    // into the parameters' gradient buffers instead of materializing dW.
+    for (Value result : op->getResults()) {
+      FailureOr<int32_t> gradient =
+          gradientBuffer(cast<graph::AccumulateGradOp>(*result.getUsers().begin()));
+      if (failed(gradient))
+        return failure();
+      kernel.add_outputs(*gradient);
+    }
+    kernel.set_accumulates(true);
+  } else if (!isa<graph::AccumulateGradOp>(op)) {
     for (auto [i, result] : llvm::enumerate(op->getResults())) {
       FailureOr<int32_t> b = addBuffer(
           loc, kernel.op() + "." + std::to_string(index) + "." + std::to_string(i),

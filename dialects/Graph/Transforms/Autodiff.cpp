@@ -9,6 +9,7 @@
 #include "Graph/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #define DEBUG_TYPE "dsflow-autodiff"
@@ -255,22 +256,35 @@ struct AutodiffPass : public dsflow::graph::impl::AutodiffBase<AutodiffPass> {
                                    b.getF64FloatAttr(1.0)));
     for (auto [id, op] : llvm::enumerate(forwardOps))
       op->setAttr(kForwardIdAttr, b.getI64IntegerAttr(id));
-    for (Operation *op : llvm::reverse(forwardOps)) {
-      if (!hasResultGradient(op, grads))
-        continue;
-      Operation *last = ret->getPrevNode();
-      if (failed(differentiate(op, b, grads)))
-        return signalPassFailure();
-      for (Operation *emitted = last->getNextNode(); emitted != ret;
-           emitted = emitted->getNextNode())
-        emitted->setAttr(kGradOfAttr, op->getAttr(kForwardIdAttr));
-    }
-
+    // A parameter's gradient is complete once its first user (in program
+    // order) is differentiated: accumulate it then, so that weight gradients
+    // do not stay live through the rest of the backward.
+    DenseMap<Operation *, int64_t> usersLeft;
     for (Operation *op : forwardOps)
-      if (auto param = dyn_cast<ParamOp>(op))
-        if (!param.getNoGrad())
+      if (isa<ParamOp>(op))
+        usersLeft[op] = SmallPtrSet<Operation *, 4>(op->getUsers().begin(),
+                                                    op->getUsers().end())
+                            .size();
+    for (Operation *op : llvm::reverse(forwardOps)) {
+      if (hasResultGradient(op, grads)) {
+        Operation *last = ret->getPrevNode();
+        if (failed(differentiate(op, b, grads)))
+          return signalPassFailure();
+        for (Operation *emitted = last->getNextNode(); emitted != ret;
+             emitted = emitted->getNextNode())
+          emitted->setAttr(kGradOfAttr, op->getAttr(kForwardIdAttr));
+      }
+      SmallPtrSet<Operation *, 8> params;
+      for (Value operand : op->getOperands())
+        if (auto param = operand.getDefiningOp<ParamOp>())
+          params.insert(param);
+      for (Operation *paramOp : params) {
+        auto param = cast<ParamOp>(paramOp);
+        if (--usersLeft[paramOp] == 0 && !param.getNoGrad())
           if (Value grad = grads.lookup(param))
             AccumulateGradOp::create(b, param.getLoc(), param, grad);
+      }
+    }
     // Mark the backward part: later passes (recompute, schedules) tell the
     // forward and backward ops apart by it.
     Block::iterator backwardStart =
