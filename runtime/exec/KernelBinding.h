@@ -34,23 +34,30 @@ public:
   int numInputs() const { return kernel.inputs_size(); }
   int numOutputs() const { return kernel.outputs_size(); }
 
-  const Buffer &input(int i) const { return plan.buffers(kernel.inputs(i)); }
-  const Buffer &output(int i) const { return plan.buffers(kernel.outputs(i)); }
-  int64_t inputSize(int i) const { return numElements(input(i)); }
-  int64_t outputSize(int i) const { return numElements(output(i)); }
+  /// Operand accessors never read past the kernel's lists: an index out of
+  /// range records a problem and yields an empty buffer (or a null pointer),
+  /// so a binder can check sizes before it knows the arity is right.
+  const Buffer &input(int i) { return buffer(kernel.inputs(), i, "input"); }
+  const Buffer &output(int i) { return buffer(kernel.outputs(), i, "output"); }
+  int64_t inputSize(int i) { return numElements(input(i)); }
+  int64_t outputSize(int i) { return numElements(output(i)); }
   /// The last dimension of input i (1 for a scalar).
-  int64_t inputLast(int i) const {
-    return input(i).shape_size() ? input(i).shape(input(i).shape_size() - 1) : 1;
+  int64_t inputLast(int i) {
+    const Buffer &b = input(i);
+    return b.shape_size() ? b.shape(b.shape_size() - 1) : 1;
   }
-  int64_t inputDim(int i, int d) const {
-    return d < input(i).shape_size() ? input(i).shape(d) : 0;
+  int64_t inputDim(int i, int d) {
+    const Buffer &b = input(i);
+    return d < b.shape_size() ? b.shape(d) : 0;
   }
 
   /// Typed pointers; each records a type error when the dtype does not fit.
-  const T *in(int i) { return typed<T>(kernel.inputs(i), floatType()); }
-  T *out(int i) { return typed<T>(kernel.outputs(i), floatType()); }
-  const int32_t *inIds(int i) { return typed<int32_t>(kernel.inputs(i), DTYPE_I32); }
-  int32_t *outIds(int i) { return typed<int32_t>(kernel.outputs(i), DTYPE_I32); }
+  const T *in(int i) { return typed<T>(kernel.inputs(), i, floatType()); }
+  T *out(int i) { return typed<T>(kernel.outputs(), i, floatType()); }
+  const int32_t *inIds(int i) {
+    return typed<int32_t>(kernel.inputs(), i, DTYPE_I32);
+  }
+  int32_t *outIds(int i) { return typed<int32_t>(kernel.outputs(), i, DTYPE_I32); }
 
   /// Attributes; a missing one records an error.
   double f64(const std::string &name) { return attr(name).f64(); }
@@ -88,10 +95,22 @@ private:
   static constexpr DType floatType() {
     return sizeof(T) == 8 ? DTYPE_F64 : DTYPE_F32;
   }
-  template <typename U> U *typed(int32_t buffer, DType expected) {
-    check(plan.buffers(buffer).dtype() == expected,
-          "buffer '" + plan.buffers(buffer).name() + "' has the wrong element type");
-    return reinterpret_cast<U *>(memory.data(buffer));
+  using Indices = google::protobuf::RepeatedField<int32_t>;
+  bool inRange(const Indices &list, int i, const char *what) {
+    return check(i >= 0 && i < list.size(),
+                 std::string("has no ") + what + " " + std::to_string(i));
+  }
+  const Buffer &buffer(const Indices &list, int i, const char *what) {
+    static const Buffer empty;
+    return inRange(list, i, what) ? plan.buffers(list.Get(i)) : empty;
+  }
+  template <typename U> U *typed(const Indices &list, int i, DType expected) {
+    if (!inRange(list, i, "operand"))
+      return nullptr;
+    int32_t b = list.Get(i);
+    check(plan.buffers(b).dtype() == expected,
+          "buffer '" + plan.buffers(b).name() + "' has the wrong element type");
+    return reinterpret_cast<U *>(memory.data(b));
   }
   const Attribute *find(const std::string &name) const {
     for (const Attribute &a : kernel.attributes())

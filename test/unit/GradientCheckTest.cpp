@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 
 namespace dsflow {
 namespace {
@@ -126,6 +127,45 @@ TEST(GradientCheck, TinyV3EveryParameterFloat64) {
   std::printf("checked %d elements of %d tensors; worst relative error where "
               "|gradient| > 1e-3: %.2e (%s)\n",
               checkedElements, checkedTensors, worst, worstName.c_str());
+}
+
+} // namespace
+} // namespace dsflow
+
+namespace dsflow {
+namespace {
+
+/// A plan is untrusted: for every kernel of a real plan (every op the CPU
+/// backend binds, forward and backward), a missing input or output must be
+/// refused with a message naming the kernel, never crash.
+TEST(KernelBinding, EveryOpRefusesAMissingOperand) {
+  std::optional<Plan> plan =
+      compileFloat64(std::string(DSFLOW_MODELS_DIR) + "/tiny-v3.pbtxt");
+  ASSERT_TRUE(plan);
+  std::set<std::string> ops;
+  for (int32_t k = 0; k < plan->kernels_size(); ++k) {
+    // One kernel of each op is enough.
+    if (!ops.insert(plan->kernels(k).op()).second)
+      continue;
+    for (bool input : {true, false}) {
+      Plan broken = *plan;
+      Kernel &kernel = *broken.mutable_kernels(k);
+      auto &list = input ? *kernel.mutable_inputs() : *kernel.mutable_outputs();
+      if (list.empty())
+        continue;
+      // moe_gate_grad's last input, the scores' gradient, is optional.
+      if (input && kernel.op() == "moe_gate_grad" && list.size() == 4)
+        list.RemoveLast();
+      list.RemoveLast();
+      auto executor = exec::Executor::create(broken, "tiny-v3");
+      ASSERT_FALSE(executor.ok()) << kernel.op();
+      EXPECT_NE(executor.error().message.find("kernel " + std::to_string(k) +
+                                              " (" + kernel.op() + ")"),
+                std::string::npos)
+          << executor.error().message;
+    }
+  }
+  EXPECT_GE(ops.size(), 40u);
 }
 
 } // namespace

@@ -166,6 +166,27 @@ TEST(KernelBinding, WrongArity) {
   expectUnbindable([](Plan &p) { p.mutable_kernels(3)->add_inputs(5); },
                    "kernel 3 (linear): expects 2 inputs and 1 outputs, has 3 and 1");
 }
+TEST(KernelBinding, TooFewOperandsIsAnErrorNotACrash) {
+  // Every op with one input or output removed must be refused cleanly.
+  Plan plan = tinyPlan();
+  for (int32_t k = 0; k < plan.kernels_size(); ++k) {
+    for (bool input : {true, false}) {
+      Plan broken = plan;
+      Kernel &kernel = *broken.mutable_kernels(k);
+      auto &list = input ? *kernel.mutable_inputs() : *kernel.mutable_outputs();
+      if (list.empty())
+        continue;
+      list.RemoveLast();
+      auto executor = exec::Executor::create(broken, "p.plan");
+      EXPECT_FALSE(executor.ok()) << "kernel " << k;
+      if (!executor.ok())
+        EXPECT_NE(executor.error().message.find("kernel " + std::to_string(k)),
+                  std::string::npos)
+            << executor.error().message;
+    }
+  }
+}
+
 TEST(KernelBinding, SizesDisagree) {
   // A weight of rank 1.
   expectUnbindable([](Plan &p) { p.mutable_kernels(3)->set_inputs(1, 8); },
