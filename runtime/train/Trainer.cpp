@@ -89,6 +89,12 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options) {
       return checkpoint.error();
     if (io::Status e = t->resumeFrom(*checkpoint))
       return *e;
+    if (t->startStep >= options.steps)
+      return io::makeError(checkpoint->path,
+                           "the checkpoint is at step " +
+                               std::to_string(t->startStep) +
+                               "; --steps " + std::to_string(options.steps) +
+                               " would train nothing");
   }
   return t;
 }

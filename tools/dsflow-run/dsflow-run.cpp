@@ -141,6 +141,8 @@ int main(int argc, char **argv) {
     return fail("--steps is required");
   if (options.resume && options.checkpointDir.empty())
     return fail("--resume needs --checkpoint-dir");
+  if (options.evalInterval > 0 && options.valFraction == 0)
+    return fail("--eval-interval needs a validation split (--val-fraction > 0)");
 
   io::Expected<Plan> plan = readPlanFile(planPath);
   if (!plan)
