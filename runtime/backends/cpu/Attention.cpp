@@ -1,5 +1,6 @@
 //===- Attention.cpp - Causal MLA attention core, forward and backward ----===//
 #include "runtime/backends/cpu/Kernels.h"
+#include "runtime/backends/cpu/Parallel.h"
 
 #include <cmath>
 #include <limits>
@@ -38,8 +39,9 @@ void mlaAttentionForward(const T *qNope, const T *qPe, const T *kNope,
                          const MlaShape &shape, double scale) {
   const T sc = static_cast<T>(scale);
   const int64_t vd = shape.valueDim;
-  std::vector<T> scores(shape.seq);
-  for (int64_t b = 0; b < shape.batch; ++b)
+  // Sequences are independent: one per worker, bitwise the same serially.
+  parallelFor(shape.batch, [&](int64_t b) {
+    std::vector<T> scores(shape.seq);
     for (int64_t h = 0; h < shape.heads; ++h) {
       MlaView<T> view{qNope, qPe, kNope, kPe, v, shape, b, h};
       for (int64_t i = 0; i < shape.seq; ++i) {
@@ -63,6 +65,7 @@ void mlaAttentionForward(const T *qNope, const T *qPe, const T *kNope,
         }
       }
     }
+  });
 }
 
 template <typename T>
@@ -72,8 +75,9 @@ void mlaAttentionBackward(const T *dOut, const T *qNope, const T *qPe,
                           T *dv, const MlaShape &shape, double scale) {
   const T sc = static_cast<T>(scale);
   const int64_t nd = shape.nopeDim, rd = shape.ropeDim, vd = shape.valueDim;
-  std::vector<T> probs(shape.seq), dProbs(shape.seq);
-  for (int64_t b = 0; b < shape.batch; ++b)
+  // Each sequence writes only its own rows (dk_pe too): one per worker.
+  parallelFor(shape.batch, [&](int64_t b) {
+    std::vector<T> probs(shape.seq), dProbs(shape.seq);
     for (int64_t h = 0; h < shape.heads; ++h) {
       MlaView<T> view{qNope, qPe, kNope, kPe, v, shape, b, h};
       for (int64_t i = 0; i < shape.seq; ++i) {
@@ -110,6 +114,7 @@ void mlaAttentionBackward(const T *dOut, const T *qNope, const T *qPe,
         }
       }
     }
+  });
 }
 
 #define DSFLOW_INSTANTIATE(T)                                                  \

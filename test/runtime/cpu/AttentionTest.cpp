@@ -162,3 +162,34 @@ TEST(MlaAttention, FloatMatchesDouble) {
 
 } // namespace
 } // namespace dsflow::cpu::test
+
+namespace dsflow::cpu::test {
+namespace {
+
+/// Sequences run on separate workers; the bits must not depend on how many.
+TEST(MlaAttention, ResultsDoNotDependOnTheThreadCount) {
+  AttentionCase c; // Rebuilt below for 5 sequences.
+  std::mt19937 rng(7);
+  c.s = MlaShape{/*batch=*/5, /*seq=*/6, /*heads=*/3, 3, 2, 2};
+  int64_t rows = c.s.batch * c.s.seq * c.s.heads;
+  c.qNope = randomVec(rows * c.s.nopeDim, rng);
+  c.qPe = randomVec(rows * c.s.ropeDim, rng);
+  c.kNope = randomVec(rows * c.s.nopeDim, rng);
+  c.kPe = randomVec(c.s.batch * c.s.seq * c.s.ropeDim, rng);
+  c.v = randomVec(rows * c.s.valueDim, rng);
+  Vec dOut = randomVec(c.outSize(), rng);
+  auto run = [&](const char *threads) {
+    setenv("DSFLOW_NUM_THREADS", threads, 1);
+    Vec forward = c.forward<float>();
+    AttentionCase::Grads g = c.backward(dOut);
+    unsetenv("DSFLOW_NUM_THREADS");
+    return concat({forward, g.qNope, g.qPe, g.kNope, g.kPe, g.v});
+  };
+  Vec serial = run("1"), parallel = run("4");
+  ASSERT_EQ(serial.size(), parallel.size());
+  for (size_t i = 0; i < serial.size(); ++i)
+    ASSERT_EQ(serial[i], parallel[i]) << "element " << i;
+}
+
+} // namespace
+} // namespace dsflow::cpu::test
