@@ -17,6 +17,11 @@ void buildTrainingPipeline(mlir::OpPassManager &pm,
     recompute.ops.assign(options.recompute.begin(), options.recompute.end());
     pm.addPass(graph::createRecompute(recompute));
   }
+  if (options.fp8) {
+    graph::Fp8CastOptions fp8;
+    fp8.ue8m0 = options.fp8Ue8m0;
+    pm.addPass(graph::createFp8Cast(fp8));
+  }
 }
 
 void registerPipelines() {

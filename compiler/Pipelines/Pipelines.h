@@ -12,11 +12,14 @@ namespace dsflow {
 struct TrainingPipelineOptions {
   /// What dsflow-recompute recomputes: rmsnorm, mla_up_proj, swiglu, all, none.
   std::vector<std::string> recompute;
+  /// Run dsflow-fp8-cast (DeepSeek-V3's FP8 GEMMs), with UE8M0 scales or not.
+  bool fp8 = false;
+  bool fp8Ue8m0 = false;
 };
 
 /// The graph passes from the forward model to a differentiated training step:
-/// canonicalization, dsflow-autodiff, then dsflow-recompute when asked. (FP8 and
-/// the distribution passes will join here.)
+/// canonicalization, dsflow-autodiff, dsflow-recompute and dsflow-fp8-cast when
+/// asked. (The distribution passes will join here.)
 void buildTrainingPipeline(mlir::OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 

@@ -107,10 +107,20 @@ FailureOr<int32_t> Lowering::gradientBuffer(graph::AccumulateGradOp acc) {
 }
 
 void Lowering::copyAttributes(Operation *op, Kernel &kernel) {
+  // Dictionaries (graph.fp8) are flattened: "graph.fp8.activations", ...
+  SmallVector<std::pair<std::string, mlir::Attribute>> attributes;
   for (NamedAttribute named : op->getAttrs()) {
-    mlir::Attribute value = named.getValue();
+    if (auto dict = dyn_cast<DictionaryAttr>(named.getValue()))
+      for (NamedAttribute field : dict)
+        attributes.push_back({named.getName().str() + "." +
+                                  field.getName().str(),
+                              field.getValue()});
+    else
+      attributes.push_back({named.getName().str(), named.getValue()});
+  }
+  for (auto &[name, value] : attributes) {
     dsflow::Attribute out;
-    out.set_name(named.getName().str());
+    out.set_name(name);
     if (auto f = dyn_cast<FloatAttr>(value))
       out.set_f64(f.getValueAsDouble());
     else if (auto b = dyn_cast<BoolAttr>(value))

@@ -10,13 +10,16 @@
 #ifndef DSFLOW_RUNTIME_EXEC_KERNELBINDING_H
 #define DSFLOW_RUNTIME_EXEC_KERNELBINDING_H
 
+#include "exec/Fp8Emulation.h"
 #include "exec/Memory.h"
 #include "io/Status.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cpu/Kernels.h"
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace dsflow::exec {
 
@@ -29,7 +32,15 @@ template <typename T> class BindContext {
 public:
   BindContext(const Plan &plan, int32_t index, Memory &memory)
       : plan(plan), kernel(plan.kernels(index)), memory(memory),
-        where("kernel " + std::to_string(index) + " (" + kernel.op() + ")") {}
+        where("kernel " + std::to_string(index) + " (" + kernel.op() + ")") {
+    if (const Attribute *format = find("graph.fp8.format")) {
+      fp8 = check(format->str() == "e4m3", "unsupported FP8 format");
+      const Attribute *scales = find("graph.fp8.scales");
+      ue8m0 = scales && scales->str() == "ue8m0";
+    }
+    const Attribute *precision = find("graph.precision");
+    bf16Inputs = precision && precision->str() == "bf16";
+  }
 
   int numInputs() const { return kernel.inputs_size(); }
   int numOutputs() const { return kernel.outputs_size(); }
@@ -52,7 +63,27 @@ public:
   }
 
   /// Typed pointers; each records a type error when the dtype does not fit.
-  const T *in(int i) { return typed<T>(kernel.inputs(), i, floatType()); }
+  /// An FP8 GEMM operand (Fp8Emulation.h) is read through a scratch copy
+  /// quantized to E4M3 and back just before the kernel runs.
+  const T *in(int i) {
+    const T *p = typed<T>(kernel.inputs(), i, floatType());
+    std::optional<Fp8Role> role;
+    if (fp8)
+      role = fp8InputRole(kernel.op(), i, numInputs());
+    else if (bf16Inputs && i == 0)
+      role = Fp8Role::Bf16;
+    if (!p || !role)
+      return p;
+    int64_t cols = inputLast(i), n = inputSize(i);
+    int64_t rows = cols ? n / cols : 0;
+    auto copy = std::make_shared<std::vector<T>>(n);
+    bool scalesUe8m0 = ue8m0;
+    Fp8Role how = *role;
+    before.push_back([=] {
+      fakeQuantize(p, copy->data(), rows, cols, how, scalesUe8m0);
+    });
+    return copy->data();
+  }
   T *out(int i) { return typed<T>(kernel.outputs(), i, floatType()); }
   const int32_t *inIds(int i) {
     return typed<int32_t>(kernel.inputs(), i, DTYPE_I32);
@@ -79,11 +110,32 @@ public:
                      std::to_string(numInputs()) + " and " +
                      std::to_string(numOutputs()));
   }
-  /// The binding's result: `kernel` unless a check failed.
+  /// The binding's result: `kernel` unless a check failed, with the FP8
+  /// emulation's steps around it.
   io::Expected<BoundKernel> finish(BoundKernel bound) {
+    if (fp8 && kernel.op() == "dispatch" && numOutputs() > 0) {
+      // FP8 dispatch: the rows (which the experts' backward reads) are E4M3.
+      T *rows = out(0);
+      int64_t cols = inputLast(0), n = outputSize(0);
+      bool scalesUe8m0 = ue8m0;
+      if (rows && cols > 0)
+        after.push_back([=] {
+          fakeQuantize(rows, rows, n / cols, cols, Fp8Role::RowTiles,
+                       scalesUe8m0);
+        });
+    }
     if (!problem.empty())
       return io::makeError(where, problem);
-    return bound;
+    if (before.empty() && after.empty())
+      return bound;
+    return BoundKernel([before = before, after = after, bound] {
+      for (const auto &step : before)
+        step();
+      cpu::Status status = bound();
+      for (const auto &step : after)
+        step();
+      return status;
+    });
   }
 
   const Plan &plan;
@@ -126,6 +178,8 @@ private:
   }
 
   std::string problem;
+  bool fp8 = false, ue8m0 = false, bf16Inputs = false;
+  std::vector<std::function<void()>> before, after;
 };
 
 template <typename T>

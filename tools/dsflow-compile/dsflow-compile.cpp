@@ -64,6 +64,14 @@ cl::list<std::string> recompute(
              "none (default)"),
     cl::CommaSeparated);
 
+cl::opt<bool> fp8("fp8",
+                  cl::desc("FP8 GEMMs with fine-grained scaling (DeepSeek-V3); "
+                           "on by default for FP8 models"),
+                  cl::init(false));
+cl::opt<bool> fp8Ue8m0("fp8-ue8m0",
+                       cl::desc("With --fp8: scales rounded up to powers of two"),
+                       cl::init(false));
+
 // The training step's configuration, recorded in the plan.
 cl::OptionCategory trainingCategory("Training (recorded in the plan)");
 cl::opt<int64_t> microBatches("micro-batches",
@@ -159,6 +167,8 @@ int main(int argc, char **argv) {
     mlir::PassManager pm(&context);
     dsflow::TrainingPipelineOptions pipeline;
     pipeline.recompute.assign(recompute.begin(), recompute.end());
+    pipeline.fp8 = fp8 || spec->precision() == dsflow::FP8;
+    pipeline.fp8Ue8m0 = fp8Ue8m0 || spec->fp8_ue8m0_scales();
     dsflow::buildTrainingPipeline(pm, pipeline);
     if (mlir::failed(pm.run(*module)))
       return fail(modelPath + ": the training pipeline failed");

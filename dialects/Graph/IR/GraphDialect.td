@@ -13,6 +13,8 @@ include "mlir/IR/OpBase.td"
 def Graph_Dialect : Dialect {
   let name = "graph";
   let cppNamespace = "::dsflow::graph";
+  // graph.fp8 and graph.precision (the FP8 pass's marks) are verified.
+  let hasOperationAttrVerify = 1;
   let summary = "The model-level graph of a DeepSeek-V3-style transformer";
   let description = [{
     Values are statically shaped tensors. Parameters are `graph.param` ops named

@@ -42,4 +42,23 @@ def Recompute : Pass<"dsflow-recompute", "mlir::ModuleOp"> {
   let dependentDialects = ["::dsflow::graph::GraphDialect"];
 }
 
+def Fp8Cast : Pass<"dsflow-fp8-cast", "mlir::ModuleOp"> {
+  let summary = "Marks the linear layers' GEMMs as FP8 E4M3 with fine-grained scaling";
+  let description = [{
+    DeepSeek-V3's FP8 recipe. Marks (graph.fp8) every GEMM of a linear layer, in
+    the forward, the activation gradient and the weight gradient: activations
+    scaled per 1x128 tile along the contraction (128x1, along the tokens, in
+    weight gradients), weights per 128x128 block, scales FP32 or (ue8m0) powers
+    of two. Kept in higher precision: the embedding, the output head, the MoE
+    gate, the norms and the attention core. The MoE dispatch is marked FP8 (its
+    rows, which the expert up-projections cache for the backward, are FP8) and
+    the combine BF16 (graph.precision = "bf16").
+  }];
+  let options = [
+    Option<"ue8m0", "ue8m0", "bool", "false",
+           "Round scales up to powers of two (UE8M0)">
+  ];
+  let dependentDialects = ["::dsflow::graph::GraphDialect"];
+}
+
 #endif // DSFLOW_GRAPH_PASSES
