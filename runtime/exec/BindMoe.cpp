@@ -287,49 +287,65 @@ io::Expected<BoundKernel> bindExpertFfn(BindContext<T> &c) {
   });
 }
 
+/// The gradients' operands: [dy, rows, counts, E gates, E ups, E downs,
+/// saved gate pre-activations, saved up pre-activations] (rows, which only the
+/// weight gradient reads, are left to its binder).
+template <typename T> struct ExpertGradOperands {
+  std::shared_ptr<ExpertOperands<T>> e;
+  const T *dy = nullptr, *savedGate = nullptr, *savedUp = nullptr;
+  const int32_t *counts = nullptr;
+};
+
+template <typename T>
+ExpertGradOperands<T> expertGradOperands(BindContext<T> &c) {
+  int64_t experts = c.numInputs() > 2 ? c.inputSize(2) : 0;
+  ExpertGradOperands<T> g;
+  g.e = std::make_shared<ExpertOperands<T>>(
+      expertOperands(c, 1, 3 + 3 * static_cast<int>(experts)));
+  c.check(c.inputSize(0) == g.e->numRows * g.e->hidden,
+          "gradient sizes disagree");
+  g.dy = c.in(0);
+  g.counts = c.inIds(2);
+  int saved = c.numInputs() - 2;
+  g.savedGate = c.in(saved);
+  g.savedUp = c.in(saved + 1);
+  return g;
+}
+
 template <typename T>
 io::Expected<BoundKernel> bindExpertFfnGrad(BindContext<T> &c) {
-  int64_t experts = c.numInputs() > 2 ? c.inputSize(2) : 0;
-  auto e = std::make_shared<ExpertOperands<T>>(
-      expertOperands(c, 1, 3 + 3 * static_cast<int>(experts)));
-  c.check(c.numOutputs() == 1 && c.inputSize(0) == e->numRows * e->hidden &&
-              c.outputSize(0) == e->numRows * e->hidden,
+  ExpertGradOperands<T> g = expertGradOperands(c);
+  auto e = g.e;
+  c.check(c.numOutputs() == 1 && c.outputSize(0) == e->numRows * e->hidden,
           "gradient sizes disagree");
-  const T *dy = c.in(0);
-  const int32_t *counts = c.inIds(2);
-  int saved = c.numInputs() - 2;
-  const T *savedGate = c.in(saved), *savedUp = c.in(saved + 1);
   T *dRows = c.out(0);
   return c.finish([=] {
-    return cpu::expertFfnBackwardB(dy, counts, e->gate.data(), e->up.data(),
-                                   e->down.data(), savedGate, savedUp, dRows,
-                                   e->numRows, e->experts, e->hidden, e->inter);
+    return cpu::expertFfnBackwardB(g.dy, g.counts, e->gate.data(), e->up.data(),
+                                   e->down.data(), g.savedGate, g.savedUp,
+                                   dRows, e->numRows, e->experts, e->hidden,
+                                   e->inter);
   });
 }
 
 template <typename T>
 io::Expected<BoundKernel> bindExpertFfnWGrad(BindContext<T> &c) {
-  int64_t experts = c.numInputs() > 2 ? c.inputSize(2) : 0;
-  auto e = std::make_shared<ExpertOperands<T>>(
-      expertOperands(c, 1, 3 + 3 * static_cast<int>(experts)));
-  c.check(c.numOutputs() == 3 * e->experts &&
-              c.inputSize(0) == e->numRows * e->hidden,
+  ExpertGradOperands<T> g = expertGradOperands(c);
+  auto e = g.e;
+  c.check(c.numOutputs() == 3 * e->experts,
           "one gradient per expert weight expected");
+  // Only the weight gradient reads the rows (the B part does not).
+  const T *rows = c.in(1);
   auto grads = std::make_shared<std::vector<T *>>();
   for (int i = 0; i < c.numOutputs(); ++i) {
     c.check(c.outputSize(i) == e->inter * e->hidden,
             "a weight gradient has the wrong size");
     grads->push_back(c.out(i));
   }
-  const T *dy = c.in(0), *rows = c.in(1);
-  const int32_t *counts = c.inIds(2);
-  int saved = c.numInputs() - 2;
-  const T *savedGate = c.in(saved), *savedUp = c.in(saved + 1);
   return c.finish([=] {
-    T *const *g = grads->data();
-    return cpu::expertFfnBackwardW(dy, rows, counts, e->down.data(), savedGate,
-                                   savedUp, g, g + e->experts,
-                                   g + 2 * e->experts, e->numRows, e->experts,
+    T *const *d = grads->data();
+    return cpu::expertFfnBackwardW(g.dy, rows, g.counts, e->down.data(),
+                                   g.savedGate, g.savedUp, d, d + e->experts,
+                                   d + 2 * e->experts, e->numRows, e->experts,
                                    e->hidden, e->inter);
   });
 }
