@@ -3,6 +3,9 @@
 
 #include "io/BFloat16.h"
 #include "runtime/backends/cpu/Fp8.h"
+#include "runtime/backends/cpu/Parallel.h"
+
+#include <algorithm>
 
 #include <vector>
 
@@ -47,6 +50,50 @@ std::optional<Fp8Role> fp8InputRole(const std::string &op, int input,
   return std::nullopt;
 }
 
+// Quantizes rows [r0, r1) of x ([rows, cols]) into y; r0 is a multiple of 128
+// so that weight blocks never straddle two calls.
+template <typename T>
+static void fakeQuantizeRows(const T *x, T *y, int64_t r0, int64_t r1,
+                             int64_t cols, Fp8Role role,
+                             const cpu::Fp8ScaleOptions &options) {
+  int64_t rows = r1 - r0;
+  x += r0 * cols;
+  y += r0 * cols;
+  std::vector<uint8_t> codes(rows * cols);
+  if (role == Fp8Role::Blocks) {
+    std::vector<float> scales(cpu::fp8Tiles(rows) * cpu::fp8Tiles(cols));
+    cpu::quantizeFp8Blocks128x128(x, codes.data(), scales.data(), rows, cols,
+                                  options);
+    cpu::dequantizeFp8Blocks128x128(codes.data(), scales.data(), y, rows, cols);
+    return;
+  }
+  if (role == Fp8Role::ColumnTiles) {
+    std::vector<float> scales(cpu::fp8Tiles(rows) * cols);
+    cpu::quantizeFp8Tiles128x1(x, codes.data(), scales.data(), rows, cols,
+                               options);
+    cpu::dequantizeFp8Tiles128x1(codes.data(), scales.data(), y, rows, cols);
+    return;
+  }
+  std::vector<float> scales(rows * cpu::fp8Tiles(cols));
+  cpu::quantizeFp8Tiles1x128(x, codes.data(), scales.data(), rows, cols,
+                             options);
+  cpu::dequantizeFp8Tiles1x128(codes.data(), scales.data(), y, rows, cols);
+}
+
+// Every 128-row band is independent (tiles and blocks never cross one), so the
+// bands run in parallel and the result does not depend on the thread count.
+template <typename T>
+static void fakeQuantizeBands(const T *x, T *y, int64_t rows, int64_t cols,
+                              Fp8Role role,
+                              const cpu::Fp8ScaleOptions &options) {
+  int64_t bands = cpu::fp8Tiles(rows);
+  cpu::parallelFor(bands, [&](int64_t band) {
+    int64_t r0 = band * cpu::kFp8Tile;
+    fakeQuantizeRows(x, y, r0, std::min(rows, r0 + cpu::kFp8Tile), cols, role,
+                     options);
+  });
+}
+
 template <typename T>
 void fakeQuantize(const T *x, T *y, int64_t rows, int64_t cols, Fp8Role role,
                   bool ue8m0) {
@@ -58,33 +105,7 @@ void fakeQuantize(const T *x, T *y, int64_t rows, int64_t cols, Fp8Role role,
   }
   cpu::Fp8ScaleOptions options;
   options.ue8m0Scales = ue8m0;
-  std::vector<uint8_t> codes(n);
-  if (role == Fp8Role::Blocks) {
-    std::vector<float> scales(cpu::fp8Tiles(rows) * cpu::fp8Tiles(cols));
-    cpu::quantizeFp8Blocks128x128(x, codes.data(), scales.data(), rows, cols,
-                                  options);
-    cpu::dequantizeFp8Blocks128x128(codes.data(), scales.data(), y, rows, cols);
-    return;
-  }
-  if (role == Fp8Role::RowTiles) {
-    std::vector<float> scales(rows * cpu::fp8Tiles(cols));
-    cpu::quantizeFp8Tiles1x128(x, codes.data(), scales.data(), rows, cols,
-                               options);
-    cpu::dequantizeFp8Tiles1x128(codes.data(), scales.data(), y, rows, cols);
-    return;
-  }
-  // Column tiles: transpose, tile each row, transpose back.
-  std::vector<T> t(n), q(n);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      t[c * rows + r] = x[r * cols + c];
-  std::vector<float> scales(cols * cpu::fp8Tiles(rows));
-  cpu::quantizeFp8Tiles1x128(t.data(), codes.data(), scales.data(), cols, rows,
-                             options);
-  cpu::dequantizeFp8Tiles1x128(codes.data(), scales.data(), q.data(), cols, rows);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      y[r * cols + c] = q[c * rows + r];
+  fakeQuantizeBands(x, y, rows, cols, role, options);
 }
 
 template void fakeQuantize<float>(const float *, float *, int64_t, int64_t,

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace dsflow::cpu {
 
@@ -52,8 +53,25 @@ uint8_t doubleToE4M3(double x) {
 }
 
 uint8_t floatToE4M3(float x) {
-  // float -> double is exact, so this rounds once.
-  return doubleToE4M3(double(x));
+  // doubleToE4M3's steps on the float's own bits (the FP8 emulation's hot
+  // path); Fp8CudaOracleTest checks every float against cuda_fp8.h.
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  uint8_t sign = uint8_t((bits >> 24) & 0x80);
+  uint32_t abs = bits & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u)
+    return kE4M3NaN;
+  if (std::fabs(x) >= kE4M3Max)
+    return uint8_t(sign | kE4M3MaxCode);
+  int exponent = int(abs >> 23) - 127; // -127 for subnormals (round to 0).
+  uint64_t significand = (abs & 0x7FFFFFu) | (1u << 23);
+  if (exponent >= -6) {
+    uint64_t mantissa = shiftRightRne(significand, 20); // In [8, 16].
+    return uint8_t(sign | (((exponent + 7) << 3) + int(mantissa) - 8));
+  }
+  if (exponent < -11)
+    return sign;
+  return uint8_t(sign | shiftRightRne(significand, unsigned(14 - exponent)));
 }
 
 static float decodeE4M3(uint8_t code) {
@@ -170,6 +188,35 @@ void dequantizeFp8Tiles1x128(const uint8_t *q, const float *scales, T *x,
 }
 
 template <typename T>
+void quantizeFp8Tiles128x1(const T *x, uint8_t *q, float *scales, int64_t rows,
+                           int64_t cols, const Fp8ScaleOptions &options) {
+  std::vector<double> amax(cols);
+  for (int64_t t = 0; t < fp8Tiles(rows); ++t) {
+    int64_t begin = t * kFp8Tile, end = std::min(rows, begin + kFp8Tile);
+    // Row by row, so that the tile's columns are read in memory order.
+    std::fill(amax.begin(), amax.end(), 0.0);
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        amax[c] = absMax(amax[c], x[r * cols + c]);
+    float *tileScales = scales + t * cols;
+    for (int64_t c = 0; c < cols; ++c)
+      tileScales[c] = fp8ScaleFromAmax(amax[c], options);
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        q[r * cols + c] = encode(x[r * cols + c], tileScales[c]);
+  }
+}
+
+template <typename T>
+void dequantizeFp8Tiles128x1(const uint8_t *q, const float *scales, T *x,
+                             int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      x[r * cols + c] = T(double(e4m3ToFloat(q[r * cols + c])) *
+                          double(scales[(r / kFp8Tile) * cols + c]));
+}
+
+template <typename T>
 void quantizeFp8Blocks128x128(const T *w, uint8_t *q, float *scales,
                               int64_t rows, int64_t cols,
                               const Fp8ScaleOptions &options) {
@@ -249,6 +296,11 @@ Fp8DataStatus checkFp8Data(const uint8_t *q, int64_t count, const float *scales,
                                          int64_t, int64_t,                     \
                                          const Fp8ScaleOptions &);             \
   template void dequantizeFp8Tiles1x128<T>(const uint8_t *, const float *,     \
+                                           T *, int64_t, int64_t);             \
+  template void quantizeFp8Tiles128x1<T>(const T *, uint8_t *, float *,        \
+                                         int64_t, int64_t,                     \
+                                         const Fp8ScaleOptions &);             \
+  template void dequantizeFp8Tiles128x1<T>(const uint8_t *, const float *,     \
                                            T *, int64_t, int64_t);             \
   template void quantizeFp8Blocks128x128<T>(const T *, uint8_t *, float *,     \
                                             int64_t, int64_t,                  \

@@ -125,6 +125,18 @@ template <typename T>
 void dequantizeFp8Tiles1x128(const uint8_t *q, const float *scales, T *x,
                              int64_t rows, int64_t cols);
 
+/// Activations x [rows, cols] contracted over the rows (a weight gradient's
+/// operands) -> codes q [rows, cols] and scales [fp8Tiles(rows), cols]: one
+/// scale per column and 128 consecutive rows.
+template <typename T>
+void quantizeFp8Tiles128x1(const T *x, uint8_t *q, float *scales, int64_t rows,
+                           int64_t cols, const Fp8ScaleOptions &options);
+
+/// x[r, c] = q[r, c] * scales[r / 128, c].
+template <typename T>
+void dequantizeFp8Tiles128x1(const uint8_t *q, const float *scales, T *x,
+                             int64_t rows, int64_t cols);
+
 /// Weights w [rows, cols] -> codes q [rows, cols] and scales
 /// [fp8Tiles(rows), fp8Tiles(cols)]: one scale per 128x128 block.
 template <typename T>

@@ -225,6 +225,35 @@ static void expectWithinHalfStep(float x, double xq, float scale) {
       << "x = " << x << ", dequantized " << xq << ", scale " << scale;
 }
 
+// 128x1 tiles are 1x128 tiles of the transpose (a weight gradient's operands,
+// contracted over the tokens).
+TEST(Fp8Quantize, Tiles128x1AreTilesOfTheTranspose) {
+  const int64_t rows = 300, cols = 5; // Row tiles of 128, 128 and 44.
+  std::vector<float> x = randomFloats(size_t(rows * cols), 3);
+  x[290 * cols + 2] = -51.0f; // A large value in column 2's partial tile.
+  std::vector<float> t(x.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      t[c * rows + r] = x[r * cols + c];
+  std::vector<uint8_t> q(x.size()), qt(x.size());
+  std::vector<float> s(size_t(fp8Tiles(rows) * cols)),
+      st(size_t(cols * fp8Tiles(rows)));
+  quantizeFp8Tiles128x1(x.data(), q.data(), s.data(), rows, cols, {});
+  quantizeFp8Tiles1x128(t.data(), qt.data(), st.data(), cols, rows, {});
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t tile = 0; tile < fp8Tiles(rows); ++tile)
+      EXPECT_EQ(s[tile * cols + c], st[c * fp8Tiles(rows) + tile]);
+  EXPECT_EQ(s[2 * cols + 2], 51.0f / 448.0f);
+  std::vector<float> back(x.size()), backT(x.size());
+  dequantizeFp8Tiles128x1(q.data(), s.data(), back.data(), rows, cols);
+  dequantizeFp8Tiles1x128(qt.data(), st.data(), backT.data(), cols, rows);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      ASSERT_EQ(q[r * cols + c], qt[c * rows + r]) << r << ", " << c;
+      ASSERT_EQ(back[r * cols + c], backT[c * rows + r]) << r << ", " << c;
+    }
+}
+
 TEST(Fp8Quantize, Tiles1x128WithPartialTile) {
   const int64_t rows = 3, cols = 300; // Tiles of 128, 128 and 44.
   std::vector<float> x = randomFloats(size_t(rows * cols), 1);
