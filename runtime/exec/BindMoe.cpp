@@ -280,10 +280,12 @@ io::Expected<BoundKernel> bindExpertFfn(BindContext<T> &c) {
   const T *rows = c.in(0);
   const int32_t *counts = c.inIds(1);
   T *y = c.out(0), *savedGate = c.out(1), *savedUp = c.out(2);
+  auto fp8 = c.innerFp8();
   return c.finish([=] {
     return cpu::expertFfnForward(rows, counts, e->gate.data(), e->up.data(),
                                  e->down.data(), y, savedGate, savedUp,
-                                 e->numRows, e->experts, e->hidden, e->inter);
+                                 e->numRows, e->experts, e->hidden, e->inter,
+                                 fp8 ? &*fp8 : nullptr);
   });
 }
 
@@ -319,11 +321,12 @@ io::Expected<BoundKernel> bindExpertFfnGrad(BindContext<T> &c) {
   c.check(c.numOutputs() == 1 && c.outputSize(0) == e->numRows * e->hidden,
           "gradient sizes disagree");
   T *dRows = c.out(0);
+  auto fp8 = c.innerFp8();
   return c.finish([=] {
     return cpu::expertFfnBackwardB(g.dy, g.counts, e->gate.data(), e->up.data(),
                                    e->down.data(), g.savedGate, g.savedUp,
                                    dRows, e->numRows, e->experts, e->hidden,
-                                   e->inter);
+                                   e->inter, fp8 ? &*fp8 : nullptr);
   });
 }
 
@@ -341,12 +344,13 @@ io::Expected<BoundKernel> bindExpertFfnWGrad(BindContext<T> &c) {
             "a weight gradient has the wrong size");
     grads->push_back(c.out(i));
   }
+  auto fp8 = c.innerFp8();
   return c.finish([=] {
     T *const *d = grads->data();
     return cpu::expertFfnBackwardW(g.dy, rows, g.counts, e->down.data(),
                                    g.savedGate, g.savedUp, d, d + e->experts,
                                    d + 2 * e->experts, e->numRows, e->experts,
-                                   e->hidden, e->inter);
+                                   e->hidden, e->inter, fp8 ? &*fp8 : nullptr);
   });
 }
 
@@ -374,8 +378,10 @@ io::Expected<BoundKernel> bindSharedExperts(BindContext<T> &c) {
           "outputs have the wrong size");
   const T *x = c.in(0), *g = c.in(1), *u = c.in(2), *d = c.in(3);
   T *y = c.out(0), *sg = c.out(1), *su = c.out(2);
+  auto fp8 = c.innerFp8();
   return c.finish([=] {
-    cpu::sharedExpertsForward(x, g, u, d, y, sg, su, tokens, hidden, inter);
+    cpu::sharedExpertsForward(x, g, u, d, y, sg, su, tokens, hidden, inter,
+                              fp8 ? &*fp8 : nullptr);
     return Status::Ok;
   });
 }
@@ -400,8 +406,10 @@ io::Expected<BoundKernel> bindSharedExpertsGrad(BindContext<T> &c) {
   const T *dy = c.in(0), *g = c.in(2), *u = c.in(3), *d = c.in(4),
           *sg = c.in(5), *su = c.in(6);
   T *dx = c.out(0);
+  auto fp8 = c.innerFp8();
   return c.finish([=] {
-    cpu::sharedExpertsBackwardB(dy, g, u, d, sg, su, dx, tokens, hidden, inter);
+    cpu::sharedExpertsBackwardB(dy, g, u, d, sg, su, dx, tokens, hidden, inter,
+                                fp8 ? &*fp8 : nullptr);
     return Status::Ok;
   });
 }
@@ -418,9 +426,10 @@ io::Expected<BoundKernel> bindSharedExpertsWGrad(BindContext<T> &c) {
   const T *dy = c.in(0), *x = c.in(1), *d = c.in(4), *sg = c.in(5),
           *su = c.in(6);
   T *dg = c.out(0), *du = c.out(1), *dd = c.out(2);
+  auto fp8 = c.innerFp8();
   return c.finish([=] {
     cpu::sharedExpertsBackwardW(dy, x, d, sg, su, dg, du, dd, tokens, hidden,
-                                inter);
+                                inter, fp8 ? &*fp8 : nullptr);
     return Status::Ok;
   });
 }

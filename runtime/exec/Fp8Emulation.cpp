@@ -3,9 +3,6 @@
 
 #include "io/BFloat16.h"
 #include "runtime/backends/cpu/Fp8.h"
-#include "runtime/backends/cpu/Parallel.h"
-
-#include <algorithm>
 
 #include <vector>
 
@@ -24,88 +21,38 @@ std::optional<Fp8Role> fp8InputRole(const std::string &op, int input,
     return input == 0 ? R::RowTiles : R::Blocks;
   if (op == "mtp_project_wgrad")
     return R::ColumnTiles;
+  // The fused FFNs quantize their activation operands themselves (each per
+  // GEMM, Kernels.h); the binding quantizes their weights.
   // [x, gate, up, down] / [dy, x, gate, up, down, saved gate, saved up]
   if (op == "shared_experts")
-    return input == 0 ? R::RowTiles : R::Blocks;
-  if (op == "shared_experts_grad" || op == "shared_experts_wgrad") {
-    bool weightGrad = op == "shared_experts_wgrad";
-    if (input <= 1)
-      return weightGrad ? R::ColumnTiles : std::optional<R>(R::RowTiles);
-    if (input <= 4)
-      return R::Blocks;
-    return std::nullopt;
-  }
+    return input >= 1 ? std::optional<R>(R::Blocks) : std::nullopt;
+  if (op == "shared_experts_grad" || op == "shared_experts_wgrad")
+    return input >= 2 && input <= 4 ? std::optional<R>(R::Blocks)
+                                    : std::nullopt;
   // [rows, counts, weights...] / [dy, rows, counts, weights..., saved x2]
   if (op == "expert_ffn")
-    return input == 0 ? std::optional<R>(R::RowTiles)
-                      : input >= 2 ? std::optional<R>(R::Blocks) : std::nullopt;
-  if (op == "expert_ffn_grad" || op == "expert_ffn_wgrad") {
-    bool weightGrad = op == "expert_ffn_wgrad";
-    if (input <= 1)
-      return weightGrad ? R::ColumnTiles : std::optional<R>(R::RowTiles);
-    if (input >= 3 && input < numInputs - 2)
-      return R::Blocks;
-    return std::nullopt;
-  }
+    return input >= 2 ? std::optional<R>(R::Blocks) : std::nullopt;
+  if (op == "expert_ffn_grad" || op == "expert_ffn_wgrad")
+    return input >= 3 && input < numInputs - 2 ? std::optional<R>(R::Blocks)
+                                               : std::nullopt;
   return std::nullopt;
-}
-
-// Quantizes rows [r0, r1) of x ([rows, cols]) into y; r0 is a multiple of 128
-// so that weight blocks never straddle two calls.
-template <typename T>
-static void fakeQuantizeRows(const T *x, T *y, int64_t r0, int64_t r1,
-                             int64_t cols, Fp8Role role,
-                             const cpu::Fp8ScaleOptions &options) {
-  int64_t rows = r1 - r0;
-  x += r0 * cols;
-  y += r0 * cols;
-  std::vector<uint8_t> codes(rows * cols);
-  if (role == Fp8Role::Blocks) {
-    std::vector<float> scales(cpu::fp8Tiles(rows) * cpu::fp8Tiles(cols));
-    cpu::quantizeFp8Blocks128x128(x, codes.data(), scales.data(), rows, cols,
-                                  options);
-    cpu::dequantizeFp8Blocks128x128(codes.data(), scales.data(), y, rows, cols);
-    return;
-  }
-  if (role == Fp8Role::ColumnTiles) {
-    std::vector<float> scales(cpu::fp8Tiles(rows) * cols);
-    cpu::quantizeFp8Tiles128x1(x, codes.data(), scales.data(), rows, cols,
-                               options);
-    cpu::dequantizeFp8Tiles128x1(codes.data(), scales.data(), y, rows, cols);
-    return;
-  }
-  std::vector<float> scales(rows * cpu::fp8Tiles(cols));
-  cpu::quantizeFp8Tiles1x128(x, codes.data(), scales.data(), rows, cols,
-                             options);
-  cpu::dequantizeFp8Tiles1x128(codes.data(), scales.data(), y, rows, cols);
-}
-
-// Every 128-row band is independent (tiles and blocks never cross one), so the
-// bands run in parallel and the result does not depend on the thread count.
-template <typename T>
-static void fakeQuantizeBands(const T *x, T *y, int64_t rows, int64_t cols,
-                              Fp8Role role,
-                              const cpu::Fp8ScaleOptions &options) {
-  int64_t bands = cpu::fp8Tiles(rows);
-  cpu::parallelFor(bands, [&](int64_t band) {
-    int64_t r0 = band * cpu::kFp8Tile;
-    fakeQuantizeRows(x, y, r0, std::min(rows, r0 + cpu::kFp8Tile), cols, role,
-                     options);
-  });
 }
 
 template <typename T>
 void fakeQuantize(const T *x, T *y, int64_t rows, int64_t cols, Fp8Role role,
                   bool ue8m0) {
-  int64_t n = rows * cols;
   if (role == Fp8Role::Bf16) {
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0, n = rows * cols; i < n; ++i)
       y[i] = static_cast<T>(io::bf16ToFloat(io::floatToBf16(float(x[i]))));
     return;
   }
   cpu::Fp8ScaleOptions options;
   options.ue8m0Scales = ue8m0;
-  fakeQuantizeBands(x, y, rows, cols, role, options);
+  cpu::Fp8Tiling tiling =
+      role == Fp8Role::Blocks        ? cpu::Fp8Tiling::Blocks128x128
+      : role == Fp8Role::ColumnTiles ? cpu::Fp8Tiling::Tiles128x1
+                                     : cpu::Fp8Tiling::Tiles1x128;
+  cpu::fakeQuantizeFp8(x, y, rows, cols, tiling, options);
 }
 
 template void fakeQuantize<float>(const float *, float *, int64_t, int64_t,

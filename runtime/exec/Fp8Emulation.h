@@ -3,11 +3,13 @@
 // A kernel marked graph.fp8 (the dsflow-fp8-cast pass) computes from its GEMM
 // operands quantized to E4M3 and back: activations per 1x128 tile along the
 // contraction (128x1 along the tokens in weight gradients), weights per 128x128
-// block, with runtime/backends/cpu/Fp8.h. The kernel itself then runs in FP32,
-// so the products of the dequantized values are accumulated in FP32 (what the
-// promotion every 128 elements of K achieves). Dispatch rows are quantized
-// after the dispatch (FP8 dispatch, cached for the experts' backward); combine
-// reads its rows rounded to BF16.
+// block, with runtime/backends/cpu/Fp8.h. The fused FFN kernels (routed and
+// shared experts) quantize their activation operands themselves, per inner
+// GEMM (the SwiGLU output included); here only their weights are. The kernel
+// itself then runs in FP32, so the products of the dequantized values are
+// accumulated in FP32 (what the promotion every 128 elements of K achieves).
+// Dispatch rows are quantized after the dispatch (FP8 dispatch, cached for the
+// experts' backward); combine reads its rows rounded to BF16.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_EXEC_FP8EMULATION_H
@@ -36,7 +38,8 @@ enum class Fp8Role {
 std::optional<Fp8Role> fp8InputRole(const std::string &op, int input,
                                     int numInputs);
 
-/// y = dequantize(quantize(x)) for x viewed as [rows, cols], in `role`'s tiling.
+/// y = dequantize(quantize(x)) for x viewed as [rows, cols], in `role`'s
+/// tiling.
 template <typename T>
 void fakeQuantize(const T *x, T *y, int64_t rows, int64_t cols, Fp8Role role,
                   bool ue8m0);

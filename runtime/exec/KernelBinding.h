@@ -14,10 +14,12 @@
 #include "exec/Memory.h"
 #include "io/Status.h"
 #include "plan/PlanFile.h"
+#include "runtime/backends/cpu/Fp8.h"
 #include "runtime/backends/cpu/Kernels.h"
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +85,15 @@ public:
       fakeQuantize(p, copy->data(), rows, cols, how, scalesUe8m0);
     });
     return copy->data();
+  }
+  /// The scaling of the activations a fused kernel quantizes itself (the
+  /// GEMM operands inside an FFN); nullopt unless the kernel is FP8.
+  std::optional<cpu::Fp8ScaleOptions> innerFp8() const {
+    if (!fp8)
+      return std::nullopt;
+    cpu::Fp8ScaleOptions options;
+    options.ue8m0Scales = ue8m0;
+    return options;
   }
   T *out(int i) { return typed<T>(kernel.outputs(), i, floatType()); }
   const int32_t *inIds(int i) {

@@ -1,5 +1,6 @@
 //===- Fp8.cpp - E4M3/UE8M0 conversions and FP8 quantization --------------===//
 #include "runtime/backends/cpu/Fp8.h"
+#include "runtime/backends/cpu/Parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -268,6 +269,46 @@ void dequantizeFp8PerTensor(const uint8_t *q, float scale, T *x,
     x[i] = T(double(e4m3ToFloat(q[i])) * double(scale));
 }
 
+// Quantizes rows [r0, r1) of x ([rows, cols]) into y; r0 is a multiple of 128
+// so that weight blocks never straddle two calls.
+template <typename T>
+static void fakeQuantizeRows(const T *x, T *y, int64_t r0, int64_t r1,
+                             int64_t cols, Fp8Tiling tiling,
+                             const Fp8ScaleOptions &options) {
+  int64_t rows = r1 - r0;
+  x += r0 * cols;
+  y += r0 * cols;
+  std::vector<uint8_t> codes(rows * cols);
+  if (tiling == Fp8Tiling::Blocks128x128) {
+    std::vector<float> scales(fp8Tiles(rows) * fp8Tiles(cols));
+    quantizeFp8Blocks128x128(x, codes.data(), scales.data(), rows, cols,
+                             options);
+    dequantizeFp8Blocks128x128(codes.data(), scales.data(), y, rows, cols);
+    return;
+  }
+  if (tiling == Fp8Tiling::Tiles128x1) {
+    std::vector<float> scales(fp8Tiles(rows) * cols);
+    quantizeFp8Tiles128x1(x, codes.data(), scales.data(), rows, cols, options);
+    dequantizeFp8Tiles128x1(codes.data(), scales.data(), y, rows, cols);
+    return;
+  }
+  std::vector<float> scales(rows * fp8Tiles(cols));
+  quantizeFp8Tiles1x128(x, codes.data(), scales.data(), rows, cols, options);
+  dequantizeFp8Tiles1x128(codes.data(), scales.data(), y, rows, cols);
+}
+
+// Every 128-row band is independent (tiles and blocks never cross one), so the
+// bands run in parallel.
+template <typename T>
+void fakeQuantizeFp8(const T *x, T *y, int64_t rows, int64_t cols,
+                     Fp8Tiling tiling, const Fp8ScaleOptions &options) {
+  parallelFor(fp8Tiles(rows), [&](int64_t band) {
+    int64_t r0 = band * kFp8Tile;
+    fakeQuantizeRows(x, y, r0, std::min(rows, r0 + kFp8Tile), cols, tiling,
+                     options);
+  });
+}
+
 const char *toString(Fp8DataStatus status) {
   switch (status) {
   case Fp8DataStatus::Ok:
@@ -309,7 +350,10 @@ Fp8DataStatus checkFp8Data(const uint8_t *q, int64_t count, const float *scales,
                                               T *, int64_t, int64_t);          \
   template void quantizeFp8PerTensor<T>(const T *, uint8_t *, float *,         \
                                         int64_t, const Fp8ScaleOptions &);     \
-  template void dequantizeFp8PerTensor<T>(const uint8_t *, float, T *, int64_t);
+  template void dequantizeFp8PerTensor<T>(const uint8_t *, float, T *,         \
+                                          int64_t);                            \
+  template void fakeQuantizeFp8<T>(const T *, T *, int64_t, int64_t,           \
+                                   Fp8Tiling, const Fp8ScaleOptions &);
 DSFLOW_INSTANTIATE_FP8(float)
 DSFLOW_INSTANTIATE_FP8(double)
 #undef DSFLOW_INSTANTIATE_FP8

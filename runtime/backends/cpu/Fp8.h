@@ -149,6 +149,16 @@ template <typename T>
 void dequantizeFp8Blocks128x128(const uint8_t *q, const float *scales, T *w,
                                 int64_t rows, int64_t cols);
 
+/// How fakeQuantizeFp8 groups values under one scale.
+enum class Fp8Tiling { Tiles1x128, Tiles128x1, Blocks128x128 };
+
+/// y = dequantize(quantize(x)) for x [rows, cols] in `tiling` (y may be x):
+/// the values a GEMM with this FP8 operand computes from. Bands of 128 rows
+/// run in parallel; the result does not depend on the thread count.
+template <typename T>
+void fakeQuantizeFp8(const T *x, T *y, int64_t rows, int64_t cols,
+                     Fp8Tiling tiling, const Fp8ScaleOptions &options);
+
 /// x [count] -> codes q [count] and one scale for the whole tensor.
 template <typename T>
 void quantizeFp8PerTensor(const T *x, uint8_t *q, float *scale, int64_t count,

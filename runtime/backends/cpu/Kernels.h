@@ -329,11 +329,10 @@ template <typename T>
                                         int64_t sequences, double alpha);
 /// dScores += dLoss * d loss / d scores (f is a count and has no gradient).
 template <typename T>
-[[nodiscard]] Status balanceLossBackward(T dLoss, const T *scores,
-                                         const int32_t *indices, T *dScores,
-                                         int64_t tokens, int64_t experts,
-                                         int64_t topK, int64_t sequences,
-                                         double alpha);
+[[nodiscard]] Status
+balanceLossBackward(T dLoss, const T *scores, const int32_t *indices,
+                    T *dScores, int64_t tokens, int64_t experts, int64_t topK,
+                    int64_t sequences, double alpha);
 
 //===----------------------------------------------------------------------===//
 // Dispatch and combine: T tokens, k experts each, E experts, R = T*k rows
@@ -373,6 +372,14 @@ template <typename T>
 //===----------------------------------------------------------------------===//
 // SwiGLU FFNs: down(silu(gate x) * up x), gate/up [I, H], down [H, I]
 //===----------------------------------------------------------------------===//
+//
+// `fp8` (optional) applies DeepSeek-V3's FP8 recipe to the activation operand
+// of every GEMM inside the FFN: x, the SwiGLU output A, dy and the
+// pre-activation gradients are read quantized to E4M3 and back (Fp8.h), in
+// 1x128 tiles along the GEMM's contraction, 128x1 tiles (per expert) in the
+// weight gradients. The weights are the caller's to quantize.
+
+struct Fp8ScaleOptions;
 
 /// Routed experts over dispatched rows [R, H]: the counts[e] rows of expert e
 /// (consecutive, experts in order) use gate[e], up[e], down[e]. Saves the
@@ -382,7 +389,7 @@ template <typename T>
 expertFfnForward(const T *rows, const int32_t *counts, const T *const *gate,
                  const T *const *up, const T *const *down, T *y, T *savedGate,
                  T *savedUp, int64_t numRows, int64_t experts, int64_t hidden,
-                 int64_t inter);
+                 int64_t inter, const Fp8ScaleOptions *fp8 = nullptr);
 
 /// B-grad: drows += dG gate + dU up, where dA = dy down,
 /// dG = dA * U * silu'(G), dU = dA * silu(G) (G, U: the saved buffers).
@@ -391,7 +398,8 @@ template <typename T>
 expertFfnBackwardB(const T *dy, const int32_t *counts, const T *const *gate,
                    const T *const *up, const T *const *down, const T *savedGate,
                    const T *savedUp, T *dRows, int64_t numRows, int64_t experts,
-                   int64_t hidden, int64_t inter);
+                   int64_t hidden, int64_t inter,
+                   const Fp8ScaleOptions *fp8 = nullptr);
 
 /// W-grad per expert: ddown[e] += dy^T A, dgate[e] += dG^T x, dup[e] += dU^T x
 /// (A = silu(G) * U; dA = dy down is recomputed, not saved by the B part).
@@ -401,27 +409,30 @@ expertFfnBackwardW(const T *dy, const T *rows, const int32_t *counts,
                    const T *const *down, const T *savedGate, const T *savedUp,
                    T *const *dGate, T *const *dUp, T *const *dDown,
                    int64_t numRows, int64_t experts, int64_t hidden,
-                   int64_t inter);
+                   int64_t inter, const Fp8ScaleOptions *fp8 = nullptr);
 
 /// The shared experts: the same FFN over all `tokens` rows of x [T, H].
 template <typename T>
 void sharedExpertsForward(const T *x, const T *gate, const T *up, const T *down,
                           T *y, T *savedGate, T *savedUp, int64_t tokens,
-                          int64_t hidden, int64_t inter);
+                          int64_t hidden, int64_t inter,
+                          const Fp8ScaleOptions *fp8 = nullptr);
 
 /// B-grad: dx += dG gate + dU up (as expertFfnBackwardB).
 template <typename T>
 void sharedExpertsBackwardB(const T *dy, const T *gate, const T *up,
                             const T *down, const T *savedGate, const T *savedUp,
                             T *dx, int64_t tokens, int64_t hidden,
-                            int64_t inter);
+                            int64_t inter,
+                            const Fp8ScaleOptions *fp8 = nullptr);
 
 /// W-grad: dgate, dup, ddown (as expertFfnBackwardW).
 template <typename T>
 void sharedExpertsBackwardW(const T *dy, const T *x, const T *down,
                             const T *savedGate, const T *savedUp, T *dGate,
                             T *dUp, T *dDown, int64_t tokens, int64_t hidden,
-                            int64_t inter);
+                            int64_t inter,
+                            const Fp8ScaleOptions *fp8 = nullptr);
 
 } // namespace dsflow::cpu
 

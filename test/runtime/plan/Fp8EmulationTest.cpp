@@ -83,11 +83,18 @@ TEST(Fp8Emulation, OperandRoles) {
   EXPECT_EQ(fp8InputRole("linear", 0, 2), Fp8Role::RowTiles);
   EXPECT_EQ(fp8InputRole("linear", 1, 2), Fp8Role::Blocks);
   EXPECT_EQ(fp8InputRole("linear_wgrad", 1, 2), Fp8Role::ColumnTiles);
-  // expert_ffn_wgrad: [dy, rows, counts, 3 weights per expert, 2 saved].
-  EXPECT_EQ(fp8InputRole("expert_ffn_wgrad", 1, 11), Fp8Role::ColumnTiles);
+  // expert_ffn_wgrad: [dy, rows, counts, 3 weights per expert, 2 saved]. The
+  // fused FFNs quantize their activations per GEMM themselves (FfnFp8Test).
+  EXPECT_EQ(fp8InputRole("expert_ffn_wgrad", 0, 11), std::nullopt);
+  EXPECT_EQ(fp8InputRole("expert_ffn_wgrad", 1, 11), std::nullopt);
   EXPECT_EQ(fp8InputRole("expert_ffn_wgrad", 2, 11), std::nullopt);
   EXPECT_EQ(fp8InputRole("expert_ffn_wgrad", 8, 11), Fp8Role::Blocks);
   EXPECT_EQ(fp8InputRole("expert_ffn_wgrad", 9, 11), std::nullopt);
+  EXPECT_EQ(fp8InputRole("shared_experts", 0, 4), std::nullopt);
+  EXPECT_EQ(fp8InputRole("shared_experts", 3, 4), Fp8Role::Blocks);
+  EXPECT_EQ(fp8InputRole("shared_experts_grad", 1, 7), std::nullopt);
+  EXPECT_EQ(fp8InputRole("shared_experts_grad", 2, 7), Fp8Role::Blocks);
+  EXPECT_EQ(fp8InputRole("shared_experts_grad", 5, 7), std::nullopt);
   EXPECT_EQ(fp8InputRole("rms_norm", 0, 2), std::nullopt);
 }
 
