@@ -1,5 +1,6 @@
 //===- TextSpecReader.cpp - ModelSpec from protobuf text format -----------===//
 #include "SpecReaders.h"
+#include "TextProto.h"
 
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
@@ -21,15 +22,21 @@ public:
 
 } // namespace
 
-bool readTextSpec(llvm::StringRef text, ModelSpec &spec, std::string &error) {
+bool readTextProto(llvm::StringRef text, google::protobuf::Message &message,
+                   std::string &error) {
   google::protobuf::TextFormat::Parser parser;
   FirstErrorCollector errors;
   parser.RecordErrorsTo(&errors);
-  if (parser.ParseFromString(std::string(text), &spec))
+  if (parser.ParseFromString(std::string(text), &message))
     return true;
-  error = errors.first.empty() ? "not a valid ModelSpec text proto"
-                               : errors.first;
+  error = errors.first.empty()
+              ? "not a valid " + message.GetTypeName() + " text proto"
+              : errors.first;
   return false;
+}
+
+bool readTextSpec(llvm::StringRef text, ModelSpec &spec, std::string &error) {
+  return readTextProto(text, spec, error);
 }
 
 } // namespace dsflow

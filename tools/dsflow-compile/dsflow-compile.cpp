@@ -5,6 +5,7 @@
 // config JSON. Output is written atomically: on any error no file is left.
 //
 //===----------------------------------------------------------------------===//
+#include "Cluster/ClusterConfig.h"
 #include "Frontend/GraphBuilder.h"
 #include "Frontend/ModelSpecLoader.h"
 #include "Frontend/ParamSummary.h"
@@ -72,6 +73,27 @@ cl::opt<bool> fp8Ue8m0("fp8-ue8m0",
                        cl::desc("With --fp8: scales rounded up to powers of two"),
                        cl::init(false));
 
+// The cluster, recorded in the plan (docs/distributed.md).
+cl::OptionCategory clusterCategory("Cluster (recorded in the plan)");
+cl::opt<std::string> clusterPath(
+    "cluster", cl::desc("Cluster description (ClusterConfig text proto)"),
+    cl::value_desc("file"), cl::cat(clusterCategory));
+cl::opt<int> nodes("nodes", cl::desc("Nodes"), cl::init(1),
+                   cl::cat(clusterCategory));
+cl::opt<int> ranksPerNode("ranks-per-node", cl::desc("Ranks (GPUs) per node"),
+                          cl::init(1), cl::cat(clusterCategory));
+cl::opt<int> pipelineDegree("pp", cl::desc("Pipeline-parallel stages"),
+                            cl::init(1), cl::cat(clusterCategory));
+cl::opt<int> expertDegree("ep", cl::desc("Expert-parallel degree"),
+                          cl::init(1), cl::cat(clusterCategory));
+cl::opt<int> dataDegree(
+    "dp", cl::desc("Data-parallel replicas of an expert-parallel group"),
+    cl::init(1), cl::cat(clusterCategory));
+cl::opt<bool> zero1("zero1",
+                    cl::desc("Shard the optimizer state over the data-parallel "
+                             "ranks (ZeRO-1; default on)"),
+                    cl::init(true), cl::cat(clusterCategory));
+
 // The training step's configuration, recorded in the plan.
 cl::OptionCategory trainingCategory("Training (recorded in the plan)");
 cl::opt<int64_t> microBatches("micro-batches",
@@ -105,6 +127,34 @@ cl::opt<double> balanceLossAlpha(
     cl::cat(trainingCategory));
 cl::opt<uint64_t> seed("seed", cl::desc("Initialization and data seed"),
                        cl::init(1234), cl::cat(trainingCategory));
+
+/// The layout from --cluster or from the degree flags (not both).
+std::optional<dsflow::ClusterConfig> clusterLayout(std::string &error) {
+  bool flags = nodes.getNumOccurrences() || ranksPerNode.getNumOccurrences() ||
+               pipelineDegree.getNumOccurrences() ||
+               expertDegree.getNumOccurrences() ||
+               dataDegree.getNumOccurrences();
+  if (!clusterPath.empty()) {
+    if (flags) {
+      error = "give the layout as --cluster FILE or as --nodes/--ranks-per-"
+              "node/--pp/--ep/--dp flags, not both";
+      return std::nullopt;
+    }
+    std::optional<dsflow::ClusterConfig> c =
+        dsflow::loadClusterConfig(clusterPath, error);
+    if (c && zero1.getNumOccurrences())
+      c->set_zero1(zero1);
+    return c;
+  }
+  dsflow::ClusterConfig c;
+  c.set_nodes(nodes);
+  c.set_ranks_per_node(ranksPerNode);
+  c.set_pp(pipelineDegree);
+  c.set_ep(expertDegree);
+  c.set_dp(dataDegree);
+  c.set_zero1(zero1);
+  return c;
+}
 
 int fail(const std::string &message) {
   llvm::errs() << "dsflow-compile: error: " << message << "\n";
@@ -143,6 +193,14 @@ int main(int argc, char **argv) {
   std::optional<dsflow::ModelSpec> spec = dsflow::loadModelSpec(modelPath, error);
   if (!spec)
     return fail(error);
+  std::optional<dsflow::ClusterConfig> cluster = clusterLayout(error);
+  if (!cluster)
+    return fail(error);
+  if (std::string rule = dsflow::validateCluster(*cluster, *spec); !rule.empty())
+    return fail("cluster: " + rule);
+  if (cluster->pp() > 1)
+    return fail("cluster: pp " + std::to_string(cluster->pp()) +
+                ": pipeline stages are not partitioned yet; compile with pp 1");
   if (precision != PrecisionFlag::FromModel && precision != PrecisionFlag::Fp64)
     spec->set_precision(precision == PrecisionFlag::Fp32   ? dsflow::FP32
                         : precision == PrecisionFlag::Bf16 ? dsflow::BF16
@@ -213,6 +271,7 @@ int main(int argc, char **argv) {
         dsflow::buildPlan(*module, *spec, training);
     if (!plan)
       return fail(modelPath + ": cannot lower the training step to a plan");
+    *plan->mutable_cluster() = *cluster;
     if (dsflow::io::Status e = dsflow::writePlanFile(outputPath, *plan))
       return fail(e->message);
     return 0;

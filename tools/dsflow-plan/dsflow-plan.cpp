@@ -78,6 +78,14 @@ void printHeader(const Plan &plan) {
               (long long)t.warmup_steps(), (long long)t.total_steps(),
               t.weight_decay(), t.grad_clip(), t.bf16_moments() ? "BF16" : "FP32",
               t.bias_update_speed(), (unsigned long long)t.seed());
+  if (plan.has_cluster()) {
+    const ClusterConfig &c = plan.cluster();
+    std::printf("cluster: %d nodes x %d ranks per node = %lld ranks; pp %d, "
+                "ep %d, dp %d; ZeRO-1 %s\n",
+                c.nodes(), c.ranks_per_node(),
+                (long long)c.nodes() * c.ranks_per_node(), c.pp(), c.ep(),
+                c.dp(), c.zero1() ? "on" : "off");
+  }
 }
 
 void printMemory(const Plan &plan) {
