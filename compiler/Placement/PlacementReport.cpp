@@ -44,6 +44,21 @@ std::vector<double> nodeLoads(const PlacementLayout &layout,
   return out;
 }
 
+/// Adds one layer's before and after ratios.
+static void add(OverLayers &over, const Balance &before, const Balance &after) {
+  over.worstBefore = std::max(over.worstBefore, before.ratio());
+  over.worstAfter = std::max(over.worstAfter, after.ratio());
+  over.meanBefore += before.ratio();
+  over.meanAfter += after.ratio();
+}
+
+static void average(OverLayers &over, size_t layers) {
+  if (layers == 0)
+    return;
+  over.meanBefore /= static_cast<double>(layers);
+  over.meanAfter /= static_cast<double>(layers);
+}
+
 PlacementReport reportPlacement(const Placement &placement,
                                 const std::vector<io::LayerLoads> &loads) {
   assert(placement.layers.size() == loads.size() && "one report per layer");
@@ -61,16 +76,12 @@ PlacementReport reportPlacement(const Placement &placement,
     r.nodeAfter = balanceOf(nodeLoads(layout, after));
     for (const auto &slots : layer.replicas)
       r.maxReplicas = std::max<int64_t>(r.maxReplicas, slots.size());
-    report.worstBefore = std::max(report.worstBefore, r.rankBefore.ratio());
-    report.worstAfter = std::max(report.worstAfter, r.rankAfter.ratio());
-    report.meanBefore += r.rankBefore.ratio();
-    report.meanAfter += r.rankAfter.ratio();
+    add(report.rank, r.rankBefore, r.rankAfter);
+    add(report.node, r.nodeBefore, r.nodeAfter);
     report.layers.push_back(r);
   }
-  if (!loads.empty()) {
-    report.meanBefore /= static_cast<double>(loads.size());
-    report.meanAfter /= static_cast<double>(loads.size());
-  }
+  average(report.rank, loads.size());
+  average(report.node, loads.size());
   return report;
 }
 

@@ -42,10 +42,15 @@ struct LayerReport {
   int64_t maxReplicas = 1;
 };
 
+/// A max / mean ratio over layers: the worst layer's and the mean.
+struct OverLayers {
+  double worstBefore = 0, worstAfter = 0, meanBefore = 0, meanAfter = 0;
+};
+
 struct PlacementReport {
   std::vector<LayerReport> layers;
-  /// Over layers, of the per-rank max / mean.
-  double worstBefore = 0, worstAfter = 0, meanBefore = 0, meanAfter = 0;
+  /// Per EP rank and per node.
+  OverLayers rank, node;
 };
 
 /// Reports `placement` against the loads it was made for (same layers, in the

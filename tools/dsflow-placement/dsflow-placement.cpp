@@ -127,12 +127,15 @@ void printReport(const Placement &placement, const PlacementReport &report,
                   (long long)r.maxReplicas);
     std::printf("\n");
   }
-  std::printf("%s\n", format("rank max/mean, worst layer: %.3f -> %.3f",
-                             report.worstBefore, report.worstAfter)
-                          .c_str());
-  std::printf("%s\n", format("rank max/mean, mean over layers: %.3f -> %.3f",
-                             report.meanBefore, report.meanAfter)
-                          .c_str());
+  for (auto [name, over] :
+       {std::pair{"rank", report.rank}, std::pair{"node", report.node}}) {
+    std::printf(
+        "%s max/mean, worst layer: %s\n", name,
+        format("%.3f -> %.3f", over.worstBefore, over.worstAfter).c_str());
+    std::printf(
+        "%s max/mean, mean over layers: %s\n", name,
+        format("%.3f -> %.3f", over.meanBefore, over.meanAfter).c_str());
+  }
 }
 
 } // namespace
