@@ -29,6 +29,10 @@ using namespace dsflow::placement;
 
 namespace {
 
+// Bounds on what one run allocates (loads and slots over all layers).
+constexpr int64_t kMaxLayers = 1 << 16;
+constexpr int64_t kMaxEntries = int64_t(1) << 27;
+
 cl::opt<std::string> modelPath(
     "model",
     cl::desc("Model description: experts, groups and MoE layers from it"),
@@ -150,8 +154,9 @@ int main(int argc, char **argv) {
     return fail("--zipf must be a finite exponent >= 0");
   if (tokens < 0)
     return fail("--tokens must not be negative, got " + std::to_string(tokens));
-  if (layerCount <= 0)
-    return fail("--layers must be positive, got " + std::to_string(layerCount));
+  if (layerCount <= 0 || layerCount > kMaxLayers)
+    return fail("--layers must be in [1, " + std::to_string(kMaxLayers) +
+                "], got " + std::to_string(layerCount));
 
   PlacementLayout layout{experts, groups, nodes, epRanks, slotsPerRank};
   std::string modelName;
@@ -197,12 +202,29 @@ int main(int argc, char **argv) {
     loads = std::move(file->layers);
     loadsDescription = "measured (" + loadsPath + ", model '" + file->model +
                        "', " + std::to_string(file->steps) + " steps)";
+  } else if (layout.experts <= 0) {
+    return fail("give --experts (positive), --model or --loads");
+  }
+  if (!given(slotsPerRank) && layout.epRanks > 0)
+    layout.slotsPerRank = std::max<int64_t>(1, layout.experts / layout.epRanks);
+  // The layout first: it bounds the sizes synthetic loads allocate.
+  if (io::Status error = validateLayout(layout))
+    return fail(error->message);
+
+  if (layers.empty() && !given(loadsPath))
+    for (int64_t l = 0; l < layerCount; ++l)
+      layers.push_back(l);
+  int64_t layerTotal = given(loadsPath) ? static_cast<int64_t>(loads.size())
+                                        : static_cast<int64_t>(layers.size());
+  if (layerTotal * std::max(layout.experts, layout.slots()) > kMaxEntries)
+    return fail("too large: " + std::to_string(layerTotal) + " layers x " +
+                std::to_string(std::max(layout.experts, layout.slots())) +
+                " experts or slots exceeds " + std::to_string(kMaxEntries));
+
+  if (given(loadsPath)) {
+    if (io::Status error = checkLoads(layout, loads))
+      return fail(loadsPath + ": " + error->message);
   } else {
-    if (layout.experts <= 0)
-      return fail("give --experts (positive), --model or --loads");
-    if (layers.empty())
-      for (int64_t l = 0; l < layerCount; ++l)
-        layers.push_back(l);
     if (given(zipf)) {
       loads = zipfLoads(layers, layout.experts, zipf, tokens, seed);
       loadsDescription = format("Zipf s=%g, %.0f token-expert assignments "
@@ -215,14 +237,6 @@ int main(int argc, char **argv) {
                          " token-expert assignments per layer";
     }
   }
-  if (!given(slotsPerRank) && layout.epRanks > 0)
-    layout.slotsPerRank = std::max<int64_t>(1, layout.experts / layout.epRanks);
-
-  if (io::Status error = validateLayout(layout))
-    return fail(error->message);
-  if (given(loadsPath))
-    if (io::Status error = checkLoads(layout, loads))
-      return fail(loadsPath + ": " + error->message);
   io::Expected<Placement> placement = placeExperts(layout, algorithm, loads);
   if (!placement)
     return fail(placement.error().message);
