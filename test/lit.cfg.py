@@ -26,3 +26,11 @@ config.substitutions.append(("%configs", os.path.join(config.dsflow_models_dir, 
 lit.llvm.llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 for tool_dir in config.dsflow_tool_dirs:
     lit.llvm.llvm_config.with_environment("PATH", tool_dir, append_path=True)
+
+# Multi-process tests (REQUIRES: mpi) launch through OpenMPI's mpirun; CI
+# containers run as root, and more ranks than cores is fine for tests.
+if config.dsflow_have_mpi == "ON" and config.dsflow_mpiexec:
+    config.available_features.add("mpi")
+    config.substitutions.append(
+        ("%mpirun", config.dsflow_mpiexec + " --allow-run-as-root --oversubscribe"))
+config.substitutions.append(("%python", "/usr/bin/python3"))

@@ -8,11 +8,12 @@
 
 namespace dsflow::train {
 
-AdamW::AdamW(const Plan &plan, bool bf16Moments)
+AdamW::AdamW(const Plan &plan, bool bf16Moments,
+             const std::function<bool(int32_t)> &updates)
     : plan(plan), config(plan.training()), bf16(bf16Moments) {
   for (int32_t g = 0; g < plan.buffers_size(); ++g) {
     const Buffer &grad = plan.buffers(g);
-    if (grad.kind() != GRADIENT)
+    if (grad.kind() != GRADIENT || (updates && !updates(g)))
       continue;
     const Buffer &param = plan.buffers(grad.gradient_of());
     Slot slot{grad.gradient_of(), g, numElements(param),
@@ -28,14 +29,17 @@ AdamW::AdamW(const Plan &plan, bool bf16Moments)
   }
 }
 
-double AdamW::gradientNorm(exec::Memory &memory, double gradScale) const {
+double AdamW::squaredGradientSum(
+    exec::Memory &memory, const std::function<bool(int32_t)> &counted) const {
   double sum = 0;
-  for (const Slot &s : slots) {
-    const auto *g = reinterpret_cast<const float *>(memory.data(s.grad));
-    for (int64_t i = 0; i < s.size; ++i)
+  for (int32_t b = 0; b < plan.buffers_size(); ++b) {
+    if (plan.buffers(b).kind() != GRADIENT || !counted(b))
+      continue;
+    const auto *g = reinterpret_cast<const float *>(memory.data(b));
+    for (int64_t i = 0, n = numElements(plan.buffers(b)); i < n; ++i)
       sum += double(g[i]) * double(g[i]);
   }
-  return std::sqrt(sum) * gradScale;
+  return sum;
 }
 
 void AdamW::step(exec::Memory &memory, double lr, double gradScale) {

@@ -3,7 +3,8 @@
 // AdamW as PyTorch defines it (decoupled weight decay, bias-corrected moments),
 // over the FP32 master parameters of a plan. Moments are kept in FP32 or, as
 // DeepSeek-V3 did, in BF16 (each update computes in FP32 and rounds back).
-// Weight decay applies to matrices only, not to RMSNorm weights.
+// Weight decay applies to matrices only, not to RMSNorm weights. Under ZeRO-1 an
+// instance updates (and keeps moments for) only the tensors its rank owns.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_TRAIN_ADAMW_H
@@ -13,16 +14,21 @@
 #include "io/Checkpoint.h"
 #include "io/DType.h"
 
+#include <functional>
 #include <vector>
 
 namespace dsflow::train {
 
 class AdamW {
 public:
-  AdamW(const Plan &plan, bool bf16Moments);
+  /// Over the parameters whose gradient buffer `g` satisfies updates(g) (all
+  /// when `updates` is empty).
+  AdamW(const Plan &plan, bool bf16Moments,
+        const std::function<bool(int32_t)> &updates = {});
 
-  /// The global L2 norm of the gradients times `gradScale`.
-  double gradientNorm(exec::Memory &memory, double gradScale) const;
+  /// The sum of squares of the gradients whose buffer satisfies `counted`.
+  double squaredGradientSum(exec::Memory &memory,
+                            const std::function<bool(int32_t)> &counted) const;
 
   /// One update: gradients are multiplied by `gradScale` (1/micro-batches and
   /// clipping) before use.

@@ -42,6 +42,22 @@ io::Status ExpertBalance::accumulate(exec::Memory &memory) {
   return std::nullopt;
 }
 
+io::Status ExpertBalance::sumOver(dist::Communicator &ranks) {
+  if (ranks.size() == 1)
+    return std::nullopt;
+  std::vector<int64_t> all;
+  for (const Layer &layer : layers)
+    all.insert(all.end(), layer.load.begin(), layer.load.end());
+  if (io::Status e = ranks.allReduceSum(all.data(), int64_t(all.size())))
+    return e;
+  auto next = all.begin();
+  for (Layer &layer : layers) {
+    std::copy(next, next + layer.load.size(), layer.load.begin());
+    next += layer.load.size();
+  }
+  return std::nullopt;
+}
+
 void ExpertBalance::updateBiases(exec::Memory &memory, double gamma) {
   last.clear();
   lastImbalance = 1.0;

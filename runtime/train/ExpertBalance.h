@@ -11,6 +11,7 @@
 #ifndef DSFLOW_RUNTIME_TRAIN_EXPERTBALANCE_H
 #define DSFLOW_RUNTIME_TRAIN_EXPERTBALANCE_H
 
+#include "dist/Communicator.h"
 #include "exec/Memory.h"
 #include "io/Status.h"
 
@@ -28,6 +29,9 @@ public:
   /// tokens * k in every layer; anything else means the counts were not what
   /// dispatch wrote (a plan or runtime bug), and is reported.
   io::Status accumulate(exec::Memory &memory);
+  /// Sums the step's loads over the ranks that train on different data, so
+  /// that every rank moves its biases identically (call before updateBiases).
+  io::Status sumOver(dist::Communicator &ranks);
   /// Moves the biases by gamma * sign(mean - load) and starts a new step.
   void updateBiases(exec::Memory &memory, double gamma);
   /// max/mean expert load of the last completed step, worst layer (1 = even).

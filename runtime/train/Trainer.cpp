@@ -6,8 +6,12 @@
 #include "train/ParamInit.h"
 #include "train/StepDump.h"
 
+#include "io/ExpertLoads.h"
+#include "io/SafetensorsWriter.h"
+
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace dsflow::train {
@@ -42,20 +46,52 @@ std::vector<io::TensorRef> parameterTensors(exec::Memory &memory) {
   return tensors;
 }
 
+/// The model layer of a router-bias buffer ("model.layers.N.mlp...").
+int64_t layerOfBias(const std::string &name) {
+  const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0)
+    return -1;
+  return std::atoll(name.c_str() + prefix.size());
+}
+
 } // namespace
 
-Trainer::Trainer(exec::Executor &executor, const TrainOptions &options)
-    : executor(executor), options(options),
-      optimizer(executor.plan(), executor.plan().training().bf16_moments()),
+Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
+                 dist::Communicator &world)
+    : executor(executor), options(options), world(world),
+      dataParallel(executor.plan(), world,
+                   !executor.plan().has_cluster() ||
+                       executor.plan().cluster().zero1(),
+                   [](int32_t) { return true; }),
+      optimizer(executor.plan(), executor.plan().training().bf16_moments(),
+                [this](int32_t grad) { return dataParallel.updates(grad); }),
       balance(executor.plan()) {}
 
 io::Expected<std::unique_ptr<Trainer>>
-Trainer::create(exec::Executor &executor, const TrainOptions &options) {
+Trainer::create(exec::Executor &executor, const TrainOptions &options,
+                dist::Communicator &world) {
   if (executor.isDouble())
     return io::makeError(options.dataPath,
                          "training runs FP32 plans; this plan is FP64");
-  std::unique_ptr<Trainer> t(new Trainer(executor, options));
   const Plan &plan = executor.plan();
+  int64_t planRanks =
+      plan.has_cluster()
+          ? int64_t(plan.cluster().nodes()) * plan.cluster().ranks_per_node()
+          : 1;
+  if (planRanks != world.size())
+    return io::makeError("plan", "compiled for " + std::to_string(planRanks) +
+                                     " ranks, but the job has " +
+                                     std::to_string(world.size()));
+  if (plan.has_cluster() && (plan.cluster().ep() > 1 || plan.cluster().pp() > 1))
+    return io::makeError("plan", "the runtime does not execute expert or "
+                                 "pipeline parallelism yet (ep " +
+                                     std::to_string(plan.cluster().ep()) +
+                                     ", pp " +
+                                     std::to_string(plan.cluster().pp()) + ")");
+  if (world.size() > 1 && !options.checkpointDir.empty())
+    return io::makeError(options.checkpointDir,
+                         "checkpoints of multi-rank runs are not supported yet");
+  std::unique_ptr<Trainer> t(new Trainer(executor, options, world));
   io::Expected<io::TokenData> data = io::TokenData::load(
       options.dataPath, {options.format, plan.model().vocab_size()});
   if (!data)
@@ -68,8 +104,10 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options) {
   if (!split)
     return split.error();
   t->split = *split;
-  io::Expected<io::BatchSampler> sampler = io::BatchSampler::create(
-      *t->data, t->split.train, rows, window, plan.training().seed());
+  // Every rank draws the global batch and keeps its own rows.
+  io::Expected<io::BatchSampler> sampler =
+      io::BatchSampler::create(*t->data, t->split.train, rows * world.size(),
+                               window, plan.training().seed());
   if (!sampler)
     return sampler.error();
   t->sampler = std::make_unique<io::BatchSampler>(std::move(*sampler));
@@ -127,6 +165,22 @@ io::Status Trainer::saveCheckpoint(int64_t step) {
                             optimizer.stateTensors(), resume);
 }
 
+void Trainer::feed(const std::vector<int32_t> &globalBatch) {
+  int64_t count = executor.tokenCount();
+  std::memcpy(executor.tokens(), globalBatch.data() + world.rank() * count,
+              size_t(count) * sizeof(int32_t));
+}
+
+io::Status Trainer::averageOverRanks(double *values, int64_t count) {
+  if (world.size() == 1)
+    return std::nullopt;
+  if (io::Status e = world.allReduceSum(values, count))
+    return e;
+  for (int64_t i = 0; i < count; ++i)
+    values[i] /= double(world.size());
+  return std::nullopt;
+}
+
 io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
                               double &mtpLoss) {
   const TrainingConfig &t = executor.plan().training();
@@ -137,7 +191,7 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   bool hasMtp = executor.plan().losses_size() > 2;
   for (int64_t mb = 0; mb < microBatches; ++mb) {
     sampler->next(batch);
-    std::memcpy(executor.tokens(), batch.data(), batch.size() * sizeof(int32_t));
+    feed(batch);
     if (io::Status e = executor.runMicroBatch())
       return e;
     if (io::Status e = balance.accumulate(memory))
@@ -147,13 +201,25 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
     if (hasMtp)
       mtpLoss += executor.loss(2) / double(microBatches);
   }
+  double losses[3] = {loss, lmLoss, mtpLoss};
+  if (io::Status e = averageOverRanks(losses, 3))
+    return e;
+  loss = losses[0], lmLoss = losses[1], mtpLoss = losses[2];
   if (!std::isfinite(loss))
     return io::makeError(options.dataPath, "the loss became " +
                                                std::to_string(loss) +
                                                " at step " + std::to_string(step));
-  // Mean over micro-batches, then clip the global norm.
-  double gradScale = 1.0 / double(microBatches);
-  double norm = optimizer.gradientNorm(memory, gradScale);
+  if (io::Status e = dataParallel.reduceGradients(memory))
+    return e;
+  if (io::Status e = balance.sumOver(world))
+    return e;
+  // Mean over micro-batches and ranks, then clip the global norm.
+  double gradScale = 1.0 / double(microBatches * world.size());
+  double squares = optimizer.squaredGradientSum(
+      memory, [this](int32_t grad) { return dataParallel.owns(grad); });
+  if (io::Status e = world.allReduceSum(&squares, 1))
+    return e;
+  double norm = std::sqrt(squares) * gradScale;
   if (t.grad_clip() > 0 && norm > t.grad_clip())
     gradScale *= t.grad_clip() / (norm + 1e-6);
   lastLr = learningRate(t, step);
@@ -162,27 +228,57 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   if (!options.dumpStep.empty() && step == startStep)
     dump = std::make_unique<StepDump>(executor, batch);
   optimizer.step(memory, lastLr, gradScale);
+  if (io::Status e = dataParallel.gatherParameters(memory))
+    return e;
   balance.updateBiases(memory, t.bias_update_speed());
+  const std::vector<std::vector<int64_t>> &loads = balance.lastLoads();
+  loadTotals.resize(loads.size());
+  for (size_t l = 0; l < loads.size(); ++l) {
+    loadTotals[l].resize(loads[l].size(), 0);
+    for (size_t e = 0; e < loads[l].size(); ++e)
+      loadTotals[l][e] += loads[l][e];
+  }
   if (dump)
     return dump->finish(options.dumpStep, lastLr, gradScale, balance);
   return std::nullopt;
+}
+
+io::Status Trainer::saveOutputs(int64_t steps) {
+  if (world.rank() != 0)
+    return std::nullopt;
+  exec::Memory &memory = executor.memory();
+  if (!options.saveParams.empty())
+    if (io::Status e =
+            io::saveSafetensors(options.saveParams, parameterTensors(memory)))
+      return e;
+  if (options.expertLoads.empty())
+    return std::nullopt;
+  io::ExpertLoads file;
+  file.model = executor.plan().model().name();
+  file.steps = steps;
+  for (size_t l = 0; l < loadTotals.size(); ++l)
+    file.layers.push_back(
+        {layerOfBias(memory.plan().buffers(balance.biasBuffer(l)).name()),
+         loadTotals[l]});
+  return io::writeExpertLoads(options.expertLoads, file);
 }
 
 io::Expected<double> Trainer::evaluate() {
   if (split.validation.size() == 0)
     return io::makeError(options.dataPath, "no validation split");
   int64_t rows = executor.plan().training().micro_batch();
-  io::Expected<io::EvalBatches> batches = io::EvalBatches::create(
-      *data, split.validation, rows, executor.tokenCount() / rows);
+  io::Expected<io::EvalBatches> batches =
+      io::EvalBatches::create(*data, split.validation, rows * world.size(),
+                              executor.tokenCount() / rows);
   if (!batches)
     return batches.error();
   double sum = 0;
   int64_t used = 0;
   for (int64_t i = 0; i < batches->numBatches() && used < options.evalBatches;
        ++i) {
-    if (batches->batch(i, batch) != rows)
+    if (batches->batch(i, batch) != rows * world.size())
       break; // Only full micro-batches fit the plan.
-    std::memcpy(executor.tokens(), batch.data(), batch.size() * sizeof(int32_t));
+    feed(batch);
     if (io::Status e = executor.runForward())
       return *e;
     sum += executor.loss(1);
@@ -191,7 +287,10 @@ io::Expected<double> Trainer::evaluate() {
   if (used == 0)
     return io::makeError(options.dataPath,
                          "the validation split holds no full micro-batch");
-  return sum / double(used);
+  double mean = sum / double(used);
+  if (io::Status e = averageOverRanks(&mean, 1))
+    return *e;
+  return mean;
 }
 
 io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
@@ -199,8 +298,10 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
   const TrainingConfig &t = executor.plan().training();
   TrainSummary summary;
   summary.firstStep = summary.lastStep = startStep;
+  // Rank 0 speaks for the job: progress lines and the loss log.
+  bool leader = world.rank() == 0;
   std::FILE *csv = nullptr;
-  if (!options.lossLog.empty()) {
+  if (!options.lossLog.empty() && leader) {
     csv = std::fopen(options.lossLog.c_str(), startStep > 0 ? "a" : "w");
     if (!csv)
       return io::makeError(options.lossLog, "cannot open the loss log");
@@ -211,13 +312,20 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
     if (csv)
       std::fclose(csv);
   };
-  int64_t tokensPerStep = t.micro_batches() * t.micro_batch() * t.seq_len();
+  int64_t tokensPerStep =
+      t.micro_batches() * t.micro_batch() * t.seq_len() * world.size();
   auto start = std::chrono::steady_clock::now();
-  if (startStep > 0)
+  if (startStep > 0 && leader)
     std::fprintf(log, "resumed from step %lld\n", (long long)startStep);
   for (int64_t step = startStep; step < options.steps; ++step) {
     double loss, lmLoss, mtpLoss;
     if (io::Status e = trainStep(step, loss, lmLoss, mtpLoss)) {
+      closeCsv();
+      return *e;
+    }
+    // A signal may reach the ranks at different steps: they stop together.
+    int64_t stopping = stop ? 1 : 0;
+    if (io::Status e = world.allReduceSum(&stopping, 1)) {
       closeCsv();
       return *e;
     }
@@ -227,7 +335,7 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
     summary.finalLmLoss = lmLoss;
     summary.tokens += tokensPerStep;
     std::optional<double> val;
-    bool last = done == options.steps || stop;
+    bool last = done == options.steps || stopping > 0;
     if ((options.evalInterval > 0 && done % options.evalInterval == 0) ||
         (last && options.valFraction > 0)) {
       io::Expected<double> v = evaluate();
@@ -247,7 +355,7 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
                    loss, lmLoss, mtpLoss,
                    val ? std::to_string(*val).c_str() : "", learningRate(t, step),
                    balance.imbalance());
-    if (done % options.logInterval == 0 || last || val) {
+    if (leader && (done % options.logInterval == 0 || last || val)) {
       double rate = double(summary.tokens) / std::max(elapsed, 1e-9);
       double eta = elapsed / double(done - startStep) * double(options.steps - done);
       std::fprintf(log,
@@ -268,12 +376,14 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
         closeCsv();
         return *e;
       }
-    if (stop && done < options.steps) {
+    if (stopping > 0 && done < options.steps) {
       summary.interrupted = true;
       break;
     }
   }
   closeCsv();
+  if (io::Status e = saveOutputs(summary.lastStep - startStep))
+    return *e;
   return summary;
 }
 

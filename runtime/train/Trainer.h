@@ -4,15 +4,21 @@
 // program, clips and applies AdamW, moves the router biases, evaluates on the
 // held-out split, logs progress, and saves crash-safe checkpoints (and on
 // SIGINT/SIGTERM). Resuming from a checkpoint continues bitwise identically.
+// On several ranks (the plan's cluster) each trains on its slice of the global
+// batch: the batch a single process would draw, split by rank, so both reach
+// the same parameters; gradients, losses and expert loads are summed over the
+// ranks (DataParallel.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_TRAIN_TRAINER_H
 #define DSFLOW_RUNTIME_TRAIN_TRAINER_H
 
+#include "dist/Communicator.h"
 #include "exec/Executor.h"
 #include "io/BatchSampler.h"
 #include "io/TokenData.h"
 #include "train/AdamW.h"
+#include "train/DataParallel.h"
 #include "train/ExpertBalance.h"
 
 #include <atomic>
@@ -41,6 +47,11 @@ struct TrainOptions {
   /// When set, the first step's internals go to this safetensors file (see
   /// StepDump.h): for checking dsflow against an independent implementation.
   std::string dumpStep;
+  /// When set, the final parameters go to this safetensors file (rank 0).
+  std::string saveParams;
+  /// When set, the tokens each routed expert received over the run go to this
+  /// loads file (io/ExpertLoads.h; rank 0, summed over the ranks).
+  std::string expertLoads;
 };
 
 /// What a finished (or interrupted) run did.
@@ -55,17 +66,26 @@ struct TrainSummary {
 
 class Trainer {
 public:
-  static io::Expected<std::unique_ptr<Trainer>> create(exec::Executor &executor,
-                                                       const TrainOptions &options);
+  /// `world`: the job's ranks (a self communicator for one process).
+  static io::Expected<std::unique_ptr<Trainer>>
+  create(exec::Executor &executor, const TrainOptions &options,
+         dist::Communicator &world);
 
   /// Trains until options.steps or until `stop` becomes true; writes progress
   /// lines to `log`.
   io::Expected<TrainSummary> run(const std::atomic<bool> &stop, std::FILE *log);
 
 private:
-  Trainer(exec::Executor &executor, const TrainOptions &options);
+  Trainer(exec::Executor &executor, const TrainOptions &options,
+          dist::Communicator &world);
+  /// Copies this rank's rows of the global batch into the token input.
+  void feed(const std::vector<int32_t> &globalBatch);
+  /// The mean over ranks of per-rank values (losses).
+  io::Status averageOverRanks(double *values, int64_t count);
   io::Status resumeFrom(const io::Checkpoint &checkpoint);
   io::Status saveCheckpoint(int64_t step);
+  /// Writes --save-params and --expert-loads at the end of a run (rank 0).
+  io::Status saveOutputs(int64_t steps);
   io::Status trainStep(int64_t step, double &loss, double &lmLoss,
                        double &mtpLoss);
   io::Expected<double> evaluate();
@@ -73,6 +93,8 @@ private:
 
   exec::Executor &executor;
   TrainOptions options;
+  dist::Communicator &world;
+  DataParallel dataParallel;
   std::unique_ptr<io::TokenData> data;
   io::DataSplit split;
   std::unique_ptr<io::BatchSampler> sampler;
@@ -80,6 +102,8 @@ private:
   ExpertBalance balance;
   int64_t startStep = 0;
   std::vector<int32_t> batch;
+  /// Per MoE layer, per expert tokens summed over the run's steps.
+  std::vector<std::vector<int64_t>> loadTotals;
 };
 
 } // namespace dsflow::train

@@ -8,6 +8,10 @@
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
 #include "plan/PlanFile.h"
+#include "dist/Launch.h"
+#include "dist/PlanCheck.h"
+#include "io/FileUtil.h"
+#include "io/Fnv1a.h"
 #include "train/Trainer.h"
 
 #include <atomic>
@@ -40,6 +44,8 @@ const char *kUsage =
     "  --init-std X            std of the initial weights (default 0.02)\n"
     "  --print-memory          report the measured activation peak\n"
     "  --dump-step FILE        the first step's internals, as safetensors\n"
+    "  --save-params FILE      the final parameters, as safetensors\n"
+    "  --expert-loads FILE     tokens per routed expert over the run (JSON)\n"
     "  --profile               time per op, printed at the end\n";
 
 int fail(const std::string &message) {
@@ -60,6 +66,73 @@ bool parseDouble(const char *text, double &out) {
   char *end = nullptr;
   out = std::strtod(text, &end);
   return *text && !*end;
+}
+
+/// Prints `message`; on several ranks, ends the whole job so that no rank waits
+/// for this one.
+int failJob(dist::Communicator &world, const std::string &message) {
+  if (world.size() == 1)
+    return fail(message);
+  std::fprintf(stderr, "dsflow-run: rank %d: error: %s\n", world.rank(),
+               message.c_str());
+  dist::abortJob(1);
+}
+
+/// Trains on this process's part of the job.
+int runJob(const std::string &planPath, const train::TrainOptions &options,
+           bool printMemory, bool profile, dist::Communicator &world) {
+  io::Expected<Plan> plan = readPlanFile(planPath);
+  if (!plan)
+    return failJob(world, plan.error().message);
+  io::Expected<std::unique_ptr<exec::Executor>> executor =
+      exec::Executor::create(*plan, planPath);
+  if (!executor)
+    return failJob(world, executor.error().message);
+  (*executor)->setProfiling(profile);
+  // Every rank must run the same plan (the same file bytes).
+  io::Expected<std::vector<uint8_t>> planBytes = io::readWholeFile(planPath);
+  if (!planBytes)
+    return failJob(world, planBytes.error().message);
+  if (io::Status e = dist::checkSamePlan(
+          world, io::fnv1a64(planBytes->data(), planBytes->size())))
+    return failJob(world, e->message);
+  io::Expected<std::unique_ptr<train::Trainer>> trainer =
+      train::Trainer::create(**executor, options, world);
+  if (!trainer)
+    return failJob(world, trainer.error().message);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  const TrainingConfig &t = plan->training();
+  bool leader = world.rank() == 0;
+  if (leader)
+    std::printf("dsflow-run: %s, %lld x %lld x %lld tokens a step, data %s\n",
+              plan->model().name().c_str(), (long long)t.micro_batches(),
+              (long long)t.micro_batch(), (long long)t.seq_len(),
+              options.dataPath.c_str());
+  std::fflush(stdout);
+  io::Expected<train::TrainSummary> summary = (*trainer)->run(stopRequested, stdout);
+  if (!summary)
+    return failJob(world, summary.error().message);
+  const train::TrainSummary &s = *summary;
+  if (leader)
+    std::printf("%s after step %lld: loss %.4f (LM %.4f)%s; %lld tokens in %.1f s "
+              "(%.0f tok/s)%s\n",
+              s.interrupted ? "interrupted" : "done", (long long)s.lastStep,
+              s.finalLoss, s.finalLmLoss,
+              s.finalValLoss ? (", validation " + std::to_string(*s.finalValLoss)).c_str() : "",
+              (long long)s.tokens, s.seconds,
+              s.tokens / std::max(s.seconds, 1e-9),
+              options.checkpointDir.empty()
+                  ? ""
+                  : ("; checkpoint in " + options.checkpointDir).c_str());
+  if (printMemory && leader)
+    std::printf("activation arena: measured peak %lld bytes, planned %lld bytes\n",
+                (long long)(*executor)->activationHighWater(),
+                (long long)plan->memory().activation_bytes());
+  if (profile && leader)
+    (*executor)->printProfile(stdout);
+  return s.interrupted ? 130 : 0;
 }
 
 } // namespace
@@ -121,6 +194,10 @@ int main(int argc, char **argv) {
       ok = value(v) && parseDouble(v, options.initStd) && options.initStd > 0;
     } else if (arg == "--dump-step") {
       ok = value(v) && (options.dumpStep = v, true);
+    } else if (arg == "--save-params") {
+      ok = value(v) && (options.saveParams = v, true);
+    } else if (arg == "--expert-loads") {
+      ok = value(v) && (options.expertLoads = v, true);
     } else if (arg == "--profile") {
       profile = true;
     } else if (arg == "--print-memory") {
@@ -144,46 +221,13 @@ int main(int argc, char **argv) {
   if (options.evalInterval > 0 && options.valFraction == 0)
     return fail("--eval-interval needs a validation split (--val-fraction > 0)");
 
-  io::Expected<Plan> plan = readPlanFile(planPath);
-  if (!plan)
-    return fail(plan.error().message);
-  io::Expected<std::unique_ptr<exec::Executor>> executor =
-      exec::Executor::create(*plan, planPath);
-  if (!executor)
-    return fail(executor.error().message);
-  (*executor)->setProfiling(profile);
-  io::Expected<std::unique_ptr<train::Trainer>> trainer =
-      train::Trainer::create(**executor, options);
-  if (!trainer)
-    return fail(trainer.error().message);
-
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
-  const TrainingConfig &t = plan->training();
-  std::printf("dsflow-run: %s, %lld x %lld x %lld tokens a step, data %s\n",
-              plan->model().name().c_str(), (long long)t.micro_batches(),
-              (long long)t.micro_batch(), (long long)t.seq_len(),
-              options.dataPath.c_str());
-  std::fflush(stdout);
-  io::Expected<train::TrainSummary> summary = (*trainer)->run(stopRequested, stdout);
-  if (!summary)
-    return fail(summary.error().message);
-  const train::TrainSummary &s = *summary;
-  std::printf("%s after step %lld: loss %.4f (LM %.4f)%s; %lld tokens in %.1f s "
-              "(%.0f tok/s)%s\n",
-              s.interrupted ? "interrupted" : "done", (long long)s.lastStep,
-              s.finalLoss, s.finalLmLoss,
-              s.finalValLoss ? (", validation " + std::to_string(*s.finalValLoss)).c_str() : "",
-              (long long)s.tokens, s.seconds,
-              s.tokens / std::max(s.seconds, 1e-9),
-              options.checkpointDir.empty()
-                  ? ""
-                  : ("; checkpoint in " + options.checkpointDir).c_str());
-  if (printMemory)
-    std::printf("activation arena: measured peak %lld bytes, planned %lld bytes\n",
-                (long long)(*executor)->activationHighWater(),
-                (long long)plan->memory().activation_bytes());
-  if (profile)
-    (*executor)->printProfile(stdout);
-  return s.interrupted ? 130 : 0;
+  io::Expected<std::unique_ptr<dist::Communicator>> world =
+      dist::initCommunicator(&argc, &argv);
+  if (!world)
+    return fail(world.error().message);
+  int code = runJob(planPath, options, printMemory, profile, **world);
+  world->reset();
+  if (io::Status e = dist::finalizeCommunicator())
+    return fail(e->message);
+  return code;
 }
