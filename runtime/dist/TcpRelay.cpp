@@ -14,6 +14,7 @@
 #include <array>
 #include <cerrno>
 #include <new>
+#include <optional>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -33,6 +34,44 @@ static std::string mismatchText(const std::string &peer, const FrameHeader &got,
          " where " + self + " is at #" + std::to_string(sequence) +
          " (every rank must call the same collectives in the same order)";
 }
+
+namespace {
+/// The links of the ranks r in [1, n) with pending(r), watched for `events`.
+struct PeerPoll {
+  std::vector<pollfd> fds;
+  std::vector<int> ranks;
+};
+
+template <typename Pending>
+PeerPoll peersToPoll(const Links &links, int n, short events, Pending pending) {
+  PeerPoll set;
+  for (int r = 1; r < n; ++r)
+    if (pending(r)) {
+      set.fds.push_back({links.peers[r].fd(), events, 0});
+      set.ranks.push_back(r);
+    }
+  return set;
+}
+
+/// Polls `set` for up to a second; the problem as text once no progress came
+/// before `deadline`, or when poll itself fails.
+std::optional<std::string> pollPeers(PeerPoll &set,
+                                     const ProgressDeadline &deadline,
+                                     const std::string &name,
+                                     const std::vector<int> &world) {
+  int ms = deadline.remainingMs();
+  if (ms == 0) {
+    std::vector<int> waiting;
+    for (int r : set.ranks)
+      waiting.push_back(world[r]);
+    return timedOutText(name, deadline.seconds(), ranksText(waiting));
+  }
+  int rc = ::poll(set.fds.data(), set.fds.size(), std::min(ms, 1000));
+  if (rc < 0 && errno != EINTR)
+    return name + ": poll failed: " + io::errnoText(errno);
+  return std::nullopt;
+}
+} // namespace
 
 io::IoError TcpCommunicator::fail(Op op, const io::IoError &failure) {
   if (me != 0)
@@ -59,25 +98,20 @@ io::IoError TcpCommunicator::fail(Op op, const io::IoError &failure) {
   std::vector<bool> open(size(), true);
   std::vector<char> scratch(1 << 16);
   for (int left = size() - 1; left > 0 && !deadline.expired();) {
-    std::vector<pollfd> fds;
-    std::vector<int> ranks;
-    for (int r = 1; r < size(); ++r)
-      if (open[r]) {
-        fds.push_back({links.peers[r].fd(), POLLIN, 0});
-        ranks.push_back(r);
-      }
-    if (::poll(fds.data(), fds.size(), deadline.remainingMs()) <= 0)
+    PeerPoll set = peersToPoll(links, size(), POLLIN,
+                               [&](int r) { return bool(open[r]); });
+    if (::poll(set.fds.data(), set.fds.size(), deadline.remainingMs()) <= 0)
       continue;
-    for (size_t i = 0; i < fds.size(); ++i) {
+    for (size_t i = 0; i < set.fds.size(); ++i) {
       int64_t moved = 0;
       int err = 0;
-      if (fds[i].revents == 0)
+      if (set.fds[i].revents == 0)
         continue;
       IoResult result =
-          recvSome(links.peers[ranks[i]], scratch.data(),
+          recvSome(links.peers[set.ranks[i]], scratch.data(),
                    static_cast<int64_t>(scratch.size()), moved, err);
       if (result == IoResult::Closed || result == IoResult::Failed) {
-        open[ranks[i]] = false;
+        open[set.ranks[i]] = false;
         --left;
       }
     }
@@ -105,27 +139,15 @@ io::Status TcpCommunicator::gather(Op op, const std::vector<int64_t> &expected,
   ProgressDeadline deadline(timeout);
   int left = n - 1;
   while (left > 0) {
-    std::vector<pollfd> fds;
-    std::vector<int> ranks;
-    for (int r = 1; r < n; ++r)
-      if (!in[r].done) {
-        fds.push_back({links.peers[r].fd(), POLLIN, 0});
-        ranks.push_back(r);
-      }
-    int ms = deadline.remainingMs();
-    if (ms == 0) {
-      std::vector<int> waiting;
-      for (int r : ranks)
-        waiting.push_back(world[r]);
-      return fail(op, error(timedOutText(name, timeout, ranksText(waiting))));
-    }
-    int rc = ::poll(fds.data(), fds.size(), std::min(ms, 1000));
-    if (rc < 0 && errno != EINTR)
-      return fail(op, error(name + ": poll failed: " + io::errnoText(errno)));
-    for (size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].revents == 0)
+    PeerPoll set =
+        peersToPoll(links, n, POLLIN, [&](int r) { return !in[r].done; });
+    if (std::optional<std::string> problem =
+            pollPeers(set, deadline, name, world))
+      return fail(op, error(*problem));
+    for (size_t i = 0; i < set.fds.size(); ++i) {
+      if (set.fds[i].revents == 0)
         continue;
-      int r = ranks[i];
+      int r = set.ranks[i];
       Inbound &frame = in[r];
       std::vector<char> &payload = payloads[r];
       // Read what is there; stop when the socket runs dry or the frame ends.
@@ -209,27 +231,15 @@ io::Status TcpCommunicator::reply(Op op,
   }
   ProgressDeadline deadline(timeout);
   while (left > 0) {
-    std::vector<pollfd> fds;
-    std::vector<int> ranks;
-    for (int r = 1; r < n; ++r)
-      if (part[r] < queue[r].size()) {
-        fds.push_back({links.peers[r].fd(), POLLOUT, 0});
-        ranks.push_back(r);
-      }
-    int ms = deadline.remainingMs();
-    if (ms == 0) {
-      std::vector<int> waiting;
-      for (int r : ranks)
-        waiting.push_back(world[r]);
-      return fail(op, error(timedOutText(name, timeout, ranksText(waiting))));
-    }
-    int rc = ::poll(fds.data(), fds.size(), std::min(ms, 1000));
-    if (rc < 0 && errno != EINTR)
-      return fail(op, error(name + ": poll failed: " + io::errnoText(errno)));
-    for (size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].revents == 0)
+    PeerPoll set = peersToPoll(
+        links, n, POLLOUT, [&](int r) { return part[r] < queue[r].size(); });
+    if (std::optional<std::string> problem =
+            pollPeers(set, deadline, name, world))
+      return fail(op, error(*problem));
+    for (size_t i = 0; i < set.fds.size(); ++i) {
+      if (set.fds[i].revents == 0)
         continue;
-      int r = ranks[i];
+      int r = set.ranks[i];
       while (part[r] < queue[r].size()) {
         const Part &p = queue[r][part[r]];
         int64_t moved = 0;
