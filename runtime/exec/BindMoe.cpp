@@ -1,4 +1,5 @@
 //===- BindMoe.cpp - Binding of the MoE, MTP and loss ops -----------------===//
+#include "exec/ExpertParallel.h"
 #include "exec/KernelBinding.h"
 
 #include <map>
@@ -42,8 +43,8 @@ io::Expected<BoundKernel> bindCrossEntropyGrad(BindContext<T> &c) {
 
 /// The router's parameters from a moe_gate kernel's attributes and sizes.
 template <typename T>
-cpu::MoeGateParams gateParams(BindContext<T> &c, int64_t tokens,
-                              int64_t hidden, int64_t experts, int64_t topK) {
+cpu::MoeGateParams gateParams(BindContext<T> &c, int64_t tokens, int64_t hidden,
+                              int64_t experts, int64_t topK) {
   std::string function = c.str("score_function");
   c.check(function == "sigmoid" || function == "softmax",
           "unknown score function '" + function + "'");
@@ -128,8 +129,8 @@ io::Expected<BoundKernel> bindBalanceLoss(BindContext<T> &c) {
   T *loss = c.out(0);
   double alpha = c.f64("alpha");
   return c.finish([=] {
-    return cpu::balanceLossForward(scores, indices, loss, tokens, experts,
-                                   topK, sequences, alpha);
+    return cpu::balanceLossForward(scores, indices, loss, tokens, experts, topK,
+                                   sequences, alpha);
   });
 }
 
@@ -150,7 +151,8 @@ io::Expected<BoundKernel> bindBalanceLossGrad(BindContext<T> &c) {
   });
 }
 
-template <typename T> io::Expected<BoundKernel> bindDispatch(BindContext<T> &c) {
+template <typename T>
+io::Expected<BoundKernel> bindDispatch(BindContext<T> &c) {
   c.arity(2, 3);
   int64_t hidden = c.inputLast(0), topK = c.inputLast(1);
   int64_t tokens = hidden ? c.inputSize(0) / hidden : 0;
@@ -189,8 +191,8 @@ io::Expected<BoundKernel> bindDispatchGrad(BindContext<T> &c) {
 /// Combine's operands: rows [T*k, H], weights [T, k], indices [T, k],
 /// rowSource [T*k] from input `first` on.
 template <typename T>
-void combineShape(BindContext<T> &c, int first, int64_t &tokens,
-                  int64_t &topK, int64_t &hidden) {
+void combineShape(BindContext<T> &c, int first, int64_t &tokens, int64_t &topK,
+                  int64_t &hidden) {
   hidden = c.inputLast(first);
   topK = c.inputLast(first + 1);
   tokens = topK ? c.inputSize(first + 1) / topK : 0;
@@ -269,6 +271,29 @@ ExpertOperands<T> expertOperands(BindContext<T> &c, int rowsAt, int savedAt) {
   return e;
 }
 
+/// The expert-parallel exchange of a routed-expert kernel whose rows are input
+/// `rowsAt`; null without expert parallelism (or after a recorded problem).
+template <typename T>
+std::shared_ptr<ExpertExchange<T>>
+expertExchange(BindContext<T> &c, const ExpertOperands<T> &e, int rowsAt) {
+  if (!c.expertParallel || e.gate.empty())
+    return nullptr;
+  const std::string &weight = c.input(rowsAt + 2).name();
+  std::optional<int64_t> layer = modelLayerOf(weight);
+  if (!c.check(layer.has_value(),
+               "expert weight '" + weight + "' names no model layer"))
+    return nullptr;
+  auto exchange = c.expertParallel->template exchange<T>(
+      c.plan, c.kernel.inputs(rowsAt), *layer, e.experts, e.hidden, e.inter);
+  if (!c.check(bool(exchange), exchange ? "" : exchange.error().message))
+    return nullptr;
+  return *exchange;
+}
+
+template <typename T> ExpertWeights<T> weightsOf(const ExpertOperands<T> &e) {
+  return {e.gate.data(), e.up.data(), e.down.data()};
+}
+
 template <typename T>
 io::Expected<BoundKernel> bindExpertFfn(BindContext<T> &c) {
   auto e = std::make_shared<ExpertOperands<T>>(expertOperands(c, 0, -1));
@@ -281,6 +306,11 @@ io::Expected<BoundKernel> bindExpertFfn(BindContext<T> &c) {
   const int32_t *counts = c.inIds(1);
   T *y = c.out(0), *savedGate = c.out(1), *savedUp = c.out(2);
   auto fp8 = c.innerFp8();
+  if (auto exchange = expertExchange(c, *e, 0))
+    return c.finish([=] {
+      return exchange->forward(rows, counts, e->numRows, weightsOf(*e), y,
+                               fp8 ? &*fp8 : nullptr);
+    });
   return c.finish([=] {
     return cpu::expertFfnForward(rows, counts, e->gate.data(), e->up.data(),
                                  e->down.data(), y, savedGate, savedUp,
@@ -322,6 +352,11 @@ io::Expected<BoundKernel> bindExpertFfnGrad(BindContext<T> &c) {
           "gradient sizes disagree");
   T *dRows = c.out(0);
   auto fp8 = c.innerFp8();
+  if (auto exchange = expertExchange(c, *e, 1))
+    return c.finish([=] {
+      return exchange->backwardData(g.dy, e->numRows, weightsOf(*e), dRows,
+                                    fp8 ? &*fp8 : nullptr);
+    });
   return c.finish([=] {
     return cpu::expertFfnBackwardB(g.dy, g.counts, e->gate.data(), e->up.data(),
                                    e->down.data(), g.savedGate, g.savedUp,
@@ -345,6 +380,13 @@ io::Expected<BoundKernel> bindExpertFfnWGrad(BindContext<T> &c) {
     grads->push_back(c.out(i));
   }
   auto fp8 = c.innerFp8();
+  if (auto exchange = expertExchange(c, *e, 1))
+    return c.finish([=] {
+      T *const *d = grads->data();
+      return exchange->backwardWeights(g.dy, e->numRows, weightsOf(*e), d,
+                                       d + e->experts, d + 2 * e->experts,
+                                       fp8 ? &*fp8 : nullptr);
+    });
   return c.finish([=] {
     T *const *d = grads->data();
     return cpu::expertFfnBackwardW(g.dy, rows, g.counts, e->down.data(),
@@ -439,7 +481,8 @@ io::Expected<BoundKernel> bindMtpProject(BindContext<T> &c) {
   c.arity(3, 1);
   int64_t hidden = c.inputLast(0);
   int64_t m = hidden ? c.inputSize(0) / hidden : 0;
-  c.check(c.inputSize(1) == m * hidden && c.inputSize(2) == 2 * hidden * hidden &&
+  c.check(c.inputSize(1) == m * hidden &&
+              c.inputSize(2) == 2 * hidden * hidden &&
               c.outputSize(0) == m * hidden,
           "MTP projection operands disagree");
   const T *e = c.in(0), *h = c.in(1), *eh = c.in(2);

@@ -1,5 +1,6 @@
 //===- Executor.cpp - Runs a plan's program on the CPU backend ------------===//
 #include "exec/Executor.h"
+#include "exec/ExpertParallel.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,8 +10,9 @@ namespace dsflow::exec {
 
 template <typename T>
 io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
-                                     Memory &memory) {
+                                     Memory &memory, ExpertParallel *ep) {
   BindContext<T> context(plan, index, memory);
+  context.expertParallel = ep;
   const std::string &op = plan.kernels(index).op();
   Binder<T> binder = denseBinder<T>(op);
   if (!binder)
@@ -21,10 +23,12 @@ io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
   return binder(context);
 }
 
-io::Expected<std::unique_ptr<Executor>> Executor::create(const Plan &plan,
-                                                         const std::string &source) {
+io::Expected<std::unique_ptr<Executor>>
+Executor::create(const Plan &plan, const std::string &source,
+                 ExpertParallel *expertParallel) {
   std::unique_ptr<Executor> e(new Executor(plan));
   e->source = source;
+  e->expertParallel = expertParallel;
   const Plan &p = e->planCopy;
   bool hasF32 = false, hasF64 = false;
   for (int32_t i = 0; i < p.buffers_size(); ++i) {
@@ -32,9 +36,9 @@ io::Expected<std::unique_ptr<Executor>> Executor::create(const Plan &plan,
     hasF32 |= b.dtype() == DTYPE_F32;
     hasF64 |= b.dtype() == DTYPE_F64;
     if (b.dtype() == DTYPE_BF16)
-      return io::makeError(source, "the CPU backend runs FP32 plans; '" +
-                                       b.name() +
-                                       "' is BF16 (compile with --precision=fp32)");
+      return io::makeError(source,
+                           "the CPU backend runs FP32 plans; '" + b.name() +
+                               "' is BF16 (compile with --precision=fp32)");
     if (b.kind() == INPUT && b.name() == "tokens")
       e->tokenBuffer = i;
   }
@@ -48,8 +52,8 @@ io::Expected<std::unique_ptr<Executor>> Executor::create(const Plan &plan,
     std::vector<Step> steps;
     for (int32_t k : p.programs(i).kernels()) {
       io::Expected<BoundKernel> bound =
-          e->useDouble ? bindKernel<double>(p, k, *e->mem)
-                       : bindKernel<float>(p, k, *e->mem);
+          e->useDouble ? bindKernel<double>(p, k, *e->mem, expertParallel)
+                       : bindKernel<float>(p, k, *e->mem, expertParallel);
       if (!bound)
         return io::makeError(source, bound.error().message);
       steps.push_back({k, std::move(*bound)});
@@ -83,6 +87,9 @@ io::Status Executor::runProgram(int program) {
                      .count();
       ++calls;
     }
+    if (status == cpu::Status::CommunicationFailed && expertParallel &&
+        expertParallel->error)
+      return expertParallel->error;
     if (status != cpu::Status::Ok)
       return io::makeError(source, "kernel " + std::to_string(step.kernel) +
                                        " (" + kernel.op() +
@@ -104,6 +111,10 @@ void Executor::printProfile(std::FILE *out) const {
     std::fprintf(out, "%-22s %10.3f %7.1f%% %10lld\n", op.c_str(), seconds,
                  100.0 * seconds / std::max(total, 1e-12),
                  (long long)profile.at(op).second);
+}
+
+int Executor::expertParallelRanks() const {
+  return expertParallel ? expertParallel->group.size() : 1;
 }
 
 double Executor::loss(int i) const {

@@ -23,9 +23,11 @@ class Executor {
 public:
   /// Binds every kernel of the plan's programs. Plans whose float buffers
   /// are not all F32 (or all F64) are refused: the CPU backend computes in one
-  /// precision.
-  static io::Expected<std::unique_ptr<Executor>> create(const Plan &plan,
-                                                        const std::string &source);
+  /// precision. With `expertParallel` (which must outlive the executor) the
+  /// routed experts run on the ranks of that EP group (ExpertParallel.h).
+  static io::Expected<std::unique_ptr<Executor>>
+  create(const Plan &plan, const std::string &source,
+         ExpertParallel *expertParallel = nullptr);
 
   /// Executes the "train" program once on the tokens in the input buffer.
   io::Status runMicroBatch() { return runProgram(0); }
@@ -39,10 +41,16 @@ public:
   const Plan &plan() const { return planCopy; }
   Memory &memory() { return *mem; }
   bool isDouble() const { return useDouble; }
+  /// The ranks the routed experts are spread over (1 without EP).
+  int expertParallelRanks() const;
 
   /// The token input [micro_batch, seq_len + mtp_depth + 1].
-  int32_t *tokens() { return reinterpret_cast<int32_t *>(mem->data(tokenBuffer)); }
-  int64_t tokenCount() const { return numElements(planCopy.buffers(tokenBuffer)); }
+  int32_t *tokens() {
+    return reinterpret_cast<int32_t *>(mem->data(tokenBuffer));
+  }
+  int64_t tokenCount() const {
+    return numElements(planCopy.buffers(tokenBuffer));
+  }
 
   /// The value of loss `i` (total, LM, MTP) after the last micro-batch.
   double loss(int i) const;
@@ -68,6 +76,7 @@ private:
   int32_t tokenBuffer = -1;
   bool useDouble = false;
   std::string source;
+  ExpertParallel *expertParallel = nullptr;
 };
 
 } // namespace dsflow::exec

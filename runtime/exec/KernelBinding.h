@@ -25,6 +25,8 @@
 
 namespace dsflow::exec {
 
+class ExpertParallel;
+
 /// A bound kernel: runs it, returning its status.
 using BoundKernel = std::function<cpu::Status()>;
 
@@ -81,9 +83,8 @@ public:
     auto copy = std::make_shared<std::vector<T>>(n);
     bool scalesUe8m0 = ue8m0;
     Fp8Role how = *role;
-    before.push_back([=] {
-      fakeQuantize(p, copy->data(), rows, cols, how, scalesUe8m0);
-    });
+    before.push_back(
+        [=] { fakeQuantize(p, copy->data(), rows, cols, how, scalesUe8m0); });
     return copy->data();
   }
   /// The scaling of the activations a fused kernel quantizes itself (the
@@ -99,7 +100,9 @@ public:
   const int32_t *inIds(int i) {
     return typed<int32_t>(kernel.inputs(), i, DTYPE_I32);
   }
-  int32_t *outIds(int i) { return typed<int32_t>(kernel.outputs(), i, DTYPE_I32); }
+  int32_t *outIds(int i) {
+    return typed<int32_t>(kernel.outputs(), i, DTYPE_I32);
+  }
 
   /// Attributes; a missing one records an error.
   double f64(const std::string &name) { return attr(name).f64(); }
@@ -153,6 +156,8 @@ public:
   const Kernel &kernel;
   Memory &memory;
   const std::string where;
+  /// This rank's EP group when the routed experts are spread over ranks.
+  ExpertParallel *expertParallel = nullptr;
 
 private:
   static constexpr DType floatType() {

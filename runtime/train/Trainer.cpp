@@ -1,6 +1,8 @@
 //===- Trainer.cpp - The training loop ------------------------------------===//
-#include "plan/PlanFile.h"
 #include "train/Trainer.h"
+#include "plan/PlanFile.h"
+
+#include "exec/ExpertSlots.h"
 
 #include "train/LrSchedule.h"
 #include "train/ParamInit.h"
@@ -46,26 +48,42 @@ std::vector<io::TensorRef> parameterTensors(exec::Memory &memory) {
   return tensors;
 }
 
-/// The model layer of a router-bias buffer ("model.layers.N.mlp...").
-int64_t layerOfBias(const std::string &name) {
-  const std::string prefix = "model.layers.";
-  if (name.compare(0, prefix.size(), prefix) != 0)
-    return -1;
-  return std::atoll(name.c_str() + prefix.size());
-}
-
 } // namespace
 
+/// Whether the plan asks for ZeRO-1 (a plan without a cluster runs alone).
+static bool zero1(const Plan &plan) {
+  return !plan.has_cluster() || plan.cluster().zero1();
+}
+
 Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
-                 dist::Communicator &world)
+                 dist::Communicator &world, ExpertSharding expertSharding,
+                 std::unique_ptr<dist::Communicator> expertReplicas)
     : executor(executor), options(options), world(world),
-      dataParallel(executor.plan(), world,
-                   !executor.plan().has_cluster() ||
-                       executor.plan().cluster().zero1(),
-                   [](int32_t) { return true; }),
+      sharding(std::move(expertSharding)),
+      expertGroup(std::move(expertReplicas)),
+      dataParallel(executor.plan(), world, zero1(executor.plan()),
+                   [this](int32_t grad) { return !sharding.sharded(grad); }),
+      expertData(
+          expertGroup
+              ? std::make_unique<DataParallel>(
+                    executor.plan(), *expertGroup, zero1(executor.plan()),
+                    [this](int32_t grad) { return sharding.local(grad); })
+              : nullptr),
       optimizer(executor.plan(), executor.plan().training().bf16_moments(),
-                [this](int32_t grad) { return dataParallel.updates(grad); }),
+                [this](int32_t grad) { return updates(grad); }),
       balance(executor.plan()) {}
+
+bool Trainer::updates(int32_t grad) const {
+  if (!sharding.sharded(grad))
+    return dataParallel.updates(grad);
+  return sharding.local(grad) && expertData && expertData->updates(grad);
+}
+
+bool Trainer::owns(int32_t grad) const {
+  if (!sharding.sharded(grad))
+    return dataParallel.owns(grad);
+  return sharding.local(grad) && expertData && expertData->owns(grad);
+}
 
 io::Expected<std::unique_ptr<Trainer>>
 Trainer::create(exec::Executor &executor, const TrainOptions &options,
@@ -74,24 +92,41 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return io::makeError(options.dataPath,
                          "training runs FP32 plans; this plan is FP64");
   const Plan &plan = executor.plan();
-  int64_t planRanks =
-      plan.has_cluster()
-          ? int64_t(plan.cluster().nodes()) * plan.cluster().ranks_per_node()
-          : 1;
+  int64_t planRanks = plan.has_cluster() ? int64_t(plan.cluster().nodes()) *
+                                               plan.cluster().ranks_per_node()
+                                         : 1;
   if (planRanks != world.size())
     return io::makeError("plan", "compiled for " + std::to_string(planRanks) +
                                      " ranks, but the job has " +
                                      std::to_string(world.size()));
-  if (plan.has_cluster() && (plan.cluster().ep() > 1 || plan.cluster().pp() > 1))
-    return io::makeError("plan", "the runtime does not execute expert or "
-                                 "pipeline parallelism yet (ep " +
-                                     std::to_string(plan.cluster().ep()) +
-                                     ", pp " +
+  if (plan.has_cluster() && plan.cluster().pp() > 1)
+    return io::makeError("plan", "the runtime does not execute pipeline "
+                                 "parallelism yet (pp " +
                                      std::to_string(plan.cluster().pp()) + ")");
   if (world.size() > 1 && !options.checkpointDir.empty())
-    return io::makeError(options.checkpointDir,
-                         "checkpoints of multi-rank runs are not supported yet");
-  std::unique_ptr<Trainer> t(new Trainer(executor, options, world));
+    return io::makeError(
+        options.checkpointDir,
+        "checkpoints of multi-rank runs are not supported yet");
+  io::Expected<ExpertSharding> sharding =
+      ExpertSharding::create(plan, world.rank());
+  if (!sharding)
+    return sharding.error();
+  if (executor.expertParallelRanks() != sharding->epRanks())
+    return io::makeError("plan",
+                         "compiled for " + std::to_string(sharding->epRanks()) +
+                             " EP ranks, but the executor runs the "
+                             "experts on " +
+                             std::to_string(executor.expertParallelRanks()));
+  // The ranks with this rank's EP rank hold the same experts.
+  std::unique_ptr<dist::Communicator> expertGroup;
+  if (sharding->epRanks() > 1) {
+    auto group = world.split(sharding->epRank(), sharding->dpIndex());
+    if (!group)
+      return group.error();
+    expertGroup = std::move(*group);
+  }
+  std::unique_ptr<Trainer> t(new Trainer(
+      executor, options, world, std::move(*sharding), std::move(expertGroup)));
   io::Expected<io::TokenData> data = io::TokenData::load(
       options.dataPath, {options.format, plan.model().vocab_size()});
   if (!data)
@@ -128,11 +163,11 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     if (io::Status e = t->resumeFrom(*checkpoint))
       return *e;
     if (t->startStep >= options.steps)
-      return io::makeError(checkpoint->path,
-                           "the checkpoint is at step " +
-                               std::to_string(t->startStep) +
-                               "; --steps " + std::to_string(options.steps) +
-                               " would train nothing");
+      return io::makeError(checkpoint->path, "the checkpoint is at step " +
+                                                 std::to_string(t->startStep) +
+                                                 "; --steps " +
+                                                 std::to_string(options.steps) +
+                                                 " would train nothing");
   }
   return t;
 }
@@ -206,17 +241,20 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
     return e;
   loss = losses[0], lmLoss = losses[1], mtpLoss = losses[2];
   if (!std::isfinite(loss))
-    return io::makeError(options.dataPath, "the loss became " +
-                                               std::to_string(loss) +
-                                               " at step " + std::to_string(step));
+    return io::makeError(options.dataPath,
+                         "the loss became " + std::to_string(loss) +
+                             " at step " + std::to_string(step));
   if (io::Status e = dataParallel.reduceGradients(memory))
     return e;
+  if (expertData)
+    if (io::Status e = expertData->reduceGradients(memory))
+      return e;
   if (io::Status e = balance.sumOver(world))
     return e;
   // Mean over micro-batches and ranks, then clip the global norm.
   double gradScale = 1.0 / double(microBatches * world.size());
   double squares = optimizer.squaredGradientSum(
-      memory, [this](int32_t grad) { return dataParallel.owns(grad); });
+      memory, [this](int32_t grad) { return owns(grad); });
   if (io::Status e = world.allReduceSum(&squares, 1))
     return e;
   double norm = std::sqrt(squares) * gradScale;
@@ -230,6 +268,9 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   optimizer.step(memory, lastLr, gradScale);
   if (io::Status e = dataParallel.gatherParameters(memory))
     return e;
+  if (expertData)
+    if (io::Status e = expertData->gatherParameters(memory))
+      return e;
   balance.updateBiases(memory, t.bias_update_speed());
   const std::vector<std::vector<int64_t>> &loads = balance.lastLoads();
   loadTotals.resize(loads.size());
@@ -244,9 +285,12 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
 }
 
 io::Status Trainer::saveOutputs(int64_t steps) {
+  exec::Memory &memory = executor.memory();
+  if (!options.saveParams.empty())
+    if (io::Status e = sharding.gatherToRankZero(memory, world))
+      return e;
   if (world.rank() != 0)
     return std::nullopt;
-  exec::Memory &memory = executor.memory();
   if (!options.saveParams.empty())
     if (io::Status e =
             io::saveSafetensors(options.saveParams, parameterTensors(memory)))
@@ -258,7 +302,8 @@ io::Status Trainer::saveOutputs(int64_t steps) {
   file.steps = steps;
   for (size_t l = 0; l < loadTotals.size(); ++l)
     file.layers.push_back(
-        {layerOfBias(memory.plan().buffers(balance.biasBuffer(l)).name()),
+        {exec::modelLayerOf(memory.plan().buffers(balance.biasBuffer(l)).name())
+             .value_or(-1),
          loadTotals[l]});
   return io::writeExpertLoads(options.expertLoads, file);
 }
@@ -346,27 +391,27 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
       val = *v;
       summary.finalValLoss = val;
     }
-    double elapsed = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     summary.seconds = elapsed;
     if (csv)
       std::fprintf(csv, "%lld,%.6f,%.6f,%.6f,%s,%.6g,%.4f\n", (long long)done,
                    loss, lmLoss, mtpLoss,
-                   val ? std::to_string(*val).c_str() : "", learningRate(t, step),
-                   balance.imbalance());
+                   val ? std::to_string(*val).c_str() : "",
+                   learningRate(t, step), balance.imbalance());
     if (leader && (done % options.logInterval == 0 || last || val)) {
       double rate = double(summary.tokens) / std::max(elapsed, 1e-9);
-      double eta = elapsed / double(done - startStep) * double(options.steps - done);
-      std::fprintf(log,
-                   "step %lld/%lld | loss %.4f | lm %.4f | mtp %.4f%s | %.0f "
-                   "tok/s | imbalance %.2f | lr %.2e | %s elapsed | ETA %s\n",
-                   (long long)done, (long long)options.steps, loss, lmLoss,
-                   mtpLoss,
-                   val ? (" | val " + std::to_string(*val).substr(0, 6)).c_str()
-                       : "",
-                   rate, balance.imbalance(), learningRate(t, step),
-                   duration(elapsed).c_str(), duration(eta).c_str());
+      double eta =
+          elapsed / double(done - startStep) * double(options.steps - done);
+      std::fprintf(
+          log,
+          "step %lld/%lld | loss %.4f | lm %.4f | mtp %.4f%s | %.0f "
+          "tok/s | imbalance %.2f | lr %.2e | %s elapsed | ETA %s\n",
+          (long long)done, (long long)options.steps, loss, lmLoss, mtpLoss,
+          val ? (" | val " + std::to_string(*val).substr(0, 6)).c_str() : "",
+          rate, balance.imbalance(), learningRate(t, step),
+          duration(elapsed).c_str(), duration(eta).c_str());
       std::fflush(log);
     }
     bool periodic = options.checkpointInterval > 0 &&

@@ -20,6 +20,7 @@
 #include "train/AdamW.h"
 #include "train/DataParallel.h"
 #include "train/ExpertBalance.h"
+#include "train/ExpertSharding.h"
 
 #include <atomic>
 #include <cstdio>
@@ -77,7 +78,11 @@ public:
 
 private:
   Trainer(exec::Executor &executor, const TrainOptions &options,
-          dist::Communicator &world);
+          dist::Communicator &world, ExpertSharding sharding,
+          std::unique_ptr<dist::Communicator> expertGroup);
+  /// Whether this rank updates (and counts the norm of) the tensor of `grad`.
+  bool updates(int32_t grad) const;
+  bool owns(int32_t grad) const;
   /// Copies this rank's rows of the global batch into the token input.
   void feed(const std::vector<int32_t> &globalBatch);
   /// The mean over ranks of per-rank values (losses).
@@ -94,7 +99,13 @@ private:
   exec::Executor &executor;
   TrainOptions options;
   dist::Communicator &world;
+  ExpertSharding sharding;
+  /// The ranks holding this rank's experts (under expert parallelism).
+  std::unique_ptr<dist::Communicator> expertGroup;
+  /// Every tensor but the sharded experts', over the world.
   DataParallel dataParallel;
+  /// This rank's sharded experts, over expertGroup.
+  std::unique_ptr<DataParallel> expertData;
   std::unique_ptr<io::TokenData> data;
   io::DataSplit split;
   std::unique_ptr<io::BatchSampler> sampler;

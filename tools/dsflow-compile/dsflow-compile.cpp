@@ -1,8 +1,9 @@
 //===- dsflow-compile.cpp - Compile a model description -------------------===//
 //
 // dsflow-compile MODEL [--emit=summary|graph|spec|train-graph|plan] [-o FILE]
-// MODEL is a .pbtxt ModelSpec, a Hugging Face config.json or a DeepSeek inference
-// config JSON. Output is written atomically: on any error no file is left.
+// MODEL is a .pbtxt ModelSpec, a Hugging Face config.json or a DeepSeek
+// inference config JSON. Output is written atomically: on any error no file is
+// left.
 //
 //===----------------------------------------------------------------------===//
 #include "Cluster/ClusterConfig.h"
@@ -10,6 +11,9 @@
 #include "Frontend/ModelSpecLoader.h"
 #include "Frontend/ParamSummary.h"
 #include "Pipelines/Pipelines.h"
+#include "Placement/ClusterPlacement.h"
+#include "Placement/PlacementProto.h"
+#include "Placement/PlacementReport.h"
 #include "Plan/PlanBuilder.h"
 #include "plan/PlanFile.h"
 
@@ -45,8 +49,8 @@ cl::opt<Emit> emit(
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default stdout)"),
                                 cl::value_desc("file"), cl::init("-"));
 cl::opt<int64_t> seqLen("seq-len", cl::desc("Sequence length"), cl::init(4096));
-cl::opt<int64_t> microBatch("micro-batch", cl::desc("Sequences per micro-batch"),
-                            cl::init(1));
+cl::opt<int64_t> microBatch("micro-batch",
+                            cl::desc("Sequences per micro-batch"), cl::init(1));
 cl::opt<double> mtpLossWeight("mtp-loss-weight",
                               cl::desc("Weight of the MTP loss (lambda)"),
                               cl::init(0.3));
@@ -69,26 +73,39 @@ cl::opt<bool> fp8("fp8",
                   cl::desc("FP8 GEMMs with fine-grained scaling (DeepSeek-V3); "
                            "on by default for FP8 models"),
                   cl::init(false));
-cl::opt<bool> fp8Ue8m0("fp8-ue8m0",
-                       cl::desc("With --fp8: scales rounded up to powers of two"),
-                       cl::init(false));
+cl::opt<bool>
+    fp8Ue8m0("fp8-ue8m0",
+             cl::desc("With --fp8: scales rounded up to powers of two"),
+             cl::init(false));
 
 // The cluster, recorded in the plan (docs/distributed.md).
 cl::OptionCategory clusterCategory("Cluster (recorded in the plan)");
-cl::opt<std::string> clusterPath(
-    "cluster", cl::desc("Cluster description (ClusterConfig text proto)"),
-    cl::value_desc("file"), cl::cat(clusterCategory));
+cl::opt<std::string>
+    clusterPath("cluster",
+                cl::desc("Cluster description (ClusterConfig text proto)"),
+                cl::value_desc("file"), cl::cat(clusterCategory));
 cl::opt<int> nodes("nodes", cl::desc("Nodes"), cl::init(1),
                    cl::cat(clusterCategory));
 cl::opt<int> ranksPerNode("ranks-per-node", cl::desc("Ranks (GPUs) per node"),
                           cl::init(1), cl::cat(clusterCategory));
 cl::opt<int> pipelineDegree("pp", cl::desc("Pipeline-parallel stages"),
                             cl::init(1), cl::cat(clusterCategory));
-cl::opt<int> expertDegree("ep", cl::desc("Expert-parallel degree"),
-                          cl::init(1), cl::cat(clusterCategory));
-cl::opt<int> dataDegree(
-    "dp", cl::desc("Data-parallel replicas of an expert-parallel group"),
-    cl::init(1), cl::cat(clusterCategory));
+cl::opt<int> expertDegree("ep", cl::desc("Expert-parallel degree"), cl::init(1),
+                          cl::cat(clusterCategory));
+cl::opt<int>
+    dataDegree("dp",
+               cl::desc("Data-parallel replicas of an expert-parallel group"),
+               cl::init(1), cl::cat(clusterCategory));
+cl::opt<std::string> expertLoadsPath(
+    "expert-loads",
+    cl::desc("Router loads (dsflow-run --expert-loads) to place the experts "
+             "by (EPLB; needs --ep > 1)"),
+    cl::value_desc("file"), cl::cat(clusterCategory));
+cl::opt<int64_t> slotsPerRank(
+    "slots-per-rank",
+    cl::desc("Expert slots per EP rank; those beyond experts / ep hold "
+             "replicas of hot experts (needs --ep > 1)"),
+    cl::init(0), cl::cat(clusterCategory));
 cl::opt<bool> zero1("zero1",
                     cl::desc("Shard the optimizer state over the data-parallel "
                              "ranks (ZeRO-1; default on)"),
@@ -121,12 +138,56 @@ cl::opt<double> biasUpdateSpeed(
     "bias-update-speed",
     cl::desc("Auxiliary-loss-free balancing step gamma (0 disables)"),
     cl::init(0.001), cl::cat(trainingCategory));
-cl::opt<double> balanceLossAlpha(
-    "balance-loss-alpha",
-    cl::desc("Sequence-wise balance loss weight (0 disables)"), cl::init(0.0001),
-    cl::cat(trainingCategory));
+cl::opt<double>
+    balanceLossAlpha("balance-loss-alpha",
+                     cl::desc("Sequence-wise balance loss weight (0 disables)"),
+                     cl::init(0.0001), cl::cat(trainingCategory));
 cl::opt<uint64_t> seed("seed", cl::desc("Initialization and data seed"),
                        cl::init(1234), cl::cat(trainingCategory));
+
+/// Records the expert placement when loads or extra slots are given (without
+/// either, the runtime's contiguous default needs no record); prints the
+/// expected imbalance per EP rank before and after. The problem, or "".
+std::string recordPlacement(const dsflow::ModelSpec &spec,
+                            const dsflow::ClusterConfig &cluster,
+                            dsflow::Plan &plan) {
+  namespace placement = dsflow::placement;
+  bool loadsGiven = !expertLoadsPath.empty();
+  if (!loadsGiven && slotsPerRank.getNumOccurrences() == 0)
+    return "";
+  if (cluster.ep() <= 1)
+    return "--expert-loads and --slots-per-rank place experts over EP ranks: "
+           "give --ep > 1";
+  std::optional<dsflow::io::ExpertLoads> loads;
+  if (loadsGiven) {
+    dsflow::io::Expected<dsflow::io::ExpertLoads> file =
+        dsflow::io::readExpertLoads(expertLoadsPath);
+    if (!file)
+      return file.error().message;
+    loads = std::move(*file);
+  }
+  placement::PlacementLayout layout =
+      placement::epGroupLayout(spec, cluster, slotsPerRank);
+  std::string where = loadsGiven ? expertLoadsPath + ": " : "";
+  auto layerLoads =
+      placement::modelLoads(spec, layout.experts, loads ? &*loads : nullptr);
+  if (!layerLoads)
+    return where + layerLoads.error().message;
+  dsflow::io::Expected<placement::Placement> placed =
+      placement::placeExperts(layout, placement::Algorithm::Auto, *layerLoads);
+  if (!placed)
+    return where + placed.error().message;
+  *plan.mutable_expert_placement() = placement::toProto(*placed);
+  placement::PlacementReport report =
+      placement::reportPlacement(*placed, *layerLoads);
+  std::printf("expert placement: %s, %lld slots per EP rank (%lld replicas); "
+              "max/mean tokens per EP rank, worst layer: %.3f -> %.3f\n",
+              placement::algorithmName(placed->algorithm),
+              (long long)layout.slotsPerRank,
+              (long long)(layout.slots() - layout.experts),
+              report.rank.worstBefore, report.rank.worstAfter);
+  return "";
+}
 
 /// The layout from --cluster or from the degree flags (not both).
 std::optional<dsflow::ClusterConfig> clusterLayout(std::string &error) {
@@ -190,13 +251,15 @@ int main(int argc, char **argv) {
                 "--balance-loss-alpha must not be negative");
 
   std::string error;
-  std::optional<dsflow::ModelSpec> spec = dsflow::loadModelSpec(modelPath, error);
+  std::optional<dsflow::ModelSpec> spec =
+      dsflow::loadModelSpec(modelPath, error);
   if (!spec)
     return fail(error);
   std::optional<dsflow::ClusterConfig> cluster = clusterLayout(error);
   if (!cluster)
     return fail(error);
-  if (std::string rule = dsflow::validateCluster(*cluster, *spec); !rule.empty())
+  if (std::string rule = dsflow::validateCluster(*cluster, *spec);
+      !rule.empty())
     return fail("cluster: " + rule);
   if (cluster->pp() > 1)
     return fail("cluster: pp " + std::to_string(cluster->pp()) +
@@ -219,7 +282,8 @@ int main(int argc, char **argv) {
     options.balanceLossAlpha = balanceLossAlpha;
     module = dsflow::buildGraph(context, *spec, options);
     if (mlir::failed(mlir::verify(*module)))
-      return fail(modelPath + ": the built graph does not verify (a dsflow bug)");
+      return fail(modelPath +
+                  ": the built graph does not verify (a dsflow bug)");
   }
   if (emit == Emit::TrainGraph || emit == Emit::Plan) {
     mlir::PassManager pm(&context);
@@ -246,7 +310,8 @@ int main(int argc, char **argv) {
     module->print(os);
     break;
   case Emit::Summary:
-    dsflow::printParamSummary(dsflow::summarizeParameters(*module), *module, os);
+    dsflow::printParamSummary(dsflow::summarizeParameters(*module), *module,
+                              os);
     break;
   case Emit::Plan: {
     dsflow::TrainingConfig training;
@@ -272,6 +337,9 @@ int main(int argc, char **argv) {
     if (!plan)
       return fail(modelPath + ": cannot lower the training step to a plan");
     *plan->mutable_cluster() = *cluster;
+    if (std::string problem = recordPlacement(*spec, *cluster, *plan);
+        !problem.empty())
+      return fail(problem);
     if (dsflow::io::Status e = dsflow::writePlanFile(outputPath, *plan))
       return fail(e->message);
     return 0;

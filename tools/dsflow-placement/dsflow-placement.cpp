@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Frontend/ModelSpecLoader.h"
+#include "Placement/ClusterPlacement.h"
 #include "Placement/PlacementJson.h"
 #include "Placement/SyntheticLoads.h"
 #include "io/AtomicFile.h"
@@ -83,16 +84,6 @@ int fail(const std::string &message) {
 }
 
 bool given(const cl::Option &option) { return option.getNumOccurrences() > 0; }
-
-/// The model's MoE layers: from the first non-dense layer through the MTP
-/// modules (MTP module k is layer num_layers + k - 1).
-std::vector<int64_t> moeLayers(const ModelSpec &spec) {
-  std::vector<int64_t> out;
-  for (int64_t l = spec.num_dense_layers();
-       l < spec.num_layers() + spec.mtp().depth(); ++l)
-    out.push_back(l);
-  return out;
-}
 
 /// Checks that `value` from a flag agrees with the model's.
 std::optional<std::string> agree(const cl::Option &flag, int64_t value,

@@ -86,6 +86,24 @@ void printHeader(const Plan &plan) {
                 (long long)c.nodes() * c.ranks_per_node(), c.pp(), c.ep(),
                 c.dp(), c.zero1() ? "on" : "off");
   }
+  if (plan.has_expert_placement()) {
+    const ExpertPlacement &p = plan.expert_placement();
+    std::printf("expert placement: %d EP ranks x %d slots, %d MoE layers\n",
+                p.ep_ranks(), p.slots_per_rank(), p.layers_size());
+    for (const LayerPlacement &l : p.layers()) {
+      std::printf("  layer %d:", l.layer());
+      for (int r = 0; r < p.ep_ranks(); ++r) {
+        std::printf(" [");
+        for (int s = 0; s < p.slots_per_rank(); ++s) {
+          int slot = r * p.slots_per_rank() + s;
+          if (slot < l.slot_expert_size())
+            std::printf(s ? " %d" : "%d", l.slot_expert(slot));
+        }
+        std::printf("]");
+      }
+      std::printf("\n");
+    }
+  }
 }
 
 void printMemory(const Plan &plan) {

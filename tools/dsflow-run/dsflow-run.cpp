@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
+#include "exec/ExpertParallel.h"
 #include "plan/PlanFile.h"
 #include "dist/Launch.h"
 #include "dist/PlanCheck.h"
@@ -84,11 +85,6 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   io::Expected<Plan> plan = readPlanFile(planPath);
   if (!plan)
     return failJob(world, plan.error().message);
-  io::Expected<std::unique_ptr<exec::Executor>> executor =
-      exec::Executor::create(*plan, planPath);
-  if (!executor)
-    return failJob(world, executor.error().message);
-  (*executor)->setProfiling(profile);
   // Every rank must run the same plan (the same file bytes).
   io::Expected<std::vector<uint8_t>> planBytes = io::readWholeFile(planPath);
   if (!planBytes)
@@ -96,6 +92,22 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   if (io::Status e = dist::checkSamePlan(
           world, io::fnv1a64(planBytes->data(), planBytes->size())))
     return failJob(world, e->message);
+  // Under expert parallelism, ep consecutive ranks share the routed experts.
+  int ep = plan->has_cluster() ? std::max(1, plan->cluster().ep()) : 1;
+  std::unique_ptr<dist::Communicator> epGroup;
+  std::unique_ptr<exec::ExpertParallel> expertParallel;
+  if (ep > 1 && world.size() % ep == 0) {
+    auto group = world.split(world.rank() / ep, world.rank() % ep);
+    if (!group)
+      return failJob(world, group.error().message);
+    epGroup = std::move(*group);
+    expertParallel = std::make_unique<exec::ExpertParallel>(*epGroup);
+  }
+  io::Expected<std::unique_ptr<exec::Executor>> executor =
+      exec::Executor::create(*plan, planPath, expertParallel.get());
+  if (!executor)
+    return failJob(world, executor.error().message);
+  (*executor)->setProfiling(profile);
   io::Expected<std::unique_ptr<train::Trainer>> trainer =
       train::Trainer::create(**executor, options, world);
   if (!trainer)

@@ -53,6 +53,9 @@ enum class Status {
   /// Router attributes that cannot select k experts (groups not dividing the
   /// experts, more groups per token than groups, k above the allowed experts).
   BadGateConfig,
+  /// An exchange with other ranks failed (expert parallelism); the
+  /// communicator's error says how.
+  CommunicationFailed,
 };
 
 /// A one-line description of `status`, for error messages.

@@ -19,6 +19,8 @@ const char *toString(Status status) {
     return "dispatch row permutation is not a permutation";
   case Status::BadGateConfig:
     return "router groups and top-k cannot select k experts";
+  case Status::CommunicationFailed:
+    return "an exchange with other ranks failed";
   }
   return "unknown status";
 }
