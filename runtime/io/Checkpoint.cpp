@@ -176,6 +176,13 @@ Status saveCheckpoint(const std::string &dir, int64_t step,
   return writeFileAtomically(joinPath(dir, kLatestFile), name + "\n");
 }
 
+Status rewindCheckpoint(const std::string &dir, int64_t step) {
+  std::string name = checkpointDirName(step);
+  if (!pathExists(joinPath(dir, name)))
+    return makeError(joinPath(dir, name), "no such checkpoint to go back to");
+  return writeFileAtomically(joinPath(dir, kLatestFile), name + "\n");
+}
+
 bool hasCheckpoint(const std::string &dir) {
   return pathExists(joinPath(dir, kLatestFile));
 }

@@ -60,6 +60,10 @@ Status saveCheckpoint(const std::string &dir, int64_t step,
                       const std::vector<TensorRef> &optimizer,
                       const ResumeState &resume);
 
+/// Points `latest` back at step `step`, which must exist: training continues
+/// from it, and saving a newer step replaces the one left there.
+Status rewindCheckpoint(const std::string &dir, int64_t step);
+
 /// True if `dir` has a `latest` pointer (training should resume from it).
 bool hasCheckpoint(const std::string &dir);
 

@@ -11,7 +11,9 @@
 #include "io/ExpertLoads.h"
 #include "io/SafetensorsWriter.h"
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +50,16 @@ std::vector<io::TensorRef> parameterTensors(exec::Memory &memory) {
   return tensors;
 }
 
+/// Where rank `rank` of `ranks` keeps its checkpoints under `dir`.
+std::string rankCheckpointDir(const std::string &dir, int rank,
+                                     int ranks) {
+  if (ranks == 1 || dir.empty())
+    return dir;
+  char name[32];
+  std::snprintf(name, sizeof(name), "/rank-%05d", rank);
+  return dir + name;
+}
+
 } // namespace
 
 /// Whether the plan asks for ZeRO-1 (a plan without a cluster runs alone).
@@ -59,6 +71,8 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                  dist::Communicator &world, ExpertSharding expertSharding,
                  std::unique_ptr<dist::Communicator> expertReplicas)
     : executor(executor), options(options), world(world),
+      checkpointDir(rankCheckpointDir(options.checkpointDir, world.rank(),
+                                      world.size())),
       sharding(std::move(expertSharding)),
       expertGroup(std::move(expertReplicas)),
       dataParallel(executor.plan(), world, zero1(executor.plan()),
@@ -103,10 +117,6 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return io::makeError("plan", "the runtime does not execute pipeline "
                                  "parallelism yet (pp " +
                                      std::to_string(plan.cluster().pp()) + ")");
-  if (world.size() > 1 && !options.checkpointDir.empty())
-    return io::makeError(
-        options.checkpointDir,
-        "checkpoints of multi-rank runs are not supported yet");
   io::Expected<ExpertSharding> sharding =
       ExpertSharding::create(plan, world.rank());
   if (!sharding)
@@ -147,27 +157,28 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return sampler.error();
   t->sampler = std::make_unique<io::BatchSampler>(std::move(*sampler));
 
-  if (!options.resume && !options.checkpointDir.empty() &&
-      io::hasCheckpoint(options.checkpointDir))
-    return io::makeError(options.checkpointDir,
+  const std::string &dir = t->checkpointDir;
+  if (!options.resume && !dir.empty() && io::hasCheckpoint(dir))
+    return io::makeError(dir,
                          "already holds checkpoints: pass --resume to continue "
                          "from the latest, or choose another directory");
   initializeParameters(executor.memory(), plan.training().seed(),
                        options.initStd);
-  if (options.resume && !options.checkpointDir.empty() &&
-      io::hasCheckpoint(options.checkpointDir)) {
-    io::Expected<io::Checkpoint> checkpoint =
-        io::loadLatestCheckpoint(options.checkpointDir);
+  if (options.resume && !dir.empty()) {
+    io::Expected<std::optional<io::Checkpoint>> checkpoint =
+        t->loadCommonCheckpoint();
     if (!checkpoint)
       return checkpoint.error();
-    if (io::Status e = t->resumeFrom(*checkpoint))
-      return *e;
-    if (t->startStep >= options.steps)
-      return io::makeError(checkpoint->path, "the checkpoint is at step " +
-                                                 std::to_string(t->startStep) +
-                                                 "; --steps " +
-                                                 std::to_string(options.steps) +
-                                                 " would train nothing");
+    if (*checkpoint) {
+      if (io::Status e = t->resumeFrom(**checkpoint))
+        return *e;
+      if (t->startStep >= options.steps)
+        return io::makeError((*checkpoint)->path,
+                             "the checkpoint is at step " +
+                                 std::to_string(t->startStep) + "; --steps " +
+                                 std::to_string(options.steps) +
+                                 " would train nothing");
+    }
   }
   return t;
 }
@@ -193,9 +204,51 @@ io::Status Trainer::resumeFrom(const io::Checkpoint &checkpoint) {
   return std::nullopt;
 }
 
+io::Expected<std::optional<io::Checkpoint>> Trainer::loadCommonCheckpoint() {
+  if (world.size() > 1 &&
+      std::filesystem::exists(rankCheckpointDir(
+          options.checkpointDir, world.size(), world.size() + 1)))
+    return io::makeError(options.checkpointDir,
+                         "was written by a job with more than " +
+                             std::to_string(world.size()) + " ranks");
+  std::optional<io::Checkpoint> latest;
+  if (io::hasCheckpoint(checkpointDir)) {
+    io::Expected<io::Checkpoint> loaded =
+        io::loadLatestCheckpoint(checkpointDir);
+    if (!loaded)
+      return loaded.error();
+    latest = std::move(*loaded);
+  }
+  if (world.size() == 1)
+    return latest;
+  // Every rank resumes from the same step: the newest all of them saved (a
+  // job stopped during a save may have left some ranks one checkpoint ahead).
+  std::vector<int64_t> steps(world.size());
+  int64_t mine = latest ? latest->step : -1;
+  if (io::Status e = world.allGatherBytes(
+          &mine, steps.data(),
+          std::vector<int64_t>(world.size(), sizeof(int64_t))))
+    return *e;
+  int64_t common = *std::min_element(steps.begin(), steps.end());
+  int64_t newest = *std::max_element(steps.begin(), steps.end());
+  if (common < 0 && newest >= 0)
+    return io::makeError(checkpointDir,
+                         "has no checkpoint while other ranks have (a job "
+                         "with fewer ranks wrote them?)");
+  if (!latest || latest->step == common)
+    return latest;
+  io::Expected<io::Checkpoint> older = io::loadCheckpoint(
+      checkpointDir + "/" + io::checkpointDirName(common));
+  if (!older)
+    return older.error();
+  if (io::Status e = io::rewindCheckpoint(checkpointDir, common))
+    return *e;
+  return std::optional<io::Checkpoint>(std::move(*older));
+}
+
 io::Status Trainer::saveCheckpoint(int64_t step) {
   io::ResumeState resume{sampler->saveState(), ""};
-  return io::saveCheckpoint(options.checkpointDir, step,
+  return io::saveCheckpoint(checkpointDir, step,
                             parameterTensors(executor.memory()),
                             optimizer.stateTensors(), resume);
 }
@@ -416,7 +469,7 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
     }
     bool periodic = options.checkpointInterval > 0 &&
                     done % options.checkpointInterval == 0;
-    if (!options.checkpointDir.empty() && (periodic || last))
+    if (!checkpointDir.empty() && (periodic || last))
       if (io::Status e = saveCheckpoint(done)) {
         closeCsv();
         return *e;

@@ -87,6 +87,9 @@ private:
   void feed(const std::vector<int32_t> &globalBatch);
   /// The mean over ranks of per-rank values (losses).
   io::Status averageOverRanks(double *values, int64_t count);
+  /// The checkpoint to resume from, the same step on every rank; none when
+  /// no rank has one.
+  io::Expected<std::optional<io::Checkpoint>> loadCommonCheckpoint();
   io::Status resumeFrom(const io::Checkpoint &checkpoint);
   io::Status saveCheckpoint(int64_t step);
   /// Writes --save-params and --expert-loads at the end of a run (rank 0).
@@ -99,6 +102,8 @@ private:
   exec::Executor &executor;
   TrainOptions options;
   dist::Communicator &world;
+  /// options.checkpointDir, or its rank-NNNNN subdirectory on several ranks.
+  std::string checkpointDir;
   ExpertSharding sharding;
   /// The ranks holding this rank's experts (under expert parallelism).
   std::unique_ptr<dist::Communicator> expertGroup;

@@ -99,6 +99,21 @@ TEST(Checkpoint, LatestFollowsTheNewestSave) {
   expectStep(loadCheckpoint(dir.file("step-100")), 100);
 }
 
+TEST(Checkpoint, RewindGoesBackToAnOlderStepAndReplacesTheNewer) {
+  TempDir dir;
+  EXPECT_IO_OK(save(dir.path(), 100));
+  EXPECT_IO_OK(save(dir.path(), 200));
+  EXPECT_IO_OK(rewindCheckpoint(dir.path(), 100));
+  expectStep(loadLatestCheckpoint(dir.path()), 100);
+  // Training on from step 100 saves step 200 again, over the old one.
+  EXPECT_IO_OK(save(dir.path(), 200));
+  EXPECT_EQ(latestOf(dir), "step-200\n");
+  Status missing = rewindCheckpoint(dir.path(), 150);
+  ASSERT_TRUE(missing);
+  EXPECT_NE(missing->message.find("no such checkpoint"), std::string::npos);
+  EXPECT_EQ(latestOf(dir), "step-200\n");
+}
+
 TEST(Checkpoint, CreatesNestedDirectories) {
   TempDir dir;
   std::string ckpt = dir.file("runs/tiny/ckpt/");
