@@ -13,10 +13,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 namespace dsflow::train {
 namespace {
@@ -51,8 +51,7 @@ std::vector<io::TensorRef> parameterTensors(exec::Memory &memory) {
 }
 
 /// Where rank `rank` of `ranks` keeps its checkpoints under `dir`.
-std::string rankCheckpointDir(const std::string &dir, int rank,
-                                     int ranks) {
+std::string rankCheckpointDir(const std::string &dir, int rank, int ranks) {
   if (ranks == 1 || dir.empty())
     return dir;
   char name[32];
@@ -71,8 +70,8 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                  dist::Communicator &world, ExpertSharding expertSharding,
                  std::unique_ptr<dist::Communicator> expertReplicas)
     : executor(executor), options(options), world(world),
-      checkpointDir(rankCheckpointDir(options.checkpointDir, world.rank(),
-                                      world.size())),
+      checkpointDir(
+          rankCheckpointDir(options.checkpointDir, world.rank(), world.size())),
       sharding(std::move(expertSharding)),
       expertGroup(std::move(expertReplicas)),
       dataParallel(executor.plan(), world, zero1(executor.plan()),
@@ -237,8 +236,8 @@ io::Expected<std::optional<io::Checkpoint>> Trainer::loadCommonCheckpoint() {
                          "with fewer ranks wrote them?)");
   if (!latest || latest->step == common)
     return latest;
-  io::Expected<io::Checkpoint> older = io::loadCheckpoint(
-      checkpointDir + "/" + io::checkpointDirName(common));
+  io::Expected<io::Checkpoint> older =
+      io::loadCheckpoint(checkpointDir + "/" + io::checkpointDirName(common));
   if (!older)
     return older.error();
   if (io::Status e = io::rewindCheckpoint(checkpointDir, common))
