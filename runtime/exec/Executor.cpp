@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 
 namespace dsflow::exec {
 
@@ -47,7 +48,22 @@ Executor::create(const Plan &plan, const std::string &source,
   if (e->tokenBuffer < 0 || p.buffers(e->tokenBuffer).dtype() != DTYPE_I32)
     return io::makeError(source, "the plan has no int32 'tokens' input");
   e->useDouble = hasF64;
-  e->mem = std::make_unique<Memory>(e->planCopy);
+  if (expertParallel) {
+    // Only the routed experts this EP rank holds a slot of are allocated.
+    io::Expected<std::vector<ExpertTensorHolders>> experts =
+        expertTensorHolders(p, expertParallel->group.size());
+    if (!experts)
+      return io::makeError(source, experts.error().message);
+    auto absent = std::make_shared<std::set<int32_t>>();
+    int me = expertParallel->group.rank();
+    for (const ExpertTensorHolders &t : *experts)
+      if (std::find(t.ranks.begin(), t.ranks.end(), me) == t.ranks.end())
+        absent->insert(t.param);
+    e->mem = std::make_unique<Memory>(
+        e->planCopy, [absent](int32_t b) { return absent->count(b) != 0; });
+  } else {
+    e->mem = std::make_unique<Memory>(e->planCopy);
+  }
   for (int i = 0; i < p.programs_size(); ++i) {
     std::vector<Step> steps;
     for (int32_t k : p.programs(i).kernels()) {
@@ -72,7 +88,7 @@ io::Status Executor::runProgram(int program) {
     // starts from zeros (forward kernels overwrite them anyway).
     for (int32_t b : kernel.outputs()) {
       mem->touch(b);
-      if (!kernel.accumulates())
+      if (!kernel.accumulates() && mem->present(b))
         std::memset(mem->data(b), 0,
                     static_cast<size_t>(planCopy.buffers(b).bytes()));
     }

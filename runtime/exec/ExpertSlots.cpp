@@ -2,6 +2,7 @@
 #include "exec/ExpertSlots.h"
 
 #include <cstdlib>
+#include <map>
 
 namespace dsflow::exec {
 
@@ -94,6 +95,35 @@ std::vector<RoutedExpertTensor> routedExpertTensors(const Plan &plan) {
     }
   }
   return tensors;
+}
+
+io::Expected<std::vector<ExpertTensorHolders>>
+expertTensorHolders(const Plan &plan, int epRanks) {
+  int64_t experts = plan.model().moe().num_routed_experts();
+  std::map<int64_t, ExpertSlots> layers;
+  std::vector<ExpertTensorHolders> out;
+  for (const RoutedExpertTensor &t : routedExpertTensors(plan)) {
+    auto it = layers.find(t.layer);
+    if (it == layers.end()) {
+      io::Expected<ExpertSlots> slots =
+          expertSlots(plan, t.layer, experts, epRanks);
+      if (!slots)
+        return slots.error();
+      it = layers.emplace(t.layer, std::move(*slots)).first;
+    }
+    const ExpertSlots &slots = it->second;
+    if (t.expert >= int32_t(slots.replicas.size()))
+      return io::makeError("plan", "layer " + std::to_string(t.layer) +
+                                       " has more experts than the model");
+    ExpertTensorHolders h{plan.buffers(t.grad).gradient_of(), t.grad, {}};
+    for (int32_t slot : slots.replicas[t.expert]) {
+      int rank = int(slot / slots.slotsPerRank);
+      if (h.ranks.empty() || h.ranks.back() != rank)
+        h.ranks.push_back(rank);
+    }
+    out.push_back(std::move(h));
+  }
+  return out;
 }
 
 } // namespace dsflow::exec

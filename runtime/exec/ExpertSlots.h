@@ -56,6 +56,16 @@ struct RoutedExpertTensor {
 };
 std::vector<RoutedExpertTensor> routedExpertTensors(const Plan &plan);
 
+/// A routed expert's tensor and the EP ranks holding a slot of its expert
+/// (ascending, each once).
+struct ExpertTensorHolders {
+  int32_t param, grad;
+  std::vector<int> ranks;
+};
+/// Every routed-expert tensor of `plan` with its holders among `epRanks`.
+io::Expected<std::vector<ExpertTensorHolders>>
+expertTensorHolders(const Plan &plan, int epRanks);
+
 } // namespace dsflow::exec
 
 #endif // DSFLOW_RUNTIME_EXEC_EXPERTSLOTS_H

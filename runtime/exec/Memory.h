@@ -2,8 +2,11 @@
 //
 // One allocation per region (parameters, gradients, inputs, activation arena),
 // sized and laid out by the compiler; a buffer is its region's base plus its
-// offset. The arena records the highest byte any kernel touched, so that the
-// runtime measures the peak the compiler predicted.
+// offset. A rank may leave out parameters (with their gradients) it never
+// uses, e.g. the routed experts other EP ranks hold: the parameter and gradient
+// regions are then packed without them and data() of one is null. The arena
+// records the highest byte any kernel touched, so that the runtime measures the
+// peak the compiler predicted.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_EXEC_MEMORY_H
@@ -13,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -20,10 +24,17 @@ namespace dsflow::exec {
 
 class Memory {
 public:
-  explicit Memory(const Plan &plan);
+  /// `absent(parameter buffer)`: leave that parameter and its gradient out.
+  explicit Memory(const Plan &plan,
+                  const std::function<bool(int32_t)> &absent = nullptr);
 
-  /// The first byte of buffer `index`.
+  /// The first byte of buffer `index`; null for a buffer left out.
   std::byte *data(int32_t index) const;
+  bool present(int32_t index) const { return data(index) != nullptr; }
+  /// Bytes allocated for parameters and gradients (the plan's sizes unless
+  /// some were left out).
+  int64_t parameterBytes() const { return parameters.size; }
+  int64_t gradientBytes() const { return gradients.size; }
 
   /// Records that a kernel touched buffer `index` (activations only).
   void touch(int32_t index);
@@ -43,8 +54,14 @@ private:
   Region &regionOf(BufferKind kind);
   const Region &regionOf(BufferKind kind) const;
 
+  /// Packs the parameters and gradients that are not absent; fills offsets.
+  void packParameters(const std::function<bool(int32_t)> &absent);
+
   const Plan &planRef;
   Region parameters, gradients, inputs, activations;
+  /// Per buffer its offset in its region (-1: left out); empty when the
+  /// plan's offsets hold.
+  std::vector<int64_t> packedOffset;
   int64_t highWater = 0;
 };
 

@@ -3,6 +3,7 @@
 
 #include "plan/PlanFile.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace dsflow::train {
@@ -60,8 +61,11 @@ void DataParallel::pack(exec::Memory &memory, bool gradients, size_t first,
                         size_t end, float *to) const {
   for (size_t i = first; i < end; ++i) {
     const Tensor &t = tensors[i];
-    std::memcpy(to, memory.data(gradients ? t.grad : t.param),
-                size_t(t.elements) * sizeof(float));
+    // A tensor this rank left out (exec/Memory.h) adds zeros.
+    if (const std::byte *from = memory.data(gradients ? t.grad : t.param))
+      std::memcpy(to, from, size_t(t.elements) * sizeof(float));
+    else
+      std::fill(to, to + t.elements, 0.0f);
     to += t.elements;
   }
 }
@@ -70,8 +74,8 @@ void DataParallel::unpack(exec::Memory &memory, bool gradients, size_t first,
                           size_t end, const float *from) const {
   for (size_t i = first; i < end; ++i) {
     const Tensor &t = tensors[i];
-    std::memcpy(memory.data(gradients ? t.grad : t.param), from,
-                size_t(t.elements) * sizeof(float));
+    if (std::byte *to = memory.data(gradients ? t.grad : t.param))
+      std::memcpy(to, from, size_t(t.elements) * sizeof(float));
     from += t.elements;
   }
 }

@@ -10,7 +10,9 @@
 // - without, the sums are all-reduced and every rank updates everything.
 // Either way a tensor's squared gradient norm is counted by its owner only, so
 // the sum over ranks is the global norm. The communicator sums in rank order:
-// every rank computes identical bits.
+// every rank computes identical bits. A tensor a rank left out of its memory
+// (a routed expert it does not hold) contributes zeros and receives nothing;
+// only replicated experts, reduced without ZeRO-1, are grouped so.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_TRAIN_DATAPARALLEL_H

@@ -2,14 +2,15 @@
 //
 // Under expert parallelism (the plan's cluster has ep > 1) the ranks form
 // dp groups of ep consecutive ranks: world rank = dpIndex * ep + epRank, so an
-// EP group stays within a node. A routed expert with one slot lives on one EP
-// rank: only the ranks with that EP rank (one per EP group, the expert's
-// data-parallel replicas) compute, reduce and update its tensors; elsewhere
-// they are never read nor written. An expert with several slots (replicas on
-// different EP ranks) is reduced over the whole world like a dense tensor,
-// with zeros from the ranks that do not hold it, so every copy stays equal.
-// Every rank holds every tensor's buffer: the memory saving of EP (only local
-// experts allocated) needs per-rank plans and is not done yet.
+// EP group stays within a node. A rank allocates only the routed experts its
+// EP rank holds a slot of (exec/ExpertParallel.h); their tensors are
+// - sharded: the expert has slots on one EP rank only. Its gradients are
+//   reduced (and, with ZeRO-1, its optimizer state sharded) over the ranks
+//   with that EP rank, one per EP group;
+// - replicated: slots on several EP ranks. Its gradients are summed over the
+//   whole world, ranks without it adding zeros, and every holder updates its
+//   copy (the same sum, the same update), so the copies stay equal.
+// Everything else is dense: reduced over the world like data parallelism.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_TRAIN_EXPERTSHARDING_H
@@ -17,8 +18,10 @@
 
 #include "dist/Communicator.h"
 #include "exec/Memory.h"
+#include "io/SafetensorsWriter.h"
 
 #include <map>
+#include <vector>
 
 namespace dsflow::train {
 
@@ -32,21 +35,33 @@ public:
   int epRank() const { return rank % ep; }
   /// The EP group (and data-parallel index) of this rank.
   int dpIndex() const { return rank / ep; }
-  /// Whether the tensor of gradient buffer `grad` lives on one EP rank.
-  bool sharded(int32_t grad) const { return holder.count(grad) != 0; }
-  /// Whether this rank computes and updates that sharded tensor.
-  bool local(int32_t grad) const;
 
-  /// Brings world rank 0 the sharded tensors of other EP ranks (from the
-  /// holders in EP group 0), e.g. before it saves every parameter. Collective
+  /// Whether the tensor of gradient buffer `grad` is a routed expert's held
+  /// by one EP rank, or by several.
+  bool sharded(int32_t grad) const { return kindOf(grad) == Kind::Sharded; }
+  bool replicated(int32_t grad) const {
+    return kindOf(grad) == Kind::Replicated;
+  }
+  /// Whether this rank holds that tensor (dense ones: always).
+  bool holds(int32_t grad) const;
+  /// Whether this rank counts a replicated tensor in the gradient norm: the
+  /// first holder in EP group 0.
+  bool countsReplicated(int32_t grad) const;
+
+  /// The tensors rank 0 lacks, from their first holders (in EP group 0), as
+  /// named tensors for a safetensors file (filled on rank 0 only). Collective
   /// over `world`.
-  io::Status gatherToRankZero(exec::Memory &memory,
-                              dist::Communicator &world) const;
+  io::Status gatherToRankZero(exec::Memory &memory, dist::Communicator &world,
+                              std::vector<std::vector<float>> &storage,
+                              std::vector<io::TensorRef> &tensors) const;
 
 private:
+  enum class Kind { Dense, Sharded, Replicated };
+  Kind kindOf(int32_t grad) const;
+
   int ep = 1, rank = 0;
-  /// Sharded tensors' gradient buffer -> the EP rank holding them.
-  std::map<int32_t, int> holder;
+  /// Routed-expert tensors' gradient buffer -> their holders' EP ranks.
+  std::map<int32_t, std::vector<int>> holders;
 };
 
 } // namespace dsflow::train

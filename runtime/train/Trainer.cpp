@@ -31,13 +31,14 @@ std::string duration(double seconds) {
   return text;
 }
 
-/// The parameters as checkpoint tensors (pointing into the executor's memory).
+/// The parameters this rank holds as checkpoint tensors (pointing into the
+/// executor's memory).
 std::vector<io::TensorRef> parameterTensors(exec::Memory &memory) {
   std::vector<io::TensorRef> tensors;
   const Plan &plan = memory.plan();
   for (int32_t i = 0; i < plan.buffers_size(); ++i) {
     const Buffer &b = plan.buffers(i);
-    if (b.kind() != PARAMETER)
+    if (b.kind() != PARAMETER || !memory.present(i))
       continue;
     io::TensorRef ref;
     ref.name = b.name();
@@ -75,27 +76,42 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
       sharding(std::move(expertSharding)),
       expertGroup(std::move(expertReplicas)),
       dataParallel(executor.plan(), world, zero1(executor.plan()),
-                   [this](int32_t grad) { return !sharding.sharded(grad); }),
-      expertData(
+                   [this](int32_t grad) {
+                     return !sharding.sharded(grad) &&
+                            !sharding.replicated(grad);
+                   }),
+      expertData(expertGroup ? std::make_unique<DataParallel>(
+                                   executor.plan(), *expertGroup,
+                                   zero1(executor.plan()),
+                                   [this](int32_t grad) {
+                                     return sharding.sharded(grad) &&
+                                            sharding.holds(grad);
+                                   })
+                             : nullptr),
+      replicatedExperts(
           expertGroup
               ? std::make_unique<DataParallel>(
-                    executor.plan(), *expertGroup, zero1(executor.plan()),
-                    [this](int32_t grad) { return sharding.local(grad); })
+                    executor.plan(), world, /*zero1=*/false,
+                    [this](int32_t grad) { return sharding.replicated(grad); })
               : nullptr),
       optimizer(executor.plan(), executor.plan().training().bf16_moments(),
                 [this](int32_t grad) { return updates(grad); }),
       balance(executor.plan()) {}
 
 bool Trainer::updates(int32_t grad) const {
-  if (!sharding.sharded(grad))
-    return dataParallel.updates(grad);
-  return sharding.local(grad) && expertData && expertData->updates(grad);
+  if (sharding.replicated(grad))
+    return sharding.holds(grad); // Every holder, from the same sum.
+  if (sharding.sharded(grad))
+    return sharding.holds(grad) && expertData->updates(grad);
+  return dataParallel.updates(grad);
 }
 
 bool Trainer::owns(int32_t grad) const {
-  if (!sharding.sharded(grad))
-    return dataParallel.owns(grad);
-  return sharding.local(grad) && expertData && expertData->owns(grad);
+  if (sharding.replicated(grad))
+    return sharding.countsReplicated(grad);
+  if (sharding.sharded(grad))
+    return sharding.holds(grad) && expertData->owns(grad);
+  return dataParallel.owns(grad);
 }
 
 io::Expected<std::unique_ptr<Trainer>>
@@ -116,6 +132,9 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return io::makeError("plan", "the runtime does not execute pipeline "
                                  "parallelism yet (pp " +
                                      std::to_string(plan.cluster().pp()) + ")");
+  if (world.size() > 1 && !options.dumpStep.empty())
+    return io::makeError(options.dumpStep, "--dump-step records the step of "
+                                           "one process; run it on one rank");
   io::Expected<ExpertSharding> sharding =
       ExpertSharding::create(plan, world.rank());
   if (!sharding)
@@ -187,7 +206,7 @@ io::Status Trainer::resumeFrom(const io::Checkpoint &checkpoint) {
   const Plan &plan = executor.plan();
   for (int32_t i = 0; i < plan.buffers_size(); ++i) {
     const Buffer &b = plan.buffers(i);
-    if (b.kind() != PARAMETER)
+    if (b.kind() != PARAMETER || !memory.present(i))
       continue;
     io::Expected<std::vector<float>> values = checkpoint.model.read<float>(
         b.name(), io::Shape(b.shape().begin(), b.shape().end()));
@@ -298,9 +317,10 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
                              " at step " + std::to_string(step));
   if (io::Status e = dataParallel.reduceGradients(memory))
     return e;
-  if (expertData)
-    if (io::Status e = expertData->reduceGradients(memory))
-      return e;
+  for (DataParallel *group : {expertData.get(), replicatedExperts.get()})
+    if (group)
+      if (io::Status e = group->reduceGradients(memory))
+        return e;
   if (io::Status e = balance.sumOver(world))
     return e;
   // Mean over micro-batches and ranks, then clip the global norm.
@@ -338,15 +358,19 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
 
 io::Status Trainer::saveOutputs(int64_t steps) {
   exec::Memory &memory = executor.memory();
-  if (!options.saveParams.empty())
-    if (io::Status e = sharding.gatherToRankZero(memory, world))
+  if (!options.saveParams.empty()) {
+    // Rank 0 writes every parameter: its own and the experts it lacks.
+    std::vector<io::TensorRef> tensors = parameterTensors(memory);
+    std::vector<std::vector<float>> gathered;
+    if (io::Status e =
+            sharding.gatherToRankZero(memory, world, gathered, tensors))
       return e;
+    if (world.rank() == 0)
+      if (io::Status e = io::saveSafetensors(options.saveParams, tensors))
+        return e;
+  }
   if (world.rank() != 0)
     return std::nullopt;
-  if (!options.saveParams.empty())
-    if (io::Status e =
-            io::saveSafetensors(options.saveParams, parameterTensors(memory)))
-      return e;
   if (options.expertLoads.empty())
     return std::nullopt;
   io::ExpertLoads file;

@@ -107,10 +107,12 @@ private:
   ExpertSharding sharding;
   /// The ranks holding this rank's experts (under expert parallelism).
   std::unique_ptr<dist::Communicator> expertGroup;
-  /// Every tensor but the sharded experts', over the world.
+  /// Every tensor but the routed experts', over the world.
   DataParallel dataParallel;
-  /// This rank's sharded experts, over expertGroup.
+  /// This rank's experts held on one EP rank, over expertGroup.
   std::unique_ptr<DataParallel> expertData;
+  /// Experts with replicas on several EP ranks, summed over the world.
+  std::unique_ptr<DataParallel> replicatedExperts;
   std::unique_ptr<io::TokenData> data;
   io::DataSplit split;
   std::unique_ptr<io::BatchSampler> sampler;

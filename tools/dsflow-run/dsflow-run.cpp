@@ -43,7 +43,8 @@ const char *kUsage =
     "  --resume                continue from DIR's latest checkpoint\n"
     "  --loss-log FILE         per-step losses as CSV\n"
     "  --init-std X            std of the initial weights (default 0.02)\n"
-    "  --print-memory          report the measured activation peak\n"
+    "  --print-memory          report the measured activation peak and the\n"
+    "                          parameter memory of rank 0\n"
     "  --dump-step FILE        the first step's internals, as safetensors\n"
     "  --save-params FILE      the final parameters, as safetensors\n"
     "  --expert-loads FILE     tokens per routed expert over the run (JSON)\n"
@@ -138,10 +139,18 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
               options.checkpointDir.empty()
                   ? ""
                   : ("; checkpoint in " + options.checkpointDir).c_str());
-  if (printMemory && leader)
+  if (printMemory && leader) {
     std::printf("activation arena: measured peak %lld bytes, planned %lld bytes\n",
                 (long long)(*executor)->activationHighWater(),
                 (long long)plan->memory().activation_bytes());
+    // Under expert parallelism a rank holds only its routed experts.
+    const exec::Memory &memory = (*executor)->memory();
+    std::printf("parameters + gradients on rank 0: %lld bytes (all of the "
+                "plan's: %lld bytes)\n",
+                (long long)(memory.parameterBytes() + memory.gradientBytes()),
+                (long long)(plan->memory().parameter_bytes() +
+                            plan->memory().gradient_bytes()));
+  }
   if (profile && leader)
     (*executor)->printProfile(stdout);
   return s.interrupted ? 130 : 0;

@@ -37,15 +37,15 @@ Plan tinyPlan() {
   t.set_seq_len(4);
   t.set_micro_batch(1);
   t.set_micro_batches(1);
-  addBuffer(plan, "tokens", DTYPE_I32, {1, 5}, INPUT, 0);                  // 0
-  addBuffer(plan, "embed", DTYPE_F32, {8, 4}, PARAMETER, 0);               // 1
-  addBuffer(plan, "w", DTYPE_F32, {8, 4}, PARAMETER, 128);                 // 2
-  addBuffer(plan, "ids", DTYPE_I32, {1, 4}, ACTIVATION, 0);                // 3
-  addBuffer(plan, "labels", DTYPE_I32, {1, 4}, ACTIVATION, 64);            // 4
-  addBuffer(plan, "x", DTYPE_F32, {1, 4, 4}, ACTIVATION, 128);             // 5
-  addBuffer(plan, "logits", DTYPE_F32, {1, 4, 8}, ACTIVATION, 192);        // 6
-  addBuffer(plan, "loss", DTYPE_F32, {}, ACTIVATION, 320);                 // 7
-  addBuffer(plan, "lse", DTYPE_F32, {4}, ACTIVATION, 384);                 // 8
+  addBuffer(plan, "tokens", DTYPE_I32, {1, 5}, INPUT, 0);           // 0
+  addBuffer(plan, "embed", DTYPE_F32, {8, 4}, PARAMETER, 0);        // 1
+  addBuffer(plan, "w", DTYPE_F32, {8, 4}, PARAMETER, 128);          // 2
+  addBuffer(plan, "ids", DTYPE_I32, {1, 4}, ACTIVATION, 0);         // 3
+  addBuffer(plan, "labels", DTYPE_I32, {1, 4}, ACTIVATION, 64);     // 4
+  addBuffer(plan, "x", DTYPE_F32, {1, 4, 4}, ACTIVATION, 128);      // 5
+  addBuffer(plan, "logits", DTYPE_F32, {1, 4, 8}, ACTIVATION, 192); // 6
+  addBuffer(plan, "loss", DTYPE_F32, {}, ACTIVATION, 320);          // 7
+  addBuffer(plan, "lse", DTYPE_F32, {4}, ACTIVATION, 384);          // 8
   auto kernel = [&](const char *op, std::vector<int32_t> in,
                     std::vector<int32_t> out) {
     Kernel *k = plan.add_kernels();
@@ -90,7 +90,8 @@ void expectInvalid(const std::function<void(Plan &)> &breakIt,
 }
 
 TEST(PlanFile, RoundTripAndRun) {
-  io::Expected<Plan> plan = decodePlanFile(encodePlanFile(tinyPlan()), "p.plan");
+  io::Expected<Plan> plan =
+      decodePlanFile(encodePlanFile(tinyPlan()), "p.plan");
   ASSERT_TRUE(plan.ok()) << plan.error().message;
   auto executor = exec::Executor::create(*plan, "p.plan");
   ASSERT_TRUE(executor.ok()) << executor.error().message;
@@ -163,8 +164,9 @@ TEST(KernelBinding, UnknownOp) {
                    "kernel 3 (conv2d): the CPU backend has no kernel 'conv2d'");
 }
 TEST(KernelBinding, WrongArity) {
-  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->add_inputs(5); },
-                   "kernel 3 (linear): expects 2 inputs and 1 outputs, has 3 and 1");
+  expectUnbindable(
+      [](Plan &p) { p.mutable_kernels(3)->add_inputs(5); },
+      "kernel 3 (linear): expects 2 inputs and 1 outputs, has 3 and 1");
 }
 TEST(KernelBinding, TooFewOperandsIsAnErrorNotACrash) {
   // Every op with one input or output removed must be refused cleanly.
@@ -189,17 +191,20 @@ TEST(KernelBinding, TooFewOperandsIsAnErrorNotACrash) {
 
 TEST(KernelBinding, SizesDisagree) {
   // A weight of rank 1.
-  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->set_inputs(1, 8); },
-                   "kernel 3 (linear): input, weight and output sizes disagree");
+  expectUnbindable(
+      [](Plan &p) { p.mutable_kernels(3)->set_inputs(1, 8); },
+      "kernel 3 (linear): input, weight and output sizes disagree");
   // An output too small for x W^T.
-  expectUnbindable([](Plan &p) { p.mutable_kernels(3)->set_outputs(0, 5); },
-                   "kernel 3 (linear): input, weight and output sizes disagree");
+  expectUnbindable(
+      [](Plan &p) { p.mutable_kernels(3)->set_outputs(0, 5); },
+      "kernel 3 (linear): input, weight and output sizes disagree");
 }
 TEST(KernelBinding, WrongElementType) {
   // Float values where token ids belong (sizes fit: 4 floats for 4 ids).
-  expectUnbindable([](Plan &p) { p.mutable_kernels(4)->set_inputs(1, 8); },
-                   "kernel 4 (cross_entropy): buffer 'lse' has the wrong element "
-                   "type");
+  expectUnbindable(
+      [](Plan &p) { p.mutable_kernels(4)->set_inputs(1, 8); },
+      "kernel 4 (cross_entropy): buffer 'lse' has the wrong element "
+      "type");
 }
 TEST(KernelBinding, MissingAttribute) {
   expectUnbindable([](Plan &p) { p.mutable_kernels(0)->clear_attributes(); },
@@ -220,3 +225,35 @@ TEST(KernelRun, BadTokenIsAnError) {
 
 } // namespace
 } // namespace dsflow
+
+namespace dsflow::exec {
+namespace {
+
+TEST(Memory, LeavesOutAbsentParametersAndTheirGradients) {
+  Plan plan = tinyPlan();
+  Buffer *grad = addBuffer(plan, "embed", DTYPE_F32, {8, 4}, GRADIENT, 0); // 9
+  grad->set_gradient_of(1);
+  addBuffer(plan, "w", DTYPE_F32, {8, 4}, GRADIENT, 128)->set_gradient_of(2);
+  plan.mutable_memory()->set_gradient_bytes(256);
+  Memory all(plan);
+  EXPECT_EQ(all.parameterBytes(), 256);
+  EXPECT_TRUE(all.present(1) && all.present(2) && all.present(9));
+
+  Memory packed(plan, [](int32_t b) { return b == 1; });
+  EXPECT_FALSE(packed.present(1));
+  EXPECT_FALSE(packed.present(9)) << "the gradient goes with its parameter";
+  ASSERT_TRUE(packed.present(2) && packed.present(10));
+  EXPECT_EQ(packed.parameterBytes(), 128);
+  EXPECT_EQ(packed.gradientBytes(), 128);
+  // Activations keep the plan's offsets.
+  EXPECT_EQ(packed.data(6) - packed.data(5), all.data(6) - all.data(5));
+  // What is left is usable: written and read back.
+  auto *w = reinterpret_cast<float *>(packed.data(2));
+  std::fill(w, w + 32, 2.0f);
+  packed.zeroGradients();
+  EXPECT_EQ(reinterpret_cast<float *>(packed.data(10))[31], 0.0f);
+  EXPECT_EQ(w[31], 2.0f);
+}
+
+} // namespace
+} // namespace dsflow::exec
