@@ -8,6 +8,9 @@
 //===----------------------------------------------------------------------===//
 #include "plan/PlanFile.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace dsflow {
 
 int64_t dtypeBytes(DType dtype) {
@@ -67,7 +70,8 @@ std::optional<std::string> checkBuffer(const Plan &plan, int index) {
   }
   if (b.bytes() != n * dtypeBytes(b.dtype()))
     return describe(plan, index) + " is " + std::to_string(b.bytes()) +
-           " bytes, its shape needs " + std::to_string(n * dtypeBytes(b.dtype()));
+           " bytes, its shape needs " +
+           std::to_string(n * dtypeBytes(b.dtype()));
   int64_t region = regionBytes(plan.memory(), b.kind());
   if (region < 0)
     return describe(plan, index) + " has no kind";
@@ -100,12 +104,40 @@ std::optional<std::string> checkKernel(const Plan &plan, int index) {
   return std::nullopt;
 }
 
+/// The pipeline record: known schedule, stages in order covering every
+/// decoder layer once, embedding first and head last.
+std::optional<std::string> checkPipeline(const Plan &plan) {
+  if (!plan.has_pipeline())
+    return std::nullopt;
+  const PipelinePlan &p = plan.pipeline();
+  static const char *const schedules[] = {"1f1b", "zb1p", "dualpipe",
+                                          "dualpipev"};
+  if (std::find(std::begin(schedules), std::end(schedules), p.schedule()) ==
+      std::end(schedules))
+    return "pipeline schedule '" + p.schedule() + "' is unknown";
+  int64_t next = 0;
+  for (int i = 0; i < p.stages_size(); ++i) {
+    const PipelineStage &s = p.stages(i);
+    if (s.first_layer() != next || s.end_layer() <= s.first_layer())
+      return "pipeline stage " + std::to_string(i) + " holds layers [" +
+             std::to_string(s.first_layer()) + ", " +
+             std::to_string(s.end_layer()) + "), not a non-empty run from " +
+             std::to_string(next);
+    next = s.end_layer();
+  }
+  if (p.stages_size() == 0 || next != plan.model().num_layers() ||
+      !p.stages(0).embedding() || !p.stages(p.stages_size() - 1).head())
+    return "pipeline stages do not cover the model's layers with the "
+           "embedding first and the head last";
+  return std::nullopt;
+}
+
 } // namespace
 
 io::Status validatePlan(const Plan &plan, const std::string &source) {
   if (plan.format() != kPlanFormatId)
-    return io::makeError(source, "format id '" + plan.format() +
-                                     "' is not '" + kPlanFormatId + "'");
+    return io::makeError(source, "format id '" + plan.format() + "' is not '" +
+                                     kPlanFormatId + "'");
   const TrainingConfig &t = plan.training();
   if (t.seq_len() <= 0 || t.micro_batch() <= 0 || t.micro_batches() <= 0)
     return io::makeError(source, "training shape (sequence, micro-batch, "
@@ -124,6 +156,8 @@ io::Status validatePlan(const Plan &plan, const std::string &source) {
         return io::makeError(source, "program '" + program.role() +
                                          "' runs kernel " + std::to_string(k) +
                                          ", which does not exist");
+  if (std::optional<std::string> problem = checkPipeline(plan))
+    return io::makeError(source, *problem);
   if (plan.losses_size() == 0)
     return io::makeError(source, "the plan names no loss");
   for (int32_t b : plan.losses())

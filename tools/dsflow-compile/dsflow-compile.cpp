@@ -14,6 +14,7 @@
 #include "Placement/ClusterPlacement.h"
 #include "Placement/PlacementProto.h"
 #include "Placement/PlacementReport.h"
+#include "Stages/StagePartition.h"
 #include "Plan/PlanBuilder.h"
 #include "plan/PlanFile.h"
 
@@ -106,6 +107,18 @@ cl::opt<int64_t> slotsPerRank(
     cl::desc("Expert slots per EP rank; those beyond experts / ep hold "
              "replicas of hot experts (needs --ep > 1)"),
     cl::init(0), cl::cat(clusterCategory));
+enum class Schedule { OneFOneB, ZeroBubble, DualPipe, DualPipeV };
+cl::opt<Schedule> pipelineSchedule(
+    "pipeline-schedule", cl::desc("Pipeline schedule when --pp > 1"),
+    cl::init(Schedule::DualPipe),
+    cl::values(clEnumValN(Schedule::OneFOneB, "1f1b", "one forward, one backward"),
+               clEnumValN(Schedule::ZeroBubble, "zb1p",
+                          "1F1B with weight gradients deferred (ZB-H1)"),
+               clEnumValN(Schedule::DualPipe, "dualpipe",
+                          "DeepSeek-V3's bidirectional schedule (default)"),
+               clEnumValN(Schedule::DualPipeV, "dualpipev",
+                          "DualPipe folded into a V: 2 stages per rank")),
+    cl::cat(clusterCategory));
 cl::opt<bool> zero1("zero1",
                     cl::desc("Shard the optimizer state over the data-parallel "
                              "ranks (ZeRO-1; default on)"),
@@ -144,6 +157,61 @@ cl::opt<double>
                      cl::init(0.0001), cl::cat(trainingCategory));
 cl::opt<uint64_t> seed("seed", cl::desc("Initialization and data seed"),
                        cl::init(1234), cl::cat(trainingCategory));
+
+/// The schedule's demands on the pipeline degree; the problem, or "".
+std::string checkSchedule(const dsflow::ClusterConfig &cluster) {
+  if (pipelineSchedule.getNumOccurrences() && cluster.pp() == 1)
+    return "--pipeline-schedule needs --pp > 1";
+  // Rank i pairs stage i with stage pp-1-i.
+  if (cluster.pp() > 1 && pipelineSchedule == Schedule::DualPipe &&
+      cluster.pp() % 2 != 0)
+    return "cluster: DualPipe needs an even pipeline degree, not pp " +
+           std::to_string(cluster.pp()) + " (or --pipeline-schedule=1f1b)";
+  return "";
+}
+
+/// The schedule as the plan names it.
+const char *scheduleName(Schedule schedule) {
+  switch (schedule) {
+  case Schedule::OneFOneB:
+    return "1f1b";
+  case Schedule::ZeroBubble:
+    return "zb1p";
+  case Schedule::DualPipe:
+    return "dualpipe";
+  case Schedule::DualPipeV:
+    return "dualpipev";
+  }
+  return "";
+}
+
+/// Splits the decoder layers into the schedule's stages (DualPipeV runs 2
+/// stages on each of the pp ranks) and records them; the problem, or "".
+std::string recordPipeline(const dsflow::ModelSpec &spec,
+                           const dsflow::ClusterConfig &cluster,
+                           dsflow::Plan &plan) {
+  if (cluster.pp() <= 1)
+    return "";
+  int64_t stageCount = pipelineSchedule == Schedule::DualPipeV
+                           ? 2 * int64_t(cluster.pp())
+                           : int64_t(cluster.pp());
+  auto stages = dsflow::stages::partitionStages(
+      dsflow::stages::estimateCosts(spec, seqLen), stageCount);
+  if (!stages)
+    return "cluster: " + stages.error().message;
+  dsflow::PipelinePlan &p = *plan.mutable_pipeline();
+  p.set_schedule(scheduleName(pipelineSchedule));
+  for (const dsflow::stages::Stage &s : *stages) {
+    dsflow::PipelineStage &r = *p.add_stages();
+    r.set_first_layer(s.firstLayer);
+    r.set_end_layer(s.endLayer);
+    r.set_embedding(s.embedding);
+    r.set_head(s.head);
+    r.set_mtp(s.mtp);
+    r.set_cost(s.cost);
+  }
+  return "";
+}
 
 /// Records the expert placement when loads or extra slots are given (without
 /// either, the runtime's contiguous default needs no record); prints the
@@ -261,9 +329,8 @@ int main(int argc, char **argv) {
   if (std::string rule = dsflow::validateCluster(*cluster, *spec);
       !rule.empty())
     return fail("cluster: " + rule);
-  if (cluster->pp() > 1)
-    return fail("cluster: pp " + std::to_string(cluster->pp()) +
-                ": pipeline stages are not partitioned yet; compile with pp 1");
+  if (std::string problem = checkSchedule(*cluster); !problem.empty())
+    return fail(problem);
   if (precision != PrecisionFlag::FromModel && precision != PrecisionFlag::Fp64)
     spec->set_precision(precision == PrecisionFlag::Fp32   ? dsflow::FP32
                         : precision == PrecisionFlag::Bf16 ? dsflow::BF16
@@ -338,6 +405,9 @@ int main(int argc, char **argv) {
       return fail(modelPath + ": cannot lower the training step to a plan");
     *plan->mutable_cluster() = *cluster;
     if (std::string problem = recordPlacement(*spec, *cluster, *plan);
+        !problem.empty())
+      return fail(problem);
+    if (std::string problem = recordPipeline(*spec, *cluster, *plan);
         !problem.empty())
       return fail(problem);
     if (dsflow::io::Status e = dsflow::writePlanFile(outputPath, *plan))

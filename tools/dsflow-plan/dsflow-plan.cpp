@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "plan/PlanFile.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -85,6 +86,26 @@ void printHeader(const Plan &plan) {
                 c.nodes(), c.ranks_per_node(),
                 (long long)c.nodes() * c.ranks_per_node(), c.pp(), c.ep(),
                 c.dp(), c.zero1() ? "on" : "off");
+  }
+  if (plan.has_pipeline()) {
+    const PipelinePlan &p = plan.pipeline();
+    double most = 0, total = 0;
+    for (const PipelineStage &s : p.stages()) {
+      most = std::max(most, s.cost());
+      total += s.cost();
+    }
+    double mean = p.stages_size() ? total / p.stages_size() : 0;
+    std::printf("pipeline: %s, %d stages, stage cost max/mean %.3f\n",
+                p.schedule().c_str(), p.stages_size(),
+                mean > 0 ? most / mean : 1.0);
+    for (int i = 0; i < p.stages_size(); ++i) {
+      const PipelineStage &s = p.stages(i);
+      std::printf("  stage %d: layers %lld-%lld%s%s%s, %.3g multiply-adds per "
+                  "token\n",
+                  i, (long long)s.first_layer(), (long long)s.end_layer() - 1,
+                  s.embedding() ? " + embedding" : "",
+                  s.head() ? " + head" : "", s.mtp() ? " + MTP" : "", s.cost());
+    }
   }
   if (plan.has_expert_placement()) {
     const ExpertPlacement &p = plan.expert_placement();

@@ -142,6 +142,41 @@ TEST(PlanFile, GradientOfNothing) {
       },
       "is the gradient of no parameter");
 }
+TEST(PlanFile, PipelineStagesMustCoverTheLayers) {
+  auto pipeline = [](Plan &plan, const char *schedule,
+                     std::vector<std::pair<int, int>> layers) {
+    plan.mutable_model()->set_num_layers(4);
+    PipelinePlan &p = *plan.mutable_pipeline();
+    p.set_schedule(schedule);
+    for (auto [first, end] : layers) {
+      PipelineStage &s = *p.add_stages();
+      s.set_first_layer(first);
+      s.set_end_layer(end);
+    }
+    p.mutable_stages(0)->set_embedding(true);
+    p.mutable_stages(p.stages_size() - 1)->set_head(true);
+  };
+  expectInvalid(
+      [&](Plan &p) {
+        pipeline(p, "gpipe", {{0, 4}});
+      },
+      "pipeline schedule 'gpipe' is unknown");
+  expectInvalid(
+      [&](Plan &p) {
+        pipeline(p, "1f1b", {{0, 2}, {3, 4}});
+      },
+      "pipeline stage 1 holds layers [3, 4), not a non-empty run "
+      "from 2");
+  expectInvalid(
+      [&](Plan &p) {
+        pipeline(p, "dualpipe", {{0, 2}, {2, 3}});
+      },
+      "pipeline stages do not cover the model's layers");
+  Plan ok = tinyPlan();
+  pipeline(ok, "dualpipe", {{0, 2}, {2, 4}});
+  EXPECT_TRUE(decodePlanFile(encodePlanFile(ok), "p.plan").ok());
+}
+
 TEST(PlanFile, NoTrainingShape) {
   expectInvalid([](Plan &p) { p.mutable_training()->set_seq_len(0); },
                 "training shape");
