@@ -1,6 +1,8 @@
 //===- DeepSeekFigures.cpp - The published figures as functions -----------===//
 #include "Schedule/DeepSeekFigures.h"
 
+#include <algorithm>
+
 namespace dsflow::schedule {
 
 ScheduleFigures deepSeekFigures(ScheduleKind kind, int pp,
@@ -30,6 +32,29 @@ const char *bubbleFormula(ScheduleKind kind) {
     return "(PP/2-1)(F&B+B-3W)";
   }
   return "?";
+}
+
+std::string figureCondition(ScheduleKind kind, int pp, int microBatches,
+                            const ChunkCosts &c) {
+  double F = c.forward, B = c.backward, W = c.weight, FB = c.forwardBackward;
+  switch (kind) {
+  case ScheduleKind::OneFOneB:
+    return "";
+  case ScheduleKind::ZeroBubble1P:
+    // Each deferred W must fit the gap it fills, and every rank must reach
+    // its steady state.
+    if (microBatches >= pp && W <= F && W <= B - W)
+      return "";
+    return "micro-batches >= PP, W <= F and W <= B - W";
+  case ScheduleKind::DualPipe:
+  case ScheduleKind::DualPipeV:
+    // Exact when the input-gradient part costs as much as a forward (as
+    // with the common B = 2F, W = F).
+    if (F == B - W && W <= F && FB >= std::max(F, B) && FB <= F + B)
+      return "";
+    return "F = B - W, W <= F and max(F, B) <= F&B <= F + B";
+  }
+  return "";
 }
 
 } // namespace dsflow::schedule

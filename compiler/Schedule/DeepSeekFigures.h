@@ -18,6 +18,8 @@
 #include "Schedule/PipelineSchedule.h"
 #include "Schedule/ScheduleSimulation.h"
 
+#include <string>
+
 namespace dsflow::schedule {
 
 struct ScheduleFigures {
@@ -32,6 +34,14 @@ ScheduleFigures deepSeekFigures(ScheduleKind kind, int pp,
 
 /// The bubble formula as text, e.g. "(PP/2-1)(F&B+B-3W)".
 const char *bubbleFormula(ScheduleKind kind);
+
+/// "" when the simulated bubble of the largest rank equals the formula for
+/// these sizes and costs, else the condition the formula assumes (measured:
+/// docs/pipeline.md): 1F1B none; ZB1P micro-batches >= PP, W <= F and
+/// W <= B - W; DualPipe and DualPipeV F = B - W, W <= F and
+/// max(F, B) <= F&B <= F + B.
+std::string figureCondition(ScheduleKind kind, int pp, int microBatches,
+                            const ChunkCosts &costs);
 
 } // namespace dsflow::schedule
 

@@ -124,15 +124,14 @@ const char *opName(Op op) {
   return "?";
 }
 
-static std::string chunkText(const Chunk &c) {
+std::string describe(const Chunk &c) {
   return "mb" + std::to_string(c.microBatch) + " s" + std::to_string(c.stage);
 }
 
 std::string describe(const Instruction &in) {
   std::string text = opName(in.op);
   if (in.op == Op::ForwardBackward) {
-    text +=
-        " F " + chunkText(in.chunk) + " + B " + chunkText(in.backward) + " [";
+    text += " F " + describe(in.chunk) + " + B " + describe(in.backward) + " [";
     const char *half[] = {"F", "B"};
     bool first = true;
     for (const OverlapSlot &slot : forwardBackwardOverlap()) {
@@ -145,7 +144,7 @@ std::string describe(const Instruction &in) {
     }
     return text + "]";
   }
-  text += " " + chunkText(in.chunk);
+  text += " " + describe(in.chunk);
   if (isSend(in.op))
     text += " to r" + std::to_string(in.peer);
   else if (isRecv(in.op))

@@ -129,6 +129,9 @@ PipelineSchedule makeSchedule(ScheduleKind kind, int stages, int ranks,
 /// "F", "Bi", "W", "B", "F&B", "send-act", ... (the stream listing's names).
 const char *opName(Op op);
 
+/// "mb3 s2".
+std::string describe(const Chunk &chunk);
+
 /// One instruction as text, e.g. "F mb3 s2", "recv-act mb3 s1 from r1",
 /// "F&B F mb12 s0 + B mb3 s7 [attn.F|combine.B mlp.B|dispatch.F ...]".
 std::string describe(const Instruction &instruction);
