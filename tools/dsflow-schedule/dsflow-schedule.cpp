@@ -89,7 +89,9 @@ std::string stagesText(const PipelineSchedule &s, int rank) {
 
 void printStreams(const PipelineSchedule &s, const SimulationResult &r) {
   for (int rank = 0; rank < s.ranks; ++rank) {
-    std::printf("\nrank %d (stages %s):\n", rank, stagesText(s, rank).c_str());
+    std::printf(
+        "\nrank %d (stages %s):\n     #    start      end  instruction\n", rank,
+        stagesText(s, rank).c_str());
     for (size_t i = 0; i < s.streams[rank].size(); ++i)
       std::printf("  %4zu  %8g %8g  %s\n", i, r.times[rank][i].start,
                   r.times[rank][i].end, describe(s.streams[rank][i]).c_str());
