@@ -147,18 +147,33 @@ TEST(ScheduleFigures, FiguresAssumeTheirConditions) {
               deepSeekFigures(ScheduleKind::OneFOneB, 8, slowF).bubble);
 }
 
-// Within its conditions DualPipe's figure holds for every integer cost set:
-// F = B - W in 1..4, W in 0..F, F&B from max(F, B) to F + B.
-TEST(ScheduleFigures, DualPipeFigureHoldsOverTheConditionsRange) {
-  for (int f = 1; f <= 4; ++f)
-    for (int w = 0; w <= f; ++w)
-      for (int fb = std::max(f, f + w); fb <= 2 * f + w; ++fb) {
-        ChunkCosts c{double(f), double(f + w), double(w), double(fb)};
-        ASSERT_EQ(figureCondition(ScheduleKind::DualPipe, 8, 16, c), "");
-        EXPECT_EQ(largestBubble(run(ScheduleKind::DualPipe, 8, 16, c)),
-                  deepSeekFigures(ScheduleKind::DualPipe, 8, c).bubble)
-            << "F " << f << " W " << w << " F&B " << fb;
-      }
+// figureCondition is exact: over a sweep of integer costs (F 1..4, B - W and
+// W 0..4, F&B 0..F+B+1) the figure equals the simulated bubble at PP 4, 8
+// and 16 with 2 PP and 3 PP micro-batches exactly when the condition holds.
+TEST(ScheduleFigures, ConditionsAreExactOverACostSweep) {
+  for (ScheduleKind kind : {ScheduleKind::ZeroBubble1P, ScheduleKind::DualPipe,
+                            ScheduleKind::DualPipeV}) {
+    int holds = 0, sets = 0;
+    for (int f = 1; f <= 4; ++f)
+      for (int b = 0; b <= 4; ++b)
+        for (int w = 0; w <= 4; ++w)
+          for (int fb = 0; fb <= f + b + w + 1; ++fb) {
+            ChunkCosts c{double(f), double(b + w), double(w), double(fb)};
+            bool equal = true;
+            for (int pp : {4, 8, 16})
+              for (int m : {2 * pp, 3 * pp})
+                equal = equal && largestBubble(run(kind, pp, m, c)) ==
+                                     deepSeekFigures(kind, pp, c).bubble;
+            bool condition = figureCondition(kind, 4, 8, c).empty();
+            EXPECT_EQ(equal, condition)
+                << scheduleName(kind) << " F " << f << " B " << b + w << " W "
+                << w << " F&B " << fb;
+            holds += condition;
+            ++sets;
+          }
+    EXPECT_GT(holds, 0);
+    EXPECT_EQ(sets, 850);
+  }
 }
 
 } // namespace
