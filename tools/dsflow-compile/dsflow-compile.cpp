@@ -14,6 +14,7 @@
 #include "Placement/ClusterPlacement.h"
 #include "Placement/PlacementProto.h"
 #include "Placement/PlacementReport.h"
+#include "Schedule/ScheduleGenerators.h"
 #include "Stages/StagePartition.h"
 #include "Plan/PlanBuilder.h"
 #include "plan/PlanFile.h"
@@ -107,17 +108,18 @@ cl::opt<int64_t> slotsPerRank(
     cl::desc("Expert slots per EP rank; those beyond experts / ep hold "
              "replicas of hot experts (needs --ep > 1)"),
     cl::init(0), cl::cat(clusterCategory));
-enum class Schedule { OneFOneB, ZeroBubble, DualPipe, DualPipeV };
-cl::opt<Schedule> pipelineSchedule(
+using dsflow::schedule::ScheduleKind;
+cl::opt<ScheduleKind> pipelineSchedule(
     "pipeline-schedule", cl::desc("Pipeline schedule when --pp > 1"),
-    cl::init(Schedule::DualPipe),
-    cl::values(clEnumValN(Schedule::OneFOneB, "1f1b", "one forward, one backward"),
-               clEnumValN(Schedule::ZeroBubble, "zb1p",
-                          "1F1B with weight gradients deferred (ZB-H1)"),
-               clEnumValN(Schedule::DualPipe, "dualpipe",
-                          "DeepSeek-V3's bidirectional schedule (default)"),
-               clEnumValN(Schedule::DualPipeV, "dualpipev",
-                          "DualPipe folded into a V: 2 stages per rank")),
+    cl::init(ScheduleKind::DualPipe),
+    cl::values(
+        clEnumValN(ScheduleKind::OneFOneB, "1f1b", "one forward, one backward"),
+        clEnumValN(ScheduleKind::ZeroBubble1P, "zb1p",
+                   "1F1B with weight gradients deferred (ZB-H1)"),
+        clEnumValN(ScheduleKind::DualPipe, "dualpipe",
+                   "DeepSeek-V3's bidirectional schedule (default)"),
+        clEnumValN(ScheduleKind::DualPipeV, "dualpipev",
+                   "DualPipe folded into a V: 2 stages per rank")),
     cl::cat(clusterCategory));
 cl::opt<bool> zero1("zero1",
                     cl::desc("Shard the optimizer state over the data-parallel "
@@ -158,30 +160,22 @@ cl::opt<double>
 cl::opt<uint64_t> seed("seed", cl::desc("Initialization and data seed"),
                        cl::init(1234), cl::cat(trainingCategory));
 
-/// The schedule's demands on the pipeline degree; the problem, or "".
+/// Pipeline stages of the schedule: DualPipeV runs 2 on each of the pp ranks.
+int64_t pipelineStages(const dsflow::ClusterConfig &cluster) {
+  return pipelineSchedule == ScheduleKind::DualPipeV ? 2 * int64_t(cluster.pp())
+                                                     : int64_t(cluster.pp());
+}
+
+/// The schedule's demands on the pipeline degree and the micro-batches (the
+/// micro-batches of a step go through the pipeline); the problem, or "".
 std::string checkSchedule(const dsflow::ClusterConfig &cluster) {
   if (pipelineSchedule.getNumOccurrences() && cluster.pp() == 1)
     return "--pipeline-schedule needs --pp > 1";
-  // Rank i pairs stage i with stage pp-1-i.
-  if (cluster.pp() > 1 && pipelineSchedule == Schedule::DualPipe &&
-      cluster.pp() % 2 != 0)
-    return "cluster: DualPipe needs an even pipeline degree, not pp " +
-           std::to_string(cluster.pp()) + " (or --pipeline-schedule=1f1b)";
-  return "";
-}
-
-/// The schedule as the plan names it.
-const char *scheduleName(Schedule schedule) {
-  switch (schedule) {
-  case Schedule::OneFOneB:
-    return "1f1b";
-  case Schedule::ZeroBubble:
-    return "zb1p";
-  case Schedule::DualPipe:
-    return "dualpipe";
-  case Schedule::DualPipeV:
-    return "dualpipev";
-  }
+  if (cluster.pp() == 1)
+    return "";
+  if (dsflow::io::Status e = dsflow::schedule::checkScheduleSizes(
+          pipelineSchedule, int(pipelineStages(cluster)), int(microBatches)))
+    return "cluster: " + e->message;
   return "";
 }
 
@@ -192,15 +186,12 @@ std::string recordPipeline(const dsflow::ModelSpec &spec,
                            dsflow::Plan &plan) {
   if (cluster.pp() <= 1)
     return "";
-  int64_t stageCount = pipelineSchedule == Schedule::DualPipeV
-                           ? 2 * int64_t(cluster.pp())
-                           : int64_t(cluster.pp());
   auto stages = dsflow::stages::partitionStages(
-      dsflow::stages::estimateCosts(spec, seqLen), stageCount);
+      dsflow::stages::estimateCosts(spec, seqLen), pipelineStages(cluster));
   if (!stages)
     return "cluster: " + stages.error().message;
   dsflow::PipelinePlan &p = *plan.mutable_pipeline();
-  p.set_schedule(scheduleName(pipelineSchedule));
+  p.set_schedule(dsflow::schedule::scheduleName(pipelineSchedule));
   for (const dsflow::stages::Stage &s : *stages) {
     dsflow::PipelineStage &r = *p.add_stages();
     r.set_first_layer(s.firstLayer);
