@@ -6,6 +6,7 @@
 // first rows unless --all is given.
 //
 //===----------------------------------------------------------------------===//
+#include "PipelineSummary.h"
 #include "plan/PlanFile.h"
 
 #include <algorithm>
@@ -224,7 +225,9 @@ void printBuffers(const Plan &plan, bool all) {
 } // namespace
 
 int main(int argc, char **argv) {
-  const char *usage = "usage: dsflow-plan STEP.plan [--all]\n";
+  const char *usage = "usage: dsflow-plan STEP.plan [--all] [--timeline "
+                      "OUT.svg] [--trace OUT.json]\n";
+  std::string timelinePath, tracePath;
   std::string path;
   bool all = false;
   for (int i = 1; i < argc; ++i) {
@@ -234,6 +237,10 @@ int main(int argc, char **argv) {
     }
     if (!std::strcmp(argv[i], "--all")) {
       all = true;
+    } else if (!std::strcmp(argv[i], "--timeline") && i + 1 < argc) {
+      timelinePath = argv[++i];
+    } else if (!std::strcmp(argv[i], "--trace") && i + 1 < argc) {
+      tracePath = argv[++i];
     } else if (argv[i][0] == '-' || !path.empty()) {
       std::fprintf(stderr, "dsflow-plan: error: unexpected argument '%s'\n%s",
                    argv[i], usage);
@@ -253,6 +260,10 @@ int main(int argc, char **argv) {
   }
   printHeader(*plan);
   printMemory(*plan);
+  if (io::Status e = printPipelineSummary(*plan, timelinePath, tracePath)) {
+    std::fprintf(stderr, "dsflow-plan: error: %s\n", e->message.c_str());
+    return 1;
+  }
   printPrograms(*plan, all);
   printKernels(*plan, all);
   printBuffers(*plan, all);

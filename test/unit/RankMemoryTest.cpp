@@ -1,0 +1,72 @@
+//===- RankMemoryTest.cpp - Per-GPU memory of a pipelined plan ------------===//
+#include "Stages/RankMemory.h"
+
+#include <gtest/gtest.h>
+
+namespace dsflow::stages {
+namespace {
+
+/// Adds a parameter of `bytes` FP32 bytes and its gradient.
+void addTensor(Plan &plan, const std::string &name, int64_t bytes) {
+  int32_t index = plan.buffers_size();
+  Buffer &p = *plan.add_buffers();
+  p.set_name(name);
+  p.set_dtype(DTYPE_F32);
+  p.set_kind(PARAMETER);
+  p.set_bytes(bytes);
+  Buffer &g = *plan.add_buffers();
+  g = p;
+  g.set_kind(GRADIENT);
+  g.set_gradient_of(index);
+}
+
+TEST(RankMemory, StagesExpertsZeroAndActivations) {
+  Plan plan;
+  plan.mutable_model()->set_num_layers(2);
+  plan.mutable_model()->mutable_moe()->set_num_routed_experts(4);
+  ClusterConfig &c = *plan.mutable_cluster();
+  c.set_ep(2);
+  c.set_dp(1);
+  addTensor(plan, "model.embed_tokens.weight", 100);
+  addTensor(plan, "model.layers.0.self_attn.o_proj.weight", 40);
+  for (int e = 0; e < 4; ++e)
+    addTensor(plan, "model.layers.1.mlp.experts." + std::to_string(e) + ".w",
+              80);
+  addTensor(plan, "lm_head.weight", 60);
+  plan.mutable_memory()->set_boundary_activation_bytes(1000);
+  PipelinePlan &p = *plan.mutable_pipeline();
+  PipelineStage &s0 = *p.add_stages();
+  s0.set_end_layer(1);
+  s0.set_cost(1);
+  PipelineStage &s1 = *p.add_stages();
+  s1.set_first_layer(1);
+  s1.set_end_layer(2);
+  s1.set_cost(3);
+
+  std::vector<RankMemory> m = estimateRankMemory(plan, {{0}, {1}}, {2, 1});
+  ASSERT_EQ(m.size(), 2u);
+  // Stage 0: the embedding and layer 0, all dense.
+  EXPECT_DOUBLE_EQ(m[0].parameters, 140);
+  EXPECT_DOUBLE_EQ(m[0].gradients, 140);
+  // Two FP32 moments, ZeRO-1 over ep x dp = 2 ranks.
+  EXPECT_DOUBLE_EQ(m[0].optimizer, 35 * 8 / 2.0);
+  // A quarter of the cost, 2 chunks in flight.
+  EXPECT_DOUBLE_EQ(m[0].activations, 1000 * 0.25 * 2);
+  // Stage 1: half of the 4 experts (2 EP ranks) and the head.
+  EXPECT_DOUBLE_EQ(m[1].parameters, 160 + 60);
+  // Experts' moments are sharded over dp = 1, the head's over 2.
+  EXPECT_DOUBLE_EQ(m[1].optimizer, 40 * 8 + 15 * 8 / 2.0);
+  EXPECT_DOUBLE_EQ(m[1].activations, 750);
+  EXPECT_DOUBLE_EQ(m[1].total(), 220 + 220 + 380 + 750);
+
+  // Without ZeRO-1 every rank keeps the whole state; DualPipe-style ranks
+  // holding both stages add them up.
+  c.set_zero1(false);
+  std::vector<RankMemory> both = estimateRankMemory(plan, {{0, 1}}, {3});
+  EXPECT_DOUBLE_EQ(both[0].parameters, 360);
+  EXPECT_DOUBLE_EQ(both[0].optimizer, 35 * 8 + 40 * 8 + 15 * 8);
+  EXPECT_DOUBLE_EQ(both[0].activations, 1000 * (0.25 + 0.75) / 2 * 3);
+}
+
+} // namespace
+} // namespace dsflow::stages

@@ -1,0 +1,104 @@
+//===- PipelineSummary.cpp - dsflow-plan's pipeline analysis --------------===//
+#include "PipelineSummary.h"
+
+#include "Schedule/ChromeTrace.h"
+#include "Schedule/ScheduleGenerators.h"
+#include "Schedule/ScheduleSimulation.h"
+#include "Schedule/TimelineSvg.h"
+#include "Stages/RankMemory.h"
+#include "io/AtomicFile.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+namespace dsflow {
+
+namespace {
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+constexpr double kGpuBytes = 80e9; // An 80 GB H800 / H100.
+
+void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
+                 const schedule::SimulationResult &result) {
+  std::vector<std::vector<int>> stagesOfRank(s.ranks);
+  for (const std::vector<int> &holders : s.holder)
+    for (int stage = 0; stage < int(holders.size()); ++stage)
+      stagesOfRank[holders[stage]].push_back(stage);
+  std::vector<int> peak;
+  for (const schedule::RankReport &r : result.ranks)
+    peak.push_back(r.peakActivations);
+  std::vector<stages::RankMemory> memory =
+      stages::estimateRankMemory(plan, stagesOfRank, peak);
+  std::printf("memory per GPU (estimate, GiB): parameters + gradients + "
+              "optimizer + activations = total\n");
+  size_t worst = 0;
+  for (size_t r = 0; r < memory.size(); ++r) {
+    const stages::RankMemory &m = memory[r];
+    std::set<int> held(stagesOfRank[r].begin(), stagesOfRank[r].end());
+    std::string list;
+    for (int stage : held)
+      list += (list.empty() ? "" : ",") + std::to_string(stage);
+    std::printf("  pipeline rank %zu (stages %s, %d chunks in flight): "
+                "%.1f + %.1f + %.1f + %.1f = %.1f\n",
+                r, list.c_str(), peak[r], m.parameters / kGiB,
+                m.gradients / kGiB, m.optimizer / kGiB, m.activations / kGiB,
+                m.total() / kGiB);
+    if (m.total() > memory[worst].total())
+      worst = r;
+  }
+  double most = memory[worst].total();
+  std::printf("largest: pipeline rank %zu, %.1f GiB: %s 80 GB (%.1f GiB)\n",
+              worst, most / kGiB, most <= kGpuBytes ? "fits" : "DOES NOT fit",
+              kGpuBytes / kGiB);
+}
+} // namespace
+
+io::Status printPipelineSummary(const Plan &plan,
+                                const std::string &timelinePath,
+                                const std::string &tracePath) {
+  if (!plan.has_pipeline())
+    return timelinePath.empty() && tracePath.empty()
+               ? io::Status()
+               : io::makeError("plan", "has no pipeline stages to draw "
+                                       "(compile with --pp > 1)");
+  const PipelinePlan &p = plan.pipeline();
+  std::optional<schedule::ScheduleKind> kind =
+      schedule::parseScheduleKind(p.schedule());
+  if (!kind)
+    return io::makeError("plan", "unknown schedule '" + p.schedule() + "'");
+  int microBatches = int(plan.training().micro_batches());
+  io::Expected<schedule::PipelineSchedule> s =
+      schedule::generateSchedule(*kind, p.stages_size(), microBatches);
+  if (!s)
+    return io::makeError("plan", s.error().message);
+  schedule::ChunkCosts costs{1, 2, 1, 3};
+  io::Expected<schedule::SimulationResult> result =
+      schedule::simulate(*s, costs);
+  if (!result)
+    return io::makeError("plan", result.error().message);
+  double bubble = 0;
+  for (const schedule::RankReport &r : result->ranks)
+    bubble = std::max(bubble, r.bubble);
+  std::printf("\nschedule %s, %d micro-batches on %d pipeline ranks (simulated,"
+              " F = 1 forward chunk of the costliest stage, B = 2, W = 1, "
+              "F&B = 3): bubble %.0f of %.0f on the worst rank (%.1f%%)\n",
+              p.schedule().c_str(), microBatches, s->ranks, bubble,
+              result->makespan, 100.0 * bubble / result->makespan);
+  if (plan.has_cluster())
+    printMemory(plan, *s, *result);
+  if (!timelinePath.empty()) {
+    std::string title = p.schedule() + ", " + std::to_string(p.stages_size()) +
+                        " stages, " + std::to_string(microBatches) +
+                        " micro-batches (" + plan.model().name() + ")";
+    if (io::Status e = io::writeFileAtomically(
+            timelinePath, schedule::timelineSvg(*s, *result, costs, title)))
+      return e;
+  }
+  if (!tracePath.empty())
+    if (io::Status e = io::writeFileAtomically(
+            tracePath, schedule::chromeTraceJson(*s, *result)))
+      return e;
+  return std::nullopt;
+}
+
+} // namespace dsflow
