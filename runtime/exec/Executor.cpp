@@ -95,7 +95,16 @@ io::Status Executor::runProgram(int program) {
     for (int32_t b : kernel.inputs())
       mem->touch(b);
     auto start = std::chrono::steady_clock::now();
+    auto wallStart = std::chrono::system_clock::now();
     cpu::Status status = step.run();
+    if (trace) {
+      auto micros = [](auto d) {
+        return std::chrono::duration<double, std::micro>(d).count();
+      };
+      trace->push_back({step.kernel, kernel.op(),
+                        micros(wallStart.time_since_epoch()),
+                        micros(std::chrono::steady_clock::now() - start)});
+    }
     if (profiling) {
       auto &[seconds, calls] = profile[kernel.op()];
       seconds += std::chrono::duration<double>(

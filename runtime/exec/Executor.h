@@ -10,6 +10,7 @@
 #define DSFLOW_RUNTIME_EXEC_EXECUTOR_H
 
 #include "exec/KernelBinding.h"
+#include "exec/KernelTrace.h"
 #include "exec/Memory.h"
 
 #include <cstdio>
@@ -36,6 +37,8 @@ public:
 
   /// Accumulates wall time per op when on; report() prints the table.
   void setProfiling(bool on) { profiling = on; }
+  /// Records every kernel run into `events` while set (null: off).
+  void setTrace(std::vector<KernelEvent> *events) { trace = events; }
   void printProfile(std::FILE *out) const;
 
   const Plan &plan() const { return planCopy; }
@@ -72,6 +75,7 @@ private:
   std::vector<std::vector<Step>> programs;
   int evalProgram = 0;
   bool profiling = false;
+  std::vector<KernelEvent> *trace = nullptr;
   std::map<std::string, std::pair<double, int64_t>> profile;
   int32_t tokenBuffer = -1;
   bool useDouble = false;

@@ -8,6 +8,7 @@
 #include "train/ParamInit.h"
 #include "train/StepDump.h"
 
+#include "io/AtomicFile.h"
 #include "io/ExpertLoads.h"
 #include "io/SafetensorsWriter.h"
 
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 
 namespace dsflow::train {
 namespace {
@@ -356,6 +358,35 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   return std::nullopt;
 }
 
+io::Status Trainer::writeTrace() {
+  std::string mine = exec::chromeTraceEvents(traceEvents, world.rank());
+  traceEvents.clear();
+  int64_t size = int64_t(mine.size());
+  std::vector<int64_t> sizes(world.size());
+  if (io::Status e = world.allGatherBytes(
+          &size, sizes.data(),
+          std::vector<int64_t>(world.size(), sizeof(int64_t))))
+    return e;
+  std::string all(
+      size_t(std::accumulate(sizes.begin(), sizes.end(), int64_t(0))), '\0');
+  if (io::Status e = world.allGatherBytes(mine.data(), all.data(), sizes))
+    return e;
+  if (world.rank() != 0)
+    return std::nullopt;
+  // Join the ranks' lists (each may be empty) with commas.
+  std::string events;
+  int64_t at = 0;
+  for (int64_t n : sizes) {
+    if (n > 0)
+      events +=
+          (events.empty() ? "" : ",\n") + all.substr(size_t(at), size_t(n));
+    at += n;
+  }
+  return io::writeFileAtomically(options.tracePath,
+                                 "{\"traceEvents\": [\n" + events +
+                                     "\n], \"displayTimeUnit\": \"ms\"}\n");
+}
+
 io::Status Trainer::saveOutputs(int64_t steps) {
   exec::Memory &memory = executor.memory();
   if (!options.saveParams.empty()) {
@@ -440,10 +471,21 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
     std::fprintf(log, "resumed from step %lld\n", (long long)startStep);
   for (int64_t step = startStep; step < options.steps; ++step) {
     double loss, lmLoss, mtpLoss;
-    if (io::Status e = trainStep(step, loss, lmLoss, mtpLoss)) {
+    bool traced =
+        !options.tracePath.empty() && step < startStep + options.traceSteps;
+    executor.setTrace(traced ? &traceEvents : nullptr);
+    io::Status failed = trainStep(step, loss, lmLoss, mtpLoss);
+    executor.setTrace(nullptr);
+    if (failed) {
       closeCsv();
-      return *e;
+      return *failed;
     }
+    if (traced && (step + 1 == startStep + options.traceSteps ||
+                   step + 1 == options.steps))
+      if (io::Status e = writeTrace()) {
+        closeCsv();
+        return *e;
+      }
     // A signal may reach the ranks at different steps: they stop together.
     int64_t stopping = stop ? 1 : 0;
     if (io::Status e = world.allReduceSum(&stopping, 1)) {

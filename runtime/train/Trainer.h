@@ -53,6 +53,10 @@ struct TrainOptions {
   /// When set, the tokens each routed expert received over the run go to this
   /// loads file (io/ExpertLoads.h; rank 0, summed over the ranks).
   std::string expertLoads;
+  /// When set, every kernel every rank ran in the first traceSteps steps goes
+  /// to this Chrome trace (exec/KernelTrace.h; written by rank 0).
+  std::string tracePath;
+  int64_t traceSteps = 2;
 };
 
 /// What a finished (or interrupted) run did.
@@ -94,6 +98,8 @@ private:
   io::Status saveCheckpoint(int64_t step);
   /// Writes --save-params and --expert-loads at the end of a run (rank 0).
   io::Status saveOutputs(int64_t steps);
+  /// Gathers every rank's traced kernels; rank 0 writes options.tracePath.
+  io::Status writeTrace();
   io::Status trainStep(int64_t step, double &loss, double &lmLoss,
                        double &mtpLoss);
   io::Expected<double> evaluate();
@@ -120,6 +126,7 @@ private:
   ExpertBalance balance;
   int64_t startStep = 0;
   std::vector<int32_t> batch;
+  std::vector<exec::KernelEvent> traceEvents;
   /// Per MoE layer, per expert tokens summed over the run's steps.
   std::vector<std::vector<int64_t>> loadTotals;
 };

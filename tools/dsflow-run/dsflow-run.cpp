@@ -46,6 +46,9 @@ const char *kUsage =
     "  --print-memory          report the measured activation peak and the\n"
     "                          parameter memory of rank 0\n"
     "  --dump-step FILE        the first step's internals, as safetensors\n"
+    "  --trace FILE            the kernels every rank ran in the first steps,\n"
+    "                          as a Chrome trace (Perfetto)\n"
+    "  --trace-steps N         steps to trace (default 2)\n"
     "  --save-params FILE      the final parameters, as safetensors\n"
     "  --expert-loads FILE     tokens per routed expert over the run (JSON)\n"
     "  --profile               time per op, printed at the end\n";
@@ -215,6 +218,11 @@ int main(int argc, char **argv) {
       ok = value(v) && parseDouble(v, options.initStd) && options.initStd > 0;
     } else if (arg == "--dump-step") {
       ok = value(v) && (options.dumpStep = v, true);
+    } else if (arg == "--trace") {
+      ok = value(v) && (options.tracePath = v, true);
+    } else if (arg == "--trace-steps") {
+      ok = value(v) && parseInt(v, options.traceSteps) &&
+           options.traceSteps > 0;
     } else if (arg == "--save-params") {
       ok = value(v) && (options.saveParams = v, true);
     } else if (arg == "--expert-loads") {

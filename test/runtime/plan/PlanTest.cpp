@@ -292,3 +292,20 @@ TEST(Memory, LeavesOutAbsentParametersAndTheirGradients) {
 
 } // namespace
 } // namespace dsflow::exec
+
+namespace dsflow::exec {
+namespace {
+
+TEST(KernelTrace, CompleteEventsPerRank) {
+  EXPECT_EQ(chromeTraceEvents({}, 3), "");
+  std::string json =
+      chromeTraceEvents({{4, "linear", 10.5, 2.25}, {5, "add", 13, 0.5}}, 3);
+  EXPECT_EQ(json,
+            "{\"name\": \"linear\", \"ph\": \"X\", \"pid\": 3, \"tid\": 0, "
+            "\"ts\": 10.500, \"dur\": 2.250, \"args\": {\"kernel\": 4}},\n"
+            "{\"name\": \"add\", \"ph\": \"X\", \"pid\": 3, \"tid\": 0, "
+            "\"ts\": 13.000, \"dur\": 0.500, \"args\": {\"kernel\": 5}}");
+}
+
+} // namespace
+} // namespace dsflow::exec
