@@ -1,27 +1,14 @@
 //===- RankMemory.cpp - Memory of each pipeline rank of a plan ------------===//
 #include "Stages/RankMemory.h"
 
+#include "Stages/KernelStages.h"
+
 #include <cstdlib>
 #include <set>
 #include <string>
 
 namespace dsflow::stages {
 namespace {
-
-/// The stage holding parameter `name`, from the plan's pipeline record.
-int stageOf(const Plan &plan, const std::string &name) {
-  const PipelinePlan &p = plan.pipeline();
-  static const std::string layers = "model.layers.";
-  int last = p.stages_size() - 1;
-  if (name.compare(0, layers.size(), layers) == 0) {
-    long layer = std::atol(name.c_str() + layers.size());
-    for (int s = 0; s < p.stages_size(); ++s)
-      if (layer >= p.stages(s).first_layer() && layer < p.stages(s).end_layer())
-        return s;
-    return last; // An MTP module.
-  }
-  return name.find("embed_tokens") != std::string::npos ? 0 : last;
-}
 
 double bytesPerElement(DType dtype) {
   switch (dtype) {
@@ -58,7 +45,7 @@ estimateRankMemory(const Plan &plan,
         b.kind() == GRADIENT ? plan.buffers(b.gradient_of()) : b;
     bool routed = param.name().find(".mlp.experts.") != std::string::npos;
     double share = routed ? expertShare : 1.0;
-    RankMemory &m = perStage[stageOf(plan, param.name())];
+    RankMemory &m = perStage[stageOfTensor(plan.pipeline(), param.name())];
     double elements = double(b.bytes()) / bytesPerElement(b.dtype()) * share;
     if (b.kind() == GRADIENT) {
       m.gradients += double(b.bytes()) * share;

@@ -5,6 +5,7 @@
 #include "Schedule/ScheduleGenerators.h"
 #include "Schedule/ScheduleSimulation.h"
 #include "Schedule/TimelineSvg.h"
+#include "Stages/KernelStages.h"
 #include "Stages/RankMemory.h"
 #include "io/AtomicFile.h"
 
@@ -51,6 +52,47 @@ void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
               worst, most / kGiB, most <= kGpuBytes ? "fits" : "DOES NOT fit",
               kGpuBytes / kGiB);
 }
+/// Kernels per stage and the bytes crossing stages per micro-batch.
+void printKernelStages(const Plan &plan) {
+  io::Expected<stages::KernelStages> split = stages::assignKernelStages(plan);
+  if (!split) {
+    std::printf("kernel stages: cannot split: %s\n",
+                split.error().message.c_str());
+    return;
+  }
+  int count = plan.pipeline().stages_size();
+  std::vector<int> forward(count, 0), backward(count, 0);
+  for (int k = 0; k < plan.kernels_size(); ++k)
+    if (int s = split->stageOfKernel[k]; s >= 0)
+      ++(plan.kernels(k).backward() ? backward : forward)[s];
+  std::vector<double> sentForward(count, 0), sentBack(count, 0);
+  std::set<std::pair<int32_t, int>> counted; // a buffer once per receiver
+  for (const stages::StageCrossing &c : split->crossings)
+    if (counted.insert({c.buffer, c.to}).second)
+      (c.backward ? sentBack : sentForward)[c.from] +=
+          double(plan.buffers(c.buffer).bytes());
+  auto size = [](double bytes) {
+    char text[32];
+    if (bytes < (1 << 20))
+      std::snprintf(text, sizeof(text), "%.0f bytes", bytes);
+    else
+      std::snprintf(text, sizeof(text), "%.1f MiB", bytes / (1 << 20));
+    return std::string(text);
+  };
+  std::printf("kernel stages (train program, per micro-batch):\n");
+  for (int s = 0; s < count; ++s)
+    std::printf("  stage %d: %d forward + %d backward kernels; sends %s of "
+                "activations on, %s of gradients back\n",
+                s, forward[s], backward[s], size(sentForward[s]).c_str(),
+                size(sentBack[s]).c_str());
+  std::string names;
+  for (int32_t b : split->sharedParameters)
+    names += (names.empty() ? "" : ", ") + plan.buffers(b).name();
+  if (!names.empty())
+    std::printf("  parameters used on more than one stage: %s\n",
+                names.c_str());
+}
+
 } // namespace
 
 io::Status printPipelineSummary(const Plan &plan,
@@ -84,6 +126,7 @@ io::Status printPipelineSummary(const Plan &plan,
               "F&B = 3): bubble %.0f of %.0f on the worst rank (%.1f%%)\n",
               p.schedule().c_str(), microBatches, s->ranks, bubble,
               result->makespan, 100.0 * bubble / result->makespan);
+  printKernelStages(plan);
   if (plan.has_cluster())
     printMemory(plan, *s, *result);
   if (!timelinePath.empty()) {

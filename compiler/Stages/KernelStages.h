@@ -1,0 +1,55 @@
+//===- KernelStages.h - Each kernel of a plan on its pipeline stage -*- C++
+//-*-===//
+//
+// Assigns every kernel of the plan's train program to a pipeline stage and
+// lists the tensors that cross stages, the first step towards running stages
+// on separate ranks:
+// - a forward kernel runs on the latest stage among the parameters it reads
+//   (by name, see stageOfTensor) and the kernels producing its inputs;
+// - a recomputed forward op (dsflow-recompute) runs by the same rule;
+// - a backward kernel runs where the forward op it differentiates runs (the
+//   graph.grad_of attribute autodiff sets); the loss's seed on the last stage;
+//   any other on the earliest stage among the kernels producing its inputs.
+// Then forward tensors only flow to later stages and gradients to earlier
+// ones; a plan where that fails is reported (with the kernel) rather than
+// split.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_COMPILER_STAGES_KERNELSTAGES_H
+#define DSFLOW_COMPILER_STAGES_KERNELSTAGES_H
+
+#include "io/Status.h"
+#include "schemas/plan.pb.h"
+
+#include <vector>
+
+namespace dsflow::stages {
+
+/// The stage holding the parameter named `name` in `pipeline`: a decoder
+/// layer's ("model.layers.L.", L past the last stage: an MTP module, on the
+/// last stage), the embedding on stage 0, anything else (head, final norm) on
+/// the last stage.
+int stageOfTensor(const PipelinePlan &pipeline, const std::string &name);
+
+struct StageCrossing {
+  int32_t buffer;
+  int from, to;
+  /// A gradient travelling towards the first stage (else an activation).
+  bool backward;
+};
+
+struct KernelStages {
+  /// Per kernel of the plan (-1: not in the train program).
+  std::vector<int> stageOfKernel;
+  /// Buffers a kernel of one stage writes and a kernel of another reads.
+  std::vector<StageCrossing> crossings;
+  /// Parameters read (or whose gradients are written) on a stage that does
+  /// not hold them: shared across stages (e.g. the embedding that MTP reuses).
+  std::vector<int32_t> sharedParameters;
+};
+
+io::Expected<KernelStages> assignKernelStages(const Plan &plan);
+
+} // namespace dsflow::stages
+
+#endif // DSFLOW_COMPILER_STAGES_KERNELSTAGES_H
