@@ -98,6 +98,16 @@ public:
 
   io::Status barrier();
 
+  /// Point-to-point messages (pipeline stages). send() copies the bytes and
+  /// returns at once; receive() waits (up to the timeout) for the next message
+  /// from `peer` and checks its size; messages between two ranks arrive in the
+  /// order they were sent. flushSends() waits until every sent message has
+  /// left. Only the MPI transport carries them: the others return an error
+  /// and stay usable.
+  io::Status send(int peer, const void *data, int64_t bytes);
+  io::Status receive(int peer, void *data, int64_t bytes);
+  io::Status flushSends();
+
 protected:
   // The transports implement these; the public functions above have already
   // checked the arguments (sizes, counts, root) and record any error.
@@ -116,6 +126,11 @@ protected:
                                  const std::vector<int64_t> &recvBytes) = 0;
   virtual io::Status doBroadcast(void *data, int64_t bytes, int root) = 0;
   virtual io::Status doBarrier() = 0;
+  /// Transports with point-to-point messages override these four.
+  virtual bool supportsPointToPoint() const { return false; }
+  virtual io::Status doSend(int, const void *, int64_t) { return std::nullopt; }
+  virtual io::Status doReceive(int, void *, int64_t) { return std::nullopt; }
+  virtual io::Status doFlushSends() { return std::nullopt; }
 
   /// "rank W: what", W this process's world rank.
   io::IoError error(const std::string &what) const;

@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <thread>
 
 namespace dsflow::dist::mpi {
@@ -37,7 +38,10 @@ static constexpr int64_t kMaxPiece = int64_t(1) << 30;
 static constexpr const char *kPieceVariable = "DSFLOW_MPI_PIECE_BYTES";
 // Collectives number their messages with tags below this (the MPI standard
 // guarantees MPI_TAG_UB >= 32767).
-static constexpr int kTagModulus = 32768;
+static constexpr int kTagModulus = 32767;
+// Point-to-point messages use the one tag collectives never do: MPI keeps
+// messages of one sender and tag in order.
+static constexpr int kPointToPointTag = 32767;
 
 static std::string mpiErrorText(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -95,6 +99,10 @@ protected:
                          const std::vector<int64_t> &recvBytes) override;
   io::Status doBroadcast(void *data, int64_t bytes, int root) override;
   io::Status doBarrier() override;
+  bool supportsPointToPoint() const override { return true; }
+  io::Status doSend(int peer, const void *data, int64_t bytes) override;
+  io::Status doReceive(int peer, void *data, int64_t bytes) override;
+  io::Status doFlushSends() override;
 
 private:
   /// A buffer exchanged with one peer.
@@ -124,6 +132,10 @@ private:
   int me = 0, n = 1;
   // Counts collectives, so each one's messages carry their own tag.
   int sequence = 0;
+  // Point-to-point sends in flight: their copies and requests.
+  std::deque<std::vector<char>> sendCopies;
+  std::vector<MPI_Request> sendRequests;
+  std::vector<Pending> sendPending;
 };
 } // namespace
 
@@ -216,6 +228,51 @@ io::Status MpiCommunicator::exchange(const char *op,
     }
   }
   return wait(op, requests, pending);
+}
+
+io::Status MpiCommunicator::doSend(int peer, const void *data, int64_t bytes) {
+  const char *from = static_cast<const char *>(data);
+  std::vector<char> &copy = sendCopies.emplace_back(from, from + bytes);
+  int64_t offset = 0;
+  do {
+    int64_t piece = std::min(pieceBytes, bytes - offset);
+    MPI_Request request;
+    int rc = MPI_Isend(copy.data() + offset, static_cast<int>(piece), MPI_BYTE,
+                       peer, kPointToPointTag, comm, &request);
+    if (rc != MPI_SUCCESS)
+      return callFailed("send", "MPI_Isend", rc);
+    sendRequests.push_back(request);
+    sendPending.push_back({peer, false, piece});
+    offset += piece;
+  } while (offset < bytes);
+  return std::nullopt;
+}
+
+io::Status MpiCommunicator::doReceive(int peer, void *data, int64_t bytes) {
+  std::vector<MPI_Request> requests;
+  std::vector<Pending> pending;
+  char *to = static_cast<char *>(data);
+  int64_t offset = 0;
+  do {
+    int64_t piece = std::min(pieceBytes, bytes - offset);
+    MPI_Request request;
+    int rc = MPI_Irecv(to + offset, static_cast<int>(piece), MPI_BYTE, peer,
+                       kPointToPointTag, comm, &request);
+    if (rc != MPI_SUCCESS)
+      return callFailed("receive", "MPI_Irecv", rc);
+    requests.push_back(request);
+    pending.push_back({peer, true, piece});
+    offset += piece;
+  } while (offset < bytes);
+  return wait("receive", requests, pending);
+}
+
+io::Status MpiCommunicator::doFlushSends() {
+  io::Status status = wait("send", sendRequests, sendPending);
+  sendRequests.clear();
+  sendPending.clear();
+  sendCopies.clear();
+  return status;
 }
 
 io::Status MpiCommunicator::reduceScatter(const char *op, const void *in,
