@@ -211,14 +211,16 @@ io::Status Communicator::broadcast(void *data, int64_t bytes, int root) {
   return record(doBroadcast(data, bytes, root));
 }
 
-/// Checks a point-to-point call's peer and buffer.
-static std::string peerProblem(int peer, int me, int size, const void *data,
-                               int64_t bytes) {
+/// Checks a point-to-point call's peer, tag and buffer.
+static std::string peerProblem(int peer, int tag, int me, int size,
+                               const void *data, int64_t bytes) {
   if (peer < 0 || peer >= size || peer == me)
     return "peer " + std::to_string(peer) +
-           " is not another rank of this "
-           "communicator (size " +
+           " is not another rank of this communicator (size " +
            std::to_string(size) + ")";
+  if (tag < 0 || tag >= Communicator::kMaxTag)
+    return "tag " + std::to_string(tag) + " is outside [0, " +
+           std::to_string(Communicator::kMaxTag) + ")";
   if (bytes < 0 || (bytes > 0 && !data))
     return "invalid buffer (" + std::to_string(bytes) + " bytes)";
   return "";
@@ -231,26 +233,28 @@ static std::string noPointToPoint(const char *op, const char *transport) {
          ": point-to-point messages need the MPI transport, not " + transport;
 }
 
-io::Status Communicator::send(int peer, const void *data, int64_t bytes) {
+io::Status Communicator::send(int peer, int tag, const void *data,
+                              int64_t bytes) {
   if (io::Status s = checkUsable("send"))
     return s;
   if (!supportsPointToPoint())
     return error(noPointToPoint("send", transport()));
-  if (std::string p = peerProblem(peer, rank(), size(), data, bytes);
+  if (std::string p = peerProblem(peer, tag, rank(), size(), data, bytes);
       !p.empty())
     return error("send: " + p);
-  return record(doSend(peer, data, bytes));
+  return record(doSend(peer, tag, data, bytes));
 }
 
-io::Status Communicator::receive(int peer, void *data, int64_t bytes) {
+io::Status Communicator::receive(int peer, int tag, void *data,
+                                 int64_t bytes) {
   if (io::Status s = checkUsable("receive"))
     return s;
   if (!supportsPointToPoint())
     return error(noPointToPoint("receive", transport()));
-  if (std::string p = peerProblem(peer, rank(), size(), data, bytes);
+  if (std::string p = peerProblem(peer, tag, rank(), size(), data, bytes);
       !p.empty())
     return error("receive: " + p);
-  return record(doReceive(peer, data, bytes));
+  return record(doReceive(peer, tag, data, bytes));
 }
 
 io::Status Communicator::flushSends() {

@@ -98,14 +98,15 @@ public:
 
   io::Status barrier();
 
-  /// Point-to-point messages (pipeline stages). send() copies the bytes and
-  /// returns at once; receive() waits (up to the timeout) for the next message
-  /// from `peer` and checks its size; messages between two ranks arrive in the
-  /// order they were sent. flushSends() waits until every sent message has
-  /// left. Only the MPI transport carries them: the others return an error
-  /// and stay usable.
-  io::Status send(int peer, const void *data, int64_t bytes);
-  io::Status receive(int peer, void *data, int64_t bytes);
+  /// Point-to-point messages (pipeline stages), each with a tag in
+  /// [0, kMaxTag). send() copies the bytes and returns at once; receive()
+  /// waits (up to the timeout) for the next message from `peer` with `tag` and
+  /// checks its size; messages of one sender and tag arrive in the order they
+  /// were sent. flushSends() waits until every sent message has left. Only the
+  /// MPI transport carries them: the others return an error and stay usable.
+  static constexpr int kMaxTag = 16384;
+  io::Status send(int peer, int tag, const void *data, int64_t bytes);
+  io::Status receive(int peer, int tag, void *data, int64_t bytes);
   io::Status flushSends();
 
 protected:
@@ -128,8 +129,12 @@ protected:
   virtual io::Status doBarrier() = 0;
   /// Transports with point-to-point messages override these four.
   virtual bool supportsPointToPoint() const { return false; }
-  virtual io::Status doSend(int, const void *, int64_t) { return std::nullopt; }
-  virtual io::Status doReceive(int, void *, int64_t) { return std::nullopt; }
+  virtual io::Status doSend(int, int, const void *, int64_t) {
+    return std::nullopt;
+  }
+  virtual io::Status doReceive(int, int, void *, int64_t) {
+    return std::nullopt;
+  }
   virtual io::Status doFlushSends() { return std::nullopt; }
 
   /// "rank W: what", W this process's world rank.

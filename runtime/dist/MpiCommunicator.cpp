@@ -38,10 +38,10 @@ static constexpr int64_t kMaxPiece = int64_t(1) << 30;
 static constexpr const char *kPieceVariable = "DSFLOW_MPI_PIECE_BYTES";
 // Collectives number their messages with tags below this (the MPI standard
 // guarantees MPI_TAG_UB >= 32767).
-static constexpr int kTagModulus = 32767;
-// Point-to-point messages use the one tag collectives never do: MPI keeps
-// messages of one sender and tag in order.
-static constexpr int kPointToPointTag = 32767;
+static constexpr int kTagModulus = 16384;
+// Point-to-point messages use the tags above the collectives' (MPI guarantees
+// tags up to 32767), and MPI keeps messages of one sender and tag in order.
+static constexpr int kPointToPointTags = kTagModulus;
 
 static std::string mpiErrorText(int code) {
   char text[MPI_MAX_ERROR_STRING];
@@ -100,8 +100,9 @@ protected:
   io::Status doBroadcast(void *data, int64_t bytes, int root) override;
   io::Status doBarrier() override;
   bool supportsPointToPoint() const override { return true; }
-  io::Status doSend(int peer, const void *data, int64_t bytes) override;
-  io::Status doReceive(int peer, void *data, int64_t bytes) override;
+  io::Status doSend(int peer, int tag, const void *data,
+                    int64_t bytes) override;
+  io::Status doReceive(int peer, int tag, void *data, int64_t bytes) override;
   io::Status doFlushSends() override;
 
 private:
@@ -230,7 +231,8 @@ io::Status MpiCommunicator::exchange(const char *op,
   return wait(op, requests, pending);
 }
 
-io::Status MpiCommunicator::doSend(int peer, const void *data, int64_t bytes) {
+io::Status MpiCommunicator::doSend(int peer, int tag, const void *data,
+                                   int64_t bytes) {
   const char *from = static_cast<const char *>(data);
   std::vector<char> &copy = sendCopies.emplace_back(from, from + bytes);
   int64_t offset = 0;
@@ -238,7 +240,7 @@ io::Status MpiCommunicator::doSend(int peer, const void *data, int64_t bytes) {
     int64_t piece = std::min(pieceBytes, bytes - offset);
     MPI_Request request;
     int rc = MPI_Isend(copy.data() + offset, static_cast<int>(piece), MPI_BYTE,
-                       peer, kPointToPointTag, comm, &request);
+                       peer, kPointToPointTags + tag, comm, &request);
     if (rc != MPI_SUCCESS)
       return callFailed("send", "MPI_Isend", rc);
     sendRequests.push_back(request);
@@ -248,7 +250,8 @@ io::Status MpiCommunicator::doSend(int peer, const void *data, int64_t bytes) {
   return std::nullopt;
 }
 
-io::Status MpiCommunicator::doReceive(int peer, void *data, int64_t bytes) {
+io::Status MpiCommunicator::doReceive(int peer, int tag, void *data,
+                                      int64_t bytes) {
   std::vector<MPI_Request> requests;
   std::vector<Pending> pending;
   char *to = static_cast<char *>(data);
@@ -257,7 +260,7 @@ io::Status MpiCommunicator::doReceive(int peer, void *data, int64_t bytes) {
     int64_t piece = std::min(pieceBytes, bytes - offset);
     MPI_Request request;
     int rc = MPI_Irecv(to + offset, static_cast<int>(piece), MPI_BYTE, peer,
-                       kPointToPointTag, comm, &request);
+                       kPointToPointTags + tag, comm, &request);
     if (rc != MPI_SUCCESS)
       return callFailed("receive", "MPI_Irecv", rc);
     requests.push_back(request);
