@@ -1,7 +1,7 @@
 //===- RankMemory.cpp - Memory of each pipeline rank of a plan ------------===//
 #include "Stages/RankMemory.h"
 
-#include "Stages/KernelStages.h"
+#include "plan/KernelStages.h"
 
 #include <cstdlib>
 #include <set>

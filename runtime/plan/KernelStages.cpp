@@ -1,5 +1,5 @@
-//===- KernelStages.cpp - Each kernel of a plan on its pipeline stage -----===//
-#include "Stages/KernelStages.h"
+//===- KernelStages.cpp - The plan's kernels on pipeline stages -----------===//
+#include "plan/KernelStages.h"
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,5 +1,4 @@
-//===- KernelStages.h - Each kernel of a plan on its pipeline stage -*- C++
-//-*-===//
+//===- KernelStages.h - The plan's kernels on pipeline stages --*- C++ -*-===//
 //
 // Assigns every kernel of the plan's train program to a pipeline stage and
 // lists the tensors that cross stages, the first step towards running stages
@@ -15,8 +14,8 @@
 // split.
 //
 //===----------------------------------------------------------------------===//
-#ifndef DSFLOW_COMPILER_STAGES_KERNELSTAGES_H
-#define DSFLOW_COMPILER_STAGES_KERNELSTAGES_H
+#ifndef DSFLOW_RUNTIME_PLAN_KERNELSTAGES_H
+#define DSFLOW_RUNTIME_PLAN_KERNELSTAGES_H
 
 #include "io/Status.h"
 #include "schemas/plan.pb.h"
@@ -52,4 +51,4 @@ io::Expected<KernelStages> assignKernelStages(const Plan &plan);
 
 } // namespace dsflow::stages
 
-#endif // DSFLOW_COMPILER_STAGES_KERNELSTAGES_H
+#endif // DSFLOW_RUNTIME_PLAN_KERNELSTAGES_H

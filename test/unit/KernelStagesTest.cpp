@@ -1,5 +1,5 @@
 //===- KernelStagesTest.cpp - Kernels onto pipeline stages ----------------===//
-#include "Stages/KernelStages.h"
+#include "plan/KernelStages.h"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 #include "Schedule/ScheduleGenerators.h"
 #include "Schedule/ScheduleSimulation.h"
 #include "Schedule/TimelineSvg.h"
-#include "Stages/KernelStages.h"
+#include "plan/KernelStages.h"
 #include "Stages/RankMemory.h"
 #include "io/AtomicFile.h"
 
