@@ -64,25 +64,50 @@ Executor::create(const Plan &plan, const std::string &source,
   } else {
     e->mem = std::make_unique<Memory>(e->planCopy);
   }
+  if (io::Status error = e->bindPrograms())
+    return *error;
+  return e;
+}
+
+io::Status Executor::bindPrograms() {
+  const Plan &p = planCopy;
   for (int i = 0; i < p.programs_size(); ++i) {
     std::vector<Step> steps;
     for (int32_t k : p.programs(i).kernels()) {
       io::Expected<BoundKernel> bound =
-          e->useDouble ? bindKernel<double>(p, k, *e->mem, expertParallel)
-                       : bindKernel<float>(p, k, *e->mem, expertParallel);
+          useDouble ? bindKernel<double>(p, k, *mem, expertParallel)
+                    : bindKernel<float>(p, k, *mem, expertParallel);
       if (!bound)
         return io::makeError(source, bound.error().message);
       steps.push_back({k, std::move(*bound)});
     }
     if (p.programs(i).role() == "eval")
-      e->evalProgram = i;
-    e->programs.push_back(std::move(steps));
+      evalProgram = i;
+    programs.push_back(std::move(steps));
   }
+  return std::nullopt;
+}
+
+io::Expected<std::unique_ptr<Executor>> Executor::sharingParameters() const {
+  std::unique_ptr<Executor> e(new Executor(planCopy));
+  e->source = source;
+  e->expertParallel = expertParallel;
+  e->tokenBuffer = tokenBuffer;
+  e->useDouble = useDouble;
+  e->mem = Memory::sharingParameters(*mem);
+  if (io::Status error = e->bindPrograms())
+    return *error;
   return e;
 }
 
-io::Status Executor::runProgram(int program) {
+io::Status Executor::runProgram(int program, const std::vector<char> *selected,
+                                const KernelHook *hook) {
   for (Step &step : programs[program]) {
+    if (selected && !(*selected)[step.kernel])
+      continue;
+    if (hook)
+      if (io::Status s = (*hook)(step.kernel, false))
+        return s;
     const Kernel &kernel = planCopy.kernels(step.kernel);
     // Backward kernels add into their outputs: every non-accumulating kernel
     // starts from zeros (forward kernels overwrite them anyway).
@@ -119,6 +144,9 @@ io::Status Executor::runProgram(int program) {
       return io::makeError(source, "kernel " + std::to_string(step.kernel) +
                                        " (" + kernel.op() +
                                        "): " + cpu::toString(status));
+    if (hook)
+      if (io::Status s = (*hook)(step.kernel, true))
+        return s;
   }
   return std::nullopt;
 }

@@ -14,6 +14,7 @@
 #include "exec/Memory.h"
 
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -29,11 +30,24 @@ public:
   static io::Expected<std::unique_ptr<Executor>>
   create(const Plan &plan, const std::string &source,
          ExpertParallel *expertParallel = nullptr);
+  /// Another executor of the same plan with its own inputs and activations
+  /// but `this` one's parameters and gradients (which must outlive it): a
+  /// pipeline stage's micro-batch in flight.
+  io::Expected<std::unique_ptr<Executor>> sharingParameters() const;
 
   /// Executes the "train" program once on the tokens in the input buffer.
   io::Status runMicroBatch() { return runProgram(0); }
   /// Executes the forward-only "eval" program (the train one if there is none).
   io::Status runForward() { return runProgram(evalProgram); }
+  /// Called before (after = false) and after each kernel runKernels runs.
+  using KernelHook = std::function<io::Status(int32_t kernel, bool after)>;
+  /// Executes the train program's kernels k with selected[k] (a pipeline
+  /// stage's forward or backward part), in program order, with `hook` around
+  /// each (the stage's messages).
+  io::Status runKernels(const std::vector<char> &selected,
+                        const KernelHook &hook) {
+    return runProgram(0, &selected, &hook);
+  }
 
   /// Accumulates wall time per op when on; report() prints the table.
   void setProfiling(bool on) { profiling = on; }
@@ -67,7 +81,11 @@ private:
     BoundKernel run;
   };
   Executor(const Plan &plan) : planCopy(plan) {}
-  io::Status runProgram(int program);
+  io::Status runProgram(int program,
+                        const std::vector<char> *selected = nullptr,
+                        const KernelHook *hook = nullptr);
+  /// Binds every program's kernels to the memory.
+  io::Status bindPrograms();
 
   Plan planCopy;
   std::unique_ptr<Memory> mem;

@@ -8,9 +8,9 @@ namespace dsflow::exec {
 
 namespace {
 /// Regions are 64-byte aligned and zero-initialised.
-std::unique_ptr<std::byte[]> allocate(int64_t bytes) {
+std::shared_ptr<std::byte[]> allocate(int64_t bytes) {
   size_t size = static_cast<size_t>(std::max<int64_t>(bytes, 64));
-  return std::unique_ptr<std::byte[]>(new (std::align_val_t(64))
+  return std::shared_ptr<std::byte[]>(new (std::align_val_t(64))
                                           std::byte[size]());
 }
 } // namespace
@@ -26,6 +26,14 @@ Memory::Memory(const Plan &plan, const std::function<bool(int32_t)> &absent)
   }
   inputs = {allocate(m.input_bytes()), m.input_bytes()};
   activations = {allocate(m.activation_bytes()), m.activation_bytes()};
+}
+
+std::unique_ptr<Memory> Memory::sharingParameters(const Memory &other) {
+  const MemoryPlan &m = other.planRef.memory();
+  auto copy = std::unique_ptr<Memory>(new Memory(other.planRef, other));
+  copy->inputs = {allocate(m.input_bytes()), m.input_bytes()};
+  copy->activations = {allocate(m.activation_bytes()), m.activation_bytes()};
+  return copy;
 }
 
 void Memory::packParameters(const std::function<bool(int32_t)> &absent) {

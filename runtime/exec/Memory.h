@@ -27,6 +27,9 @@ public:
   /// `absent(parameter buffer)`: leave that parameter and its gradient out.
   explicit Memory(const Plan &plan,
                   const std::function<bool(int32_t)> &absent = nullptr);
+  /// Another copy of the inputs and activations, sharing `other`'s parameters
+  /// and gradients (a pipeline stage keeps one per micro-batch in flight).
+  static std::unique_ptr<Memory> sharingParameters(const Memory &other);
 
   /// The first byte of buffer `index`; null for a buffer left out.
   std::byte *data(int32_t index) const;
@@ -47,8 +50,12 @@ public:
   const Plan &plan() const { return planRef; }
 
 private:
+  /// Shares `other`'s parameter and gradient regions and layout.
+  Memory(const Plan &plan, const Memory &other)
+      : planRef(plan), parameters(other.parameters), gradients(other.gradients),
+        packedOffset(other.packedOffset) {}
   struct Region {
-    std::unique_ptr<std::byte[]> bytes;
+    std::shared_ptr<std::byte[]> bytes;
     int64_t size = 0;
   };
   Region &regionOf(BufferKind kind);

@@ -1,6 +1,6 @@
 //===- ExpertBalance.cpp - Auxiliary-loss-free load balancing -------------===//
-#include "plan/PlanFile.h"
 #include "train/ExpertBalance.h"
+#include "plan/PlanFile.h"
 
 #include <algorithm>
 
@@ -27,17 +27,22 @@ ExpertBalance::ExpertBalance(const Plan &plan) {
 
 io::Status ExpertBalance::accumulate(exec::Memory &memory) {
   for (Layer &layer : layers) {
-    const auto *counts = reinterpret_cast<const int32_t *>(memory.data(layer.counts));
+    const auto *counts =
+        reinterpret_cast<const int32_t *>(memory.data(layer.counts));
     int64_t sum = 0;
     for (size_t e = 0; e < layer.load.size(); ++e) {
       layer.load[e] += counts[e];
       sum += counts[e];
     }
+    // All zero: the layer runs on another pipeline stage's rank.
+    if (sum == 0)
+      continue;
     if (sum != layer.rows)
-      return io::makeError(memory.plan().buffers(layer.bias).name(),
-                           "expert counts add up to " + std::to_string(sum) +
-                               ", not tokens * k = " + std::to_string(layer.rows) +
-                               " (internal error)");
+      return io::makeError(
+          memory.plan().buffers(layer.bias).name(),
+          "expert counts add up to " + std::to_string(sum) +
+              ", not tokens * k = " + std::to_string(layer.rows) +
+              " (internal error)");
   }
   return std::nullopt;
 }

@@ -130,10 +130,22 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return io::makeError("plan", "compiled for " + std::to_string(planRanks) +
                                      " ranks, but the job has " +
                                      std::to_string(world.size()));
-  if (plan.has_cluster() && plan.cluster().pp() > 1)
-    return io::makeError("plan", "the runtime does not execute pipeline "
-                                 "parallelism yet (pp " +
-                                     std::to_string(plan.cluster().pp()) + ")");
+  bool pipelined = plan.has_cluster() && plan.cluster().pp() > 1;
+  if (pipelined && plan.cluster().ep() > 1)
+    return io::makeError("plan", "pipeline and expert parallelism together "
+                                 "are not supported yet (pp " +
+                                     std::to_string(plan.cluster().pp()) +
+                                     ", ep " +
+                                     std::to_string(plan.cluster().ep()) + ")");
+  if (pipelined && std::string(world.transport()) != "mpi")
+    return io::makeError("plan", std::string("pipeline stages exchange "
+                                             "point-to-point messages, which "
+                                             "need the MPI transport, not ") +
+                                     world.transport());
+  if (pipelined && options.valFraction > 0)
+    return io::makeError(options.dataPath,
+                         "evaluation under pipeline parallelism is not "
+                         "supported yet: pass --val-fraction 0");
   if (world.size() > 1 && !options.dumpStep.empty())
     return io::makeError(options.dumpStep, "--dump-step records the step of "
                                            "one process; run it on one rank");
@@ -157,6 +169,12 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
   }
   std::unique_ptr<Trainer> t(new Trainer(
       executor, options, world, std::move(*sharding), std::move(expertGroup)));
+  if (pipelined) {
+    auto pipeline = PipelineRunner::create(executor, world);
+    if (!pipeline)
+      return pipeline.error();
+    t->pipeline = std::move(*pipeline);
+  }
   io::Expected<io::TokenData> data = io::TokenData::load(
       options.dataPath, {options.format, plan.model().vocab_size()});
   if (!data)
@@ -171,7 +189,7 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
   t->split = *split;
   // Every rank draws the global batch and keeps its own rows.
   io::Expected<io::BatchSampler> sampler =
-      io::BatchSampler::create(*t->data, t->split.train, rows * world.size(),
+      io::BatchSampler::create(*t->data, t->split.train, rows * t->dataRanks(),
                                window, plan.training().seed());
   if (!sampler)
     return sampler.error();
@@ -273,9 +291,22 @@ io::Status Trainer::saveCheckpoint(int64_t step) {
                             optimizer.stateTensors(), resume);
 }
 
-void Trainer::feed(const std::vector<int32_t> &globalBatch) {
-  int64_t count = executor.tokenCount();
-  std::memcpy(executor.tokens(), globalBatch.data() + world.rank() * count,
+void Trainer::setTrace(std::vector<exec::KernelEvent> *events) {
+  executor.setTrace(events);
+  for (int mb = 0; pipeline && mb < pipeline->microBatches(); ++mb)
+    for (exec::Executor *e : pipeline->executorsOf(mb))
+      e->setTrace(events);
+}
+
+int Trainer::dataRanks() const {
+  return pipeline ? pipeline->dataParallelRanks() : world.size();
+}
+
+void Trainer::feed(const std::vector<int32_t> &globalBatch,
+                   exec::Executor &into) {
+  int64_t count = into.tokenCount();
+  int index = pipeline ? pipeline->dataParallelIndex() : world.rank();
+  std::memcpy(into.tokens(), globalBatch.data() + index * count,
               size_t(count) * sizeof(int32_t));
 }
 
@@ -284,8 +315,9 @@ io::Status Trainer::averageOverRanks(double *values, int64_t count) {
     return std::nullopt;
   if (io::Status e = world.allReduceSum(values, count))
     return e;
+  // Under pipeline parallelism only the ranks of the last stage have losses.
   for (int64_t i = 0; i < count; ++i)
-    values[i] /= double(world.size());
+    values[i] /= double(dataRanks());
   return std::nullopt;
 }
 
@@ -297,17 +329,37 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   loss = lmLoss = mtpLoss = 0;
   int64_t microBatches = t.micro_batches();
   bool hasMtp = executor.plan().losses_size() > 2;
-  for (int64_t mb = 0; mb < microBatches; ++mb) {
+  auto addLosses = [&](const exec::Executor &e) {
+    loss += e.loss(0) / double(microBatches);
+    lmLoss += e.loss(1) / double(microBatches);
+    if (hasMtp)
+      mtpLoss += e.loss(2) / double(microBatches);
+  };
+  if (pipeline) {
+    // Every micro-batch's tokens, then this rank's stream of the schedule.
+    for (int mb = 0; mb < pipeline->microBatches(); ++mb) {
+      sampler->next(batch);
+      for (exec::Executor *e : pipeline->executorsOf(mb))
+        feed(batch, *e);
+    }
+    if (io::Status e = pipeline->runStep())
+      return e;
+    for (int mb = 0; mb < pipeline->microBatches(); ++mb) {
+      for (exec::Executor *e : pipeline->executorsOf(mb))
+        if (io::Status status = balance.accumulate(e->memory()))
+          return status;
+      if (exec::Executor *e = pipeline->lossExecutor(mb))
+        addLosses(*e);
+    }
+  }
+  for (int64_t mb = 0; !pipeline && mb < microBatches; ++mb) {
     sampler->next(batch);
-    feed(batch);
+    feed(batch, executor);
     if (io::Status e = executor.runMicroBatch())
       return e;
     if (io::Status e = balance.accumulate(memory))
       return e;
-    loss += executor.loss(0) / double(microBatches);
-    lmLoss += executor.loss(1) / double(microBatches);
-    if (hasMtp)
-      mtpLoss += executor.loss(2) / double(microBatches);
+    addLosses(executor);
   }
   double losses[3] = {loss, lmLoss, mtpLoss};
   if (io::Status e = averageOverRanks(losses, 3))
@@ -326,7 +378,7 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   if (io::Status e = balance.sumOver(world))
     return e;
   // Mean over micro-batches and ranks, then clip the global norm.
-  double gradScale = 1.0 / double(microBatches * world.size());
+  double gradScale = 1.0 / double(microBatches * dataRanks());
   double squares = optimizer.squaredGradientSum(
       memory, [this](int32_t grad) { return owns(grad); });
   if (io::Status e = world.allReduceSum(&squares, 1))
@@ -430,7 +482,7 @@ io::Expected<double> Trainer::evaluate() {
        ++i) {
     if (batches->batch(i, batch) != rows * world.size())
       break; // Only full micro-batches fit the plan.
-    feed(batch);
+    feed(batch, executor);
     if (io::Status e = executor.runForward())
       return *e;
     sum += executor.loss(1);
@@ -465,7 +517,7 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
       std::fclose(csv);
   };
   int64_t tokensPerStep =
-      t.micro_batches() * t.micro_batch() * t.seq_len() * world.size();
+      t.micro_batches() * t.micro_batch() * t.seq_len() * dataRanks();
   auto start = std::chrono::steady_clock::now();
   if (startStep > 0 && leader)
     std::fprintf(log, "resumed from step %lld\n", (long long)startStep);
@@ -473,9 +525,9 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
     double loss, lmLoss, mtpLoss;
     bool traced =
         !options.tracePath.empty() && step < startStep + options.traceSteps;
-    executor.setTrace(traced ? &traceEvents : nullptr);
+    setTrace(traced ? &traceEvents : nullptr);
     io::Status failed = trainStep(step, loss, lmLoss, mtpLoss);
-    executor.setTrace(nullptr);
+    setTrace(nullptr);
     if (failed) {
       closeCsv();
       return *failed;

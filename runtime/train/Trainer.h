@@ -21,6 +21,7 @@
 #include "train/DataParallel.h"
 #include "train/ExpertBalance.h"
 #include "train/ExpertSharding.h"
+#include "train/PipelineRunner.h"
 
 #include <atomic>
 #include <cstdio>
@@ -87,8 +88,12 @@ private:
   /// Whether this rank updates (and counts the norm of) the tensor of `grad`.
   bool updates(int32_t grad) const;
   bool owns(int32_t grad) const;
-  /// Copies this rank's rows of the global batch into the token input.
-  void feed(const std::vector<int32_t> &globalBatch);
+  /// Copies this rank's rows of the global batch into `into`'s token input.
+  void feed(const std::vector<int32_t> &globalBatch, exec::Executor &into);
+  /// Ranks that train on different rows (all but pipeline stages).
+  int dataRanks() const;
+  /// Records every executor's kernels into `events` (null: stops).
+  void setTrace(std::vector<exec::KernelEvent> *events);
   /// The mean over ranks of per-rank values (losses).
   io::Status averageOverRanks(double *values, int64_t count);
   /// The checkpoint to resume from, the same step on every rank; none when
@@ -127,6 +132,8 @@ private:
   int64_t startStep = 0;
   std::vector<int32_t> batch;
   std::vector<exec::KernelEvent> traceEvents;
+  /// This rank's pipeline stages (pp > 1).
+  std::unique_ptr<PipelineRunner> pipeline;
   /// Per MoE layer, per expert tokens summed over the run's steps.
   std::vector<std::vector<int64_t>> loadTotals;
 };

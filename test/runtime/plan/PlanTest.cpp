@@ -296,6 +296,17 @@ TEST(Memory, LeavesOutAbsentParametersAndTheirGradients) {
 namespace dsflow::exec {
 namespace {
 
+TEST(Memory, SharingParametersCopiesOnlyActivations) {
+  Plan plan = tinyPlan();
+  Memory first(plan);
+  std::unique_ptr<Memory> second = Memory::sharingParameters(first);
+  EXPECT_EQ(second->data(1), first.data(1)) << "parameters are shared";
+  EXPECT_NE(second->data(5), first.data(5)) << "activations are not";
+  EXPECT_NE(second->data(0), first.data(0)) << "nor inputs";
+  reinterpret_cast<float *>(first.data(5))[0] = 3.0f;
+  EXPECT_EQ(reinterpret_cast<float *>(second->data(5))[0], 0.0f);
+}
+
 TEST(KernelTrace, CompleteEventsPerRank) {
   EXPECT_EQ(chromeTraceEvents({}, 3), "");
   std::string json =

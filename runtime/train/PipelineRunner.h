@@ -1,0 +1,88 @@
+//===- PipelineRunner.h - A rank's pipeline stages through a step -*- C++
+//-*-===//
+//
+// Under pipeline parallelism (the plan's pipeline record, pp > 1) a rank runs
+// only its stages' kernels (plan/KernelStages.h), for every micro-batch of a
+// step, in the order its stream of the plan's schedule gives
+// (compiler/Schedule: 1F1B, ZB1P, DualPipe, DualPipeV). Each micro-batch has
+// its own executor (inputs and activations) for each stage of this rank it
+// passes, all sharing the parameters and gradients. A tensor another stage
+// reads is sent right after the kernel
+// making it; a tensor this stage reads from another is received just before
+// the first of its kernels that comes after the producer in program order
+// (the activation arena is planned for program order: earlier kernels may
+// reuse its memory). Messages are MPI point-to-point, tagged by micro-batch
+// and tensor; between two stages of one rank (DualPipeV) they are copies.
+//
+// Decisions, for the CPU backend:
+// - A chunk's backward runs its weight gradients too: the activation arena is
+//   planned for the program's order, so deferring W (ZB1P, DualPipe) would
+//   read memory that later kernels of the same micro-batch reuse. The
+//   schedule's W instructions are no-ops and a pair F&B runs F then B.
+// - Every rank allocates every parameter; gradients are summed over all ranks
+//   (zeros from ranks without the stage), which also keeps DualPipe's two
+//   copies of a stage equal.
+// Ranks: world rank = pipeline rank * (world / pp) + data-parallel index.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_TRAIN_PIPELINERUNNER_H
+#define DSFLOW_TRAIN_PIPELINERUNNER_H
+
+#include "Schedule/PipelineSchedule.h"
+#include "dist/Communicator.h"
+#include "exec/Executor.h"
+#include "plan/KernelStages.h"
+
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace dsflow::train {
+
+class PipelineRunner {
+public:
+  /// For this rank of `world`; `first` becomes micro-batch 0's executor.
+  static io::Expected<std::unique_ptr<PipelineRunner>>
+  create(exec::Executor &first, dist::Communicator &world);
+
+  int microBatches() const { return plan.microBatches; }
+  /// The executors of micro-batch `mb` on this rank (one per stage it passes
+  /// here): each needs the micro-batch's tokens.
+  std::vector<exec::Executor *> executorsOf(int microBatch) const;
+  /// The executor that computed micro-batch `mb`'s losses, or null when
+  /// another rank did (it holds the last stage in that micro-batch's
+  /// direction).
+  exec::Executor *lossExecutor(int microBatch) const;
+  /// Ranks that train on different data (world / pp).
+  int dataParallelRanks() const { return inner; }
+  int dataParallelIndex() const { return world.rank() % inner; }
+
+  /// Runs this rank's stream for one step; every micro-batch's tokens must
+  /// be in its executor.
+  io::Status runStep();
+
+private:
+  PipelineRunner(dist::Communicator &world) : world(world) {}
+  io::Status chunk(const schedule::Chunk &c, bool backward);
+
+  dist::Communicator &world;
+  int inner = 1, pipelineRank = 0;
+  schedule::PipelineSchedule plan;
+  std::vector<std::unique_ptr<exec::Executor>> owned;
+  /// (micro-batch, stage) -> its executor on this rank.
+  std::map<std::pair<int, int>, exec::Executor *> slots;
+  /// Crossings between two stages of this rank: (micro-batch, crossing).
+  std::map<std::pair<int, size_t>, std::vector<std::byte>> local;
+  /// Per stage: its forward and its backward kernels.
+  std::vector<std::vector<char>> forwardKernels, backwardKernels;
+  /// Distinct crossing tensors (buffer, from, to), in one order on all ranks,
+  /// with the kernel writing each.
+  std::vector<stages::StageCrossing> crossings;
+  std::vector<int32_t> producer;
+  /// Each kernel's position in the train program.
+  std::vector<int> position;
+};
+
+} // namespace dsflow::train
+
+#endif // DSFLOW_TRAIN_PIPELINERUNNER_H
