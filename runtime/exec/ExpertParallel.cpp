@@ -214,9 +214,9 @@ cpu::Status ExpertExchange<T>::backwardWeights(
 
 template <typename T>
 io::Expected<std::shared_ptr<ExpertExchange<T>>>
-ExpertParallel::exchange(const Plan &plan, int32_t rowsBuffer, int64_t layer,
+ExpertParallel::exchange(const Plan &plan, const void *rows, int64_t layer,
                          int64_t experts, int64_t hidden, int64_t inter) {
-  auto it = exchanges.find(rowsBuffer);
+  auto it = exchanges.find(rows);
   if (it != exchanges.end()) {
     if (auto typed = std::dynamic_pointer_cast<ExpertExchange<T>>(it->second))
       return typed;
@@ -229,17 +229,17 @@ ExpertParallel::exchange(const Plan &plan, int32_t rowsBuffer, int64_t layer,
     return slots.error();
   auto made = std::make_shared<ExpertExchange<T>>(*this, std::move(*slots),
                                                   hidden, inter);
-  exchanges[rowsBuffer] = made;
+  exchanges[rows] = made;
   return made;
 }
 
 template class ExpertExchange<float>;
 template class ExpertExchange<double>;
 template io::Expected<std::shared_ptr<ExpertExchange<float>>>
-ExpertParallel::exchange<float>(const Plan &, int32_t, int64_t, int64_t,
+ExpertParallel::exchange<float>(const Plan &, const void *, int64_t, int64_t,
                                 int64_t, int64_t);
 template io::Expected<std::shared_ptr<ExpertExchange<double>>>
-ExpertParallel::exchange<double>(const Plan &, int32_t, int64_t, int64_t,
+ExpertParallel::exchange<double>(const Plan &, const void *, int64_t, int64_t,
                                  int64_t, int64_t);
 
 } // namespace dsflow::exec

@@ -105,11 +105,12 @@ public:
   explicit ExpertParallel(dist::Communicator &group) : group(group) {}
 
   dist::Communicator &group;
-  /// The exchange of the layer whose dispatched rows are buffer `rowsBuffer`,
+  /// The exchange of the layer whose dispatched rows are at `rows` (one per
+  /// layer and executor memory: a pipeline stage has one per micro-batch),
   /// made on first use; an error when its placement does not fit.
   template <typename T>
   io::Expected<std::shared_ptr<ExpertExchange<T>>>
-  exchange(const Plan &plan, int32_t rowsBuffer, int64_t layer, int64_t experts,
+  exchange(const Plan &plan, const void *rows, int64_t layer, int64_t experts,
            int64_t hidden, int64_t inter);
 
   /// Set by an exchange whose communication failed (its kernel then returns
@@ -117,7 +118,7 @@ public:
   std::optional<io::IoError> error;
 
 private:
-  std::map<int32_t, std::shared_ptr<ExchangeBase>> exchanges;
+  std::map<const void *, std::shared_ptr<ExchangeBase>> exchanges;
 };
 
 } // namespace dsflow::exec

@@ -131,12 +131,6 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
                                      " ranks, but the job has " +
                                      std::to_string(world.size()));
   bool pipelined = plan.has_cluster() && plan.cluster().pp() > 1;
-  if (pipelined && plan.cluster().ep() > 1)
-    return io::makeError("plan", "pipeline and expert parallelism together "
-                                 "are not supported yet (pp " +
-                                     std::to_string(plan.cluster().pp()) +
-                                     ", ep " +
-                                     std::to_string(plan.cluster().ep()) + ")");
   if (pipelined && std::string(world.transport()) != "mpi")
     return io::makeError("plan", std::string("pipeline stages exchange "
                                              "point-to-point messages, which "

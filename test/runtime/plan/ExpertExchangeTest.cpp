@@ -59,8 +59,9 @@ TEST(ExpertExchange, ReplicatedSlotsMatchThePlainKernels) {
   Plan plan = placementPlan({0, 1, 2, 0, 2});
   dist::SelfCommunicator self;
   ExpertParallel ep(self);
-  auto exchange = ep.exchange<double>(plan, /*rowsBuffer=*/0, kLayer, kExperts,
-                                      kHidden, kInter);
+  int rowsKey = 0; // Any address: one exchange per rows buffer.
+  auto exchange =
+      ep.exchange<double>(plan, &rowsKey, kLayer, kExperts, kHidden, kInter);
   ASSERT_TRUE(exchange) << exchange.error().message;
 
   std::mt19937 rng(3);
@@ -120,7 +121,7 @@ TEST(ExpertExchange, RefusesCountsThatDoNotAddUp) {
   dist::SelfCommunicator self;
   ExpertParallel ep(self);
   auto exchange =
-      ep.exchange<double>(plan, 0, kLayer, kExperts, kHidden, kInter);
+      ep.exchange<double>(plan, &ep, kLayer, kExperts, kHidden, kInter);
   ASSERT_TRUE(exchange);
   std::vector<int32_t> counts = {1, 1, 1};
   std::vector<double> x(4 * kHidden), y(4 * kHidden), w(kInter * kHidden);
