@@ -158,6 +158,16 @@ io::Status PipelineRunner::chunk(const schedule::Chunk &c, bool backward) {
   return std::nullopt;
 }
 
+io::Status PipelineRunner::runForward() {
+  // In stage order: each rank runs the stages it holds in micro-batch 0's
+  // direction, after the stages before them.
+  for (int stage = 0; stage < plan.stages; ++stage)
+    if (plan.rankOf(0, stage) == pipelineRank)
+      if (io::Status s = chunk({0, stage}, false))
+        return s;
+  return world.flushSends();
+}
+
 io::Status PipelineRunner::runStep() {
   using schedule::Op;
   for (const schedule::Instruction &i : plan.streams[pipelineRank]) {

@@ -60,6 +60,9 @@ public:
   /// Runs this rank's stream for one step; every micro-batch's tokens must
   /// be in its executor.
   io::Status runStep();
+  /// Runs micro-batch 0's forward through the stages (evaluation); its
+  /// tokens must be in its executors.
+  io::Status runForward();
 
 private:
   PipelineRunner(dist::Communicator &world) : world(world) {}

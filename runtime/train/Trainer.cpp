@@ -136,13 +136,6 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
                                              "point-to-point messages, which "
                                              "need the MPI transport, not ") +
                                      world.transport());
-  if (pipelined && options.valFraction > 0)
-    return io::makeError(options.dataPath,
-                         "evaluation under pipeline parallelism is not "
-                         "supported yet: pass --val-fraction 0");
-  if (world.size() > 1 && !options.dumpStep.empty())
-    return io::makeError(options.dumpStep, "--dump-step records the step of "
-                                           "one process; run it on one rank");
   io::Expected<ExpertSharding> sharding =
       ExpertSharding::create(plan, world.rank());
   if (!sharding)
@@ -466,7 +459,7 @@ io::Expected<double> Trainer::evaluate() {
     return io::makeError(options.dataPath, "no validation split");
   int64_t rows = executor.plan().training().micro_batch();
   io::Expected<io::EvalBatches> batches =
-      io::EvalBatches::create(*data, split.validation, rows * world.size(),
+      io::EvalBatches::create(*data, split.validation, rows * dataRanks(),
                               executor.tokenCount() / rows);
   if (!batches)
     return batches.error();
@@ -474,13 +467,23 @@ io::Expected<double> Trainer::evaluate() {
   int64_t used = 0;
   for (int64_t i = 0; i < batches->numBatches() && used < options.evalBatches;
        ++i) {
-    if (batches->batch(i, batch) != rows * world.size())
+    if (batches->batch(i, batch) != rows * dataRanks())
       break; // Only full micro-batches fit the plan.
+    ++used;
+    if (pipeline) {
+      // Through the stages; the last stage's ranks have the loss.
+      for (exec::Executor *e : pipeline->executorsOf(0))
+        feed(batch, *e);
+      if (io::Status e = pipeline->runForward())
+        return *e;
+      if (exec::Executor *e = pipeline->lossExecutor(0))
+        sum += e->loss(1);
+      continue;
+    }
     feed(batch, executor);
     if (io::Status e = executor.runForward())
       return *e;
     sum += executor.loss(1);
-    ++used;
   }
   if (used == 0)
     return io::makeError(options.dataPath,
