@@ -1,6 +1,7 @@
 //===- PlanBuilder.cpp - Lower @train_step to a plan ----------------------===//
 //
-// Every op of @train_step becomes one kernel named after it ("graph.linear_wgrad"
+// Every op of @train_step becomes one kernel named after it
+// ("graph.linear_wgrad"
 // -> "linear_wgrad") in program order; its attributes are copied. graph.param
 // and graph.input become buffers of their regions, not kernels. Each
 // graph.accumulate_grad adds its value into the parameter's GRADIENT buffer.
@@ -23,7 +24,9 @@ namespace {
 
 constexpr int64_t kAlignment = 64;
 
-int64_t alignUp(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+int64_t alignUp(int64_t n) {
+  return (n + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 std::optional<DType> dtypeOf(Type element) {
   if (element.isF32())
@@ -112,9 +115,9 @@ void Lowering::copyAttributes(Operation *op, Kernel &kernel) {
   for (NamedAttribute named : op->getAttrs()) {
     if (auto dict = dyn_cast<DictionaryAttr>(named.getValue()))
       for (NamedAttribute field : dict)
-        attributes.push_back({named.getName().str() + "." +
-                                  field.getName().str(),
-                              field.getValue()});
+        attributes.push_back(
+            {named.getName().str() + "." + field.getName().str(),
+             field.getValue()});
     else
       attributes.push_back({named.getName().str(), named.getValue()});
   }
@@ -138,8 +141,8 @@ void Lowering::copyAttributes(Operation *op, Kernel &kernel) {
 LogicalResult Lowering::lowerOp(Operation *op) {
   Location loc = op->getLoc();
   if (auto param = dyn_cast<graph::ParamOp>(op)) {
-    FailureOr<int32_t> b = addBuffer(loc, param.getName().str(),
-                                     param.getType(), PARAMETER);
+    FailureOr<int32_t> b =
+        addBuffer(loc, param.getName().str(), param.getType(), PARAMETER);
     if (failed(b))
       return failure();
     plan.mutable_buffers(*b)->set_no_grad(param.getNoGrad());
@@ -195,8 +198,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     // A weight-gradient kernel adds (+=) into its outputs: let it add straight
     // into the parameters' gradient buffers instead of materializing dW.
     for (Value result : op->getResults()) {
-      FailureOr<int32_t> gradient =
-          gradientBuffer(cast<graph::AccumulateGradOp>(*result.getUsers().begin()));
+      FailureOr<int32_t> gradient = gradientBuffer(
+          cast<graph::AccumulateGradOp>(*result.getUsers().begin()));
       if (failed(gradient))
         return failure();
       kernel.add_outputs(*gradient);
@@ -205,7 +208,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   } else if (!isa<graph::AccumulateGradOp>(op)) {
     for (auto [i, result] : llvm::enumerate(op->getResults())) {
       FailureOr<int32_t> b = addBuffer(
-          loc, kernel.op() + "." + std::to_string(index) + "." + std::to_string(i),
+          loc,
+          kernel.op() + "." + std::to_string(index) + "." + std::to_string(i),
           cast<RankedTensorType>(result.getType()), ACTIVATION);
       if (failed(b))
         return failure();
@@ -272,12 +276,15 @@ void Lowering::layOutRegions() {
   memory.set_boundary_activation_bytes(boundary);
 }
 
-/// Memory-bound kernels: worth fusing with the kernel that produces their input.
+/// Memory-bound kernels: worth fusing with the kernel that produces their
+/// input.
 bool isMemoryBound(const std::string &op) {
   static const char *const ops[] = {
-      "add",  "scale",     "fill",       "reshape",         "swiglu",
-      "swiglu_grad", "rope", "rope_grad", "rms_norm",        "rms_norm_grad",
-      "accumulate_grad", "token_window", "split", "concat"};
+      "add",           "scale",           "fill",
+      "reshape",       "swiglu",          "swiglu_grad",
+      "rope",          "rope_grad",       "rms_norm",
+      "rms_norm_grad", "accumulate_grad", "token_window",
+      "split",         "concat"};
   return llvm::is_contained(ops, op);
 }
 
@@ -314,7 +321,8 @@ LogicalResult Lowering::run(func::FuncOp step) {
   // cross-entropy's logits (--dump-step). Without this the arena reuses them
   // during the backward and the runtime reads other tensors' bytes.
   for (const Kernel &kernel : plan.kernels()) {
-    if (kernel.op() == "dispatch" && kernel.outputs_size() >= 2)
+    if (kernel.op() == "dispatch" && !kernel.recomputed() &&
+        kernel.outputs_size() >= 2)
       lifetimes[kernel.outputs(1)].second = end;
     if (kernel.op() == "cross_entropy" && kernel.inputs_size() >= 1)
       lifetimes[kernel.inputs(0)].second = end;

@@ -8,8 +8,9 @@ namespace dsflow::train {
 
 ExpertBalance::ExpertBalance(const Plan &plan) {
   for (const Kernel &dispatch : plan.kernels()) {
-    if (dispatch.op() != "dispatch" || dispatch.inputs_size() < 2 ||
-        dispatch.outputs_size() < 2)
+    // A recomputed dispatch (dsflow-recompute) repeats its layer's counts.
+    if (dispatch.op() != "dispatch" || dispatch.recomputed() ||
+        dispatch.inputs_size() < 2 || dispatch.outputs_size() < 2)
       continue;
     int32_t indices = dispatch.inputs(1);
     for (const Kernel &gate : plan.kernels())

@@ -14,9 +14,9 @@
 #include "Placement/ClusterPlacement.h"
 #include "Placement/PlacementProto.h"
 #include "Placement/PlacementReport.h"
+#include "Plan/PlanBuilder.h"
 #include "Schedule/ScheduleGenerators.h"
 #include "Stages/StagePartition.h"
-#include "Plan/PlanBuilder.h"
 #include "plan/PlanFile.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -67,8 +67,8 @@ cl::opt<PrecisionFlag> precision(
 
 cl::list<std::string> recompute(
     "recompute",
-    cl::desc("Recompute in the backward: rmsnorm, mla_up_proj, swiglu, all, "
-             "none (default)"),
+    cl::desc("Recompute in the backward: rmsnorm, mla_up_proj, swiglu, "
+             "moe_dispatch, all (the first three), none (default)"),
     cl::CommaSeparated);
 
 cl::opt<bool> fp8("fp8",
@@ -112,14 +112,14 @@ using dsflow::schedule::ScheduleKind;
 cl::opt<ScheduleKind> pipelineSchedule(
     "pipeline-schedule", cl::desc("Pipeline schedule when --pp > 1"),
     cl::init(ScheduleKind::DualPipe),
-    cl::values(
-        clEnumValN(ScheduleKind::OneFOneB, "1f1b", "one forward, one backward"),
-        clEnumValN(ScheduleKind::ZeroBubble1P, "zb1p",
-                   "1F1B with weight gradients deferred (ZB-H1)"),
-        clEnumValN(ScheduleKind::DualPipe, "dualpipe",
-                   "DeepSeek-V3's bidirectional schedule (default)"),
-        clEnumValN(ScheduleKind::DualPipeV, "dualpipev",
-                   "DualPipe folded into a V: 2 stages per rank")),
+    cl::values(clEnumValN(ScheduleKind::OneFOneB, "1f1b",
+                          "one forward, one backward"),
+               clEnumValN(ScheduleKind::ZeroBubble1P, "zb1p",
+                          "1F1B with weight gradients deferred (ZB-H1)"),
+               clEnumValN(ScheduleKind::DualPipe, "dualpipe",
+                          "DeepSeek-V3's bidirectional schedule (default)"),
+               clEnumValN(ScheduleKind::DualPipeV, "dualpipev",
+                          "DualPipe folded into a V: 2 stages per rank")),
     cl::cat(clusterCategory));
 cl::opt<bool> zero1("zero1",
                     cl::desc("Shard the optimizer state over the data-parallel "

@@ -32,12 +32,16 @@ def Recompute : Pass<"dsflow-recompute", "mlir::ModuleOp"> {
       mla_up_proj  the MLA up-projections (q_b_proj, kv_b_proj) and the
                    reshape/split/rope ops between them and the attention core
       swiglu       every graph.swiglu
-    `all` selects the three; `none` (the default) nothing. A recomputed op's
+      moe_dispatch every graph.dispatch: the k rows per token the routed
+                   experts read, gathered again from the MoE input
+    `all` selects the first three (DeepSeek-V3's selection); `none` (the
+    default) nothing. A recomputed op's
     operands that are themselves recomputable are recomputed too.
   }];
   let options = [
     ListOption<"ops", "ops", "std::string",
-               "What to recompute: rmsnorm, mla_up_proj, swiglu, all, none">
+               "What to recompute: rmsnorm, mla_up_proj, swiglu, moe_dispatch, "
+               "all, none">
   ];
   let dependentDialects = ["::dsflow::graph::GraphDialect"];
 }

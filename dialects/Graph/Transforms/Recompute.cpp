@@ -1,8 +1,10 @@
 //===- Recompute.cpp - Recompute activations in the backward --------------===//
 //
-// Selective recomputation (DeepSeek-V3: all RMSNorms and the MLA up-projections):
-// instead of keeping a forward value alive until the backward reads it, the op
-// that produced it runs again just before its first backward use.
+// Selective recomputation (DeepSeek-V3: all RMSNorms and the MLA
+// up-projections; also the SwiGLU outputs and, beyond DeepSeek, the MoE
+// dispatch's rows): instead of keeping a forward value alive until the backward
+// reads it, the op that produced it runs again just before its first backward
+// use.
 //
 //===----------------------------------------------------------------------===//
 #include "Graph/IR/GraphOps.h"
@@ -24,7 +26,7 @@ using namespace dsflow::graph;
 namespace {
 
 struct Selection {
-  bool rmsNorm = false, mlaUpProj = false, swiglu = false;
+  bool rmsNorm = false, mlaUpProj = false, swiglu = false, moeDispatch = false;
 };
 
 bool isBackward(Operation *op) { return op->hasAttr(kBackwardAttr); }
@@ -54,6 +56,10 @@ public:
       result = selection.rmsNorm;
     else if (isa<SwigluOp>(op))
       result = selection.swiglu;
+    else if (isa<DispatchOp>(op))
+      // The routed experts' rows (k copies of every token) are gathered again
+      // from the MoE input, which the backward keeps anyway.
+      result = selection.moeDispatch;
     else if (isMlaUpProjection(op))
       result = selection.mlaUpProj;
     else if (isa<ReshapeOp, SplitOp>(op))
@@ -104,16 +110,20 @@ struct RecomputePass
     Selection selection;
     for (const std::string &name : ops) {
       if (name == "all")
-        selection = {true, true, true};
+        selection = {true, true, true, selection.moeDispatch};
       else if (name == "rmsnorm")
         selection.rmsNorm = true;
       else if (name == "mla_up_proj")
         selection.mlaUpProj = true;
       else if (name == "swiglu")
         selection.swiglu = true;
+      else if (name == "moe_dispatch")
+        selection.moeDispatch = true;
       else if (name != "none") {
         getOperation().emitError("dsflow-recompute: unknown selection '")
-            << name << "' (expected rmsnorm, mla_up_proj, swiglu, all, none)";
+            << name
+            << "' (expected rmsnorm, mla_up_proj, swiglu, moe_dispatch, all, "
+               "none)";
         return signalPassFailure();
       }
     }

@@ -4,7 +4,7 @@
 // RUN:   | FileCheck %s --check-prefix=NONE
 // RUN: not dsflow-opt %s -dsflow-autodiff -dsflow-recompute=ops=attention 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=BAD
-// BAD: dsflow-recompute: unknown selection 'attention' (expected rmsnorm, mla_up_proj, swiglu, all, none)
+// BAD: dsflow-recompute: unknown selection 'attention' (expected rmsnorm, mla_up_proj, swiglu, moe_dispatch, all, none)
 
 // The backward reads the norm's and the SwiGLU's outputs (for the weight
 // gradients of the linears after them): both are recomputed right before their
