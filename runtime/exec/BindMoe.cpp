@@ -284,8 +284,7 @@ expertExchange(BindContext<T> &c, const ExpertOperands<T> &e, int rowsAt) {
                "expert weight '" + weight + "' names no model layer"))
     return nullptr;
   auto exchange = c.expertParallel->template exchange<T>(
-      c.plan, c.memory.data(c.kernel.inputs(rowsAt)), *layer, e.experts,
-      e.hidden, e.inter);
+      c.plan, &c.memory, *layer, e.experts, e.hidden, e.inter);
   if (!c.check(bool(exchange), exchange ? "" : exchange.error().message))
     return nullptr;
   return *exchange;

@@ -214,9 +214,9 @@ cpu::Status ExpertExchange<T>::backwardWeights(
 
 template <typename T>
 io::Expected<std::shared_ptr<ExpertExchange<T>>>
-ExpertParallel::exchange(const Plan &plan, const void *rows, int64_t layer,
+ExpertParallel::exchange(const Plan &plan, const void *memory, int64_t layer,
                          int64_t experts, int64_t hidden, int64_t inter) {
-  auto it = exchanges.find(rows);
+  auto it = exchanges.find({memory, layer});
   if (it != exchanges.end()) {
     if (auto typed = std::dynamic_pointer_cast<ExpertExchange<T>>(it->second))
       return typed;
@@ -229,7 +229,7 @@ ExpertParallel::exchange(const Plan &plan, const void *rows, int64_t layer,
     return slots.error();
   auto made = std::make_shared<ExpertExchange<T>>(*this, std::move(*slots),
                                                   hidden, inter);
-  exchanges[rows] = made;
+  exchanges[{memory, layer}] = made;
   return made;
 }
 

@@ -105,12 +105,13 @@ public:
   explicit ExpertParallel(dist::Communicator &group) : group(group) {}
 
   dist::Communicator &group;
-  /// The exchange of the layer whose dispatched rows are at `rows` (one per
-  /// layer and executor memory: a pipeline stage has one per micro-batch),
-  /// made on first use; an error when its placement does not fit.
+  /// The exchange of MoE layer `layer` in the executor memory `memory` (a
+  /// pipeline stage has one memory per micro-batch; a recomputed dispatch
+  /// writes other buffers but belongs to the same layer), made on first use;
+  /// an error when its placement does not fit.
   template <typename T>
   io::Expected<std::shared_ptr<ExpertExchange<T>>>
-  exchange(const Plan &plan, const void *rows, int64_t layer, int64_t experts,
+  exchange(const Plan &plan, const void *memory, int64_t layer, int64_t experts,
            int64_t hidden, int64_t inter);
 
   /// Set by an exchange whose communication failed (its kernel then returns
@@ -118,7 +119,8 @@ public:
   std::optional<io::IoError> error;
 
 private:
-  std::map<const void *, std::shared_ptr<ExchangeBase>> exchanges;
+  std::map<std::pair<const void *, int64_t>, std::shared_ptr<ExchangeBase>>
+      exchanges;
 };
 
 } // namespace dsflow::exec

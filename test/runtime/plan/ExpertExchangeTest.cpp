@@ -59,7 +59,7 @@ TEST(ExpertExchange, ReplicatedSlotsMatchThePlainKernels) {
   Plan plan = placementPlan({0, 1, 2, 0, 2});
   dist::SelfCommunicator self;
   ExpertParallel ep(self);
-  int rowsKey = 0; // Any address: one exchange per rows buffer.
+  int rowsKey = 0; // Any address: one exchange per memory and layer.
   auto exchange =
       ep.exchange<double>(plan, &rowsKey, kLayer, kExperts, kHidden, kInter);
   ASSERT_TRUE(exchange) << exchange.error().message;
