@@ -26,7 +26,8 @@ io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
 
 io::Expected<std::unique_ptr<Executor>>
 Executor::create(const Plan &plan, const std::string &source,
-                 ExpertParallel *expertParallel) {
+                 ExpertParallel *expertParallel,
+                 const std::function<bool(int32_t)> &absent) {
   std::unique_ptr<Executor> e(new Executor(plan));
   e->source = source;
   e->expertParallel = expertParallel;
@@ -48,22 +49,24 @@ Executor::create(const Plan &plan, const std::string &source,
   if (e->tokenBuffer < 0 || p.buffers(e->tokenBuffer).dtype() != DTYPE_I32)
     return io::makeError(source, "the plan has no int32 'tokens' input");
   e->useDouble = hasF64;
+  // Only the routed experts this EP rank holds a slot of are allocated.
+  auto left = std::make_shared<std::set<int32_t>>();
   if (expertParallel) {
-    // Only the routed experts this EP rank holds a slot of are allocated.
     io::Expected<std::vector<ExpertTensorHolders>> experts =
         expertTensorHolders(p, expertParallel->group.size());
     if (!experts)
       return io::makeError(source, experts.error().message);
-    auto absent = std::make_shared<std::set<int32_t>>();
     int me = expertParallel->group.rank();
     for (const ExpertTensorHolders &t : *experts)
       if (std::find(t.ranks.begin(), t.ranks.end(), me) == t.ranks.end())
-        absent->insert(t.param);
-    e->mem = std::make_unique<Memory>(
-        e->planCopy, [absent](int32_t b) { return absent->count(b) != 0; });
-  } else {
-    e->mem = std::make_unique<Memory>(e->planCopy);
+        left->insert(t.param);
   }
+  if (left->empty() && !absent)
+    e->mem = std::make_unique<Memory>(e->planCopy);
+  else
+    e->mem = std::make_unique<Memory>(e->planCopy, [left, absent](int32_t b) {
+      return left->count(b) != 0 || (absent && absent(b));
+    });
   if (io::Status error = e->bindPrograms())
     return *error;
   return e;

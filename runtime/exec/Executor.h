@@ -27,9 +27,13 @@ public:
   /// are not all F32 (or all F64) are refused: the CPU backend computes in one
   /// precision. With `expertParallel` (which must outlive the executor) the
   /// routed experts run on the ranks of that EP group (ExpertParallel.h).
+  /// `absent(parameter buffer)`: parameters this rank does not allocate
+  /// (another pipeline stage's); the routed experts of other EP ranks are
+  /// left out too.
   static io::Expected<std::unique_ptr<Executor>>
   create(const Plan &plan, const std::string &source,
-         ExpertParallel *expertParallel = nullptr);
+         ExpertParallel *expertParallel = nullptr,
+         const std::function<bool(int32_t)> &absent = nullptr);
   /// Another executor of the same plan with its own inputs and activations
   /// but `this` one's parameters and gradients (which must outlive it): a
   /// pipeline stage's micro-batch in flight.

@@ -76,11 +76,12 @@ void ExpertBalance::updateBiases(exec::Memory &memory, double gamma) {
     double mean = double(total) / double(layer.load.size());
     if (mean > 0)
       lastImbalance = std::max(lastImbalance, double(most) / mean);
-    auto *bias = reinterpret_cast<float *>(memory.data(layer.bias));
-    for (size_t e = 0; e < layer.load.size(); ++e) {
-      double diff = mean - double(layer.load[e]);
-      bias[e] += static_cast<float>(gamma * ((diff > 0) - (diff < 0)));
-    }
+    // Null: another pipeline stage's layer, which its ranks update.
+    if (auto *bias = reinterpret_cast<float *>(memory.data(layer.bias)))
+      for (size_t e = 0; e < layer.load.size(); ++e) {
+        double diff = mean - double(layer.load[e]);
+        bias[e] += static_cast<float>(gamma * ((diff > 0) - (diff < 0)));
+      }
     last.push_back(layer.load);
     std::fill(layer.load.begin(), layer.load.end(), 0);
   }

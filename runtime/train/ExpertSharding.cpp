@@ -2,7 +2,6 @@
 #include "train/ExpertSharding.h"
 
 #include "exec/ExpertSlots.h"
-#include "plan/PlanFile.h"
 
 #include <algorithm>
 
@@ -43,38 +42,9 @@ bool ExpertSharding::countsReplicated(int32_t grad) const {
          it->second.front() == epRank();
 }
 
-io::Status
-ExpertSharding::gatherToRankZero(exec::Memory &memory,
-                                 dist::Communicator &world,
-                                 std::vector<std::vector<float>> &storage,
-                                 std::vector<io::TensorRef> &tensors) const {
-  const Plan &plan = memory.plan();
-  for (const auto &[grad, ranks] : holders) {
-    if (ranks.front() == 0)
-      continue; // World rank 0 (EP rank 0 of group 0) holds it.
-    int32_t param = plan.buffers(grad).gradient_of();
-    const Buffer &b = plan.buffers(param);
-    // EP group 0's first holder is world rank ranks.front().
-    std::vector<float> values(size_t(numElements(b)));
-    if (world.rank() == ranks.front())
-      std::copy_n(reinterpret_cast<const float *>(memory.data(param)),
-                  values.size(), values.data());
-    if (io::Status e = world.broadcast(values.data(),
-                                       int64_t(values.size() * sizeof(float)),
-                                       ranks.front()))
-      return e;
-    if (world.rank() != 0)
-      continue;
-    storage.push_back(std::move(values));
-    io::TensorRef ref;
-    ref.name = b.name();
-    ref.dtype = io::DType::F32;
-    ref.shape.assign(b.shape().begin(), b.shape().end());
-    ref.data = storage.back().data();
-    ref.byteSize = storage.back().size() * sizeof(float);
-    tensors.push_back(std::move(ref));
-  }
-  return std::nullopt;
+int ExpertSharding::firstHolder(int32_t grad) const {
+  auto it = holders.find(grad);
+  return it == holders.end() ? 0 : it->second.front();
 }
 
 } // namespace dsflow::train

@@ -18,7 +18,6 @@
 
 #include "dist/Communicator.h"
 #include "exec/Memory.h"
-#include "io/SafetensorsWriter.h"
 
 #include <map>
 #include <vector>
@@ -48,12 +47,9 @@ public:
   /// first holder in EP group 0.
   bool countsReplicated(int32_t grad) const;
 
-  /// The tensors rank 0 lacks, from their first holders (in EP group 0), as
-  /// named tensors for a safetensors file (filled on rank 0 only). Collective
-  /// over `world`.
-  io::Status gatherToRankZero(exec::Memory &memory, dist::Communicator &world,
-                              std::vector<std::vector<float>> &storage,
-                              std::vector<io::TensorRef> &tensors) const;
+  /// The first EP rank holding the routed-expert tensor of `grad` (0 for a
+  /// dense tensor).
+  int firstHolder(int32_t grad) const;
 
 private:
   enum class Kind { Dense, Sharded, Replicated };

@@ -9,11 +9,8 @@
 
 namespace dsflow::train {
 
-io::Expected<std::unique_ptr<PipelineRunner>>
-PipelineRunner::create(exec::Executor &first, dist::Communicator &world) {
-  const Plan &p = first.plan();
-  std::unique_ptr<PipelineRunner> r(new PipelineRunner(world));
-  int pp = p.cluster().pp();
+/// The plan's schedule for its stages and micro-batches.
+static io::Expected<schedule::PipelineSchedule> scheduleOf(const Plan &p) {
   std::optional<schedule::ScheduleKind> kind =
       schedule::parseScheduleKind(p.pipeline().schedule());
   if (!kind)
@@ -23,6 +20,33 @@ PipelineRunner::create(exec::Executor &first, dist::Communicator &world) {
       *kind, p.pipeline().stages_size(), int(p.training().micro_batches()));
   if (!s)
     return io::makeError("plan", s.error().message);
+  return s;
+}
+
+io::Expected<PipelineRunner::StageHolders>
+PipelineRunner::stageHolders(const Plan &plan) {
+  io::Expected<schedule::PipelineSchedule> s = scheduleOf(plan);
+  if (!s)
+    return s.error();
+  StageHolders h;
+  h.first.assign(s->stages, s->ranks);
+  h.held.resize(s->ranks);
+  for (const std::vector<int> &holders : s->holder)
+    for (int stage = 0; stage < int(holders.size()); ++stage) {
+      h.held[holders[stage]].insert(stage);
+      h.first[stage] = std::min(h.first[stage], holders[stage]);
+    }
+  return h;
+}
+
+io::Expected<std::unique_ptr<PipelineRunner>>
+PipelineRunner::create(exec::Executor &first, dist::Communicator &world) {
+  const Plan &p = first.plan();
+  std::unique_ptr<PipelineRunner> r(new PipelineRunner(world));
+  int pp = p.cluster().pp();
+  io::Expected<schedule::PipelineSchedule> s = scheduleOf(p);
+  if (!s)
+    return s.error();
   if (s->ranks != pp || world.size() % pp != 0)
     return io::makeError("plan", "the schedule runs on " +
                                      std::to_string(s->ranks) +

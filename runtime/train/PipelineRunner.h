@@ -19,9 +19,10 @@
 //   planned for the program's order, so deferring W (ZB1P, DualPipe) would
 //   read memory that later kernels of the same micro-batch reuse. The
 //   schedule's W instructions are no-ops and a pair F&B runs F then B.
-// - Every rank allocates every parameter; gradients are summed over all ranks
-//   (zeros from ranks without the stage), which also keeps DualPipe's two
-//   copies of a stage equal.
+// - A rank allocates only its stages' parameters (dsflow-run); gradients are
+//   summed over all ranks, zeros from those without a tensor, and every holder
+//   applies the same update, which also keeps DualPipe's two copies of a stage
+//   equal (Trainer).
 // Ranks: world rank = pipeline rank * (world / pp) + data-parallel index.
 //
 //===----------------------------------------------------------------------===//
@@ -35,12 +36,22 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 namespace dsflow::train {
 
 class PipelineRunner {
 public:
+  /// Which pipeline ranks hold which stages under the plan's schedule.
+  struct StageHolders {
+    /// Per stage, the lowest pipeline rank holding it (in any direction).
+    std::vector<int> first;
+    /// Per pipeline rank, the stages it holds.
+    std::vector<std::set<int>> held;
+  };
+  static io::Expected<StageHolders> stageHolders(const Plan &plan);
+
   /// For this rank of `world`; `first` becomes micro-batch 0's executor.
   static io::Expected<std::unique_ptr<PipelineRunner>>
   create(exec::Executor &first, dist::Communicator &world);

@@ -3,6 +3,7 @@
 #include "plan/PlanFile.h"
 
 #include "exec/ExpertSlots.h"
+#include "plan/KernelStages.h"
 
 #include "train/LrSchedule.h"
 #include "train/ParamInit.h"
@@ -64,6 +65,15 @@ std::string rankCheckpointDir(const std::string &dir, int rank, int ranks) {
 
 } // namespace
 
+/// Per buffer, the gradient buffer of the parameter it is (-1: none).
+static std::vector<int32_t> gradientsOf(const Plan &plan) {
+  std::vector<int32_t> out(plan.buffers_size(), -1);
+  for (int32_t b = 0; b < plan.buffers_size(); ++b)
+    if (plan.buffers(b).kind() == GRADIENT)
+      out[plan.buffers(b).gradient_of()] = b;
+  return out;
+}
+
 /// Whether the plan asks for ZeRO-1 (a plan without a cluster runs alone).
 static bool zero1(const Plan &plan) {
   return !plan.has_cluster() || plan.cluster().zero1();
@@ -71,16 +81,20 @@ static bool zero1(const Plan &plan) {
 
 Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                  dist::Communicator &world, ExpertSharding expertSharding,
-                 std::unique_ptr<dist::Communicator> expertReplicas)
+                 std::unique_ptr<dist::Communicator> expertReplicas,
+                 std::optional<PipelineRunner::StageHolders> stageHolders)
     : executor(executor), options(options), world(world),
       checkpointDir(
           rankCheckpointDir(options.checkpointDir, world.rank(), world.size())),
       sharding(std::move(expertSharding)),
-      expertGroup(std::move(expertReplicas)),
-      dataParallel(executor.plan(), world, zero1(executor.plan()),
+      expertGroup(std::move(expertReplicas)), stages(std::move(stageHolders)),
+      gradientOf(gradientsOf(executor.plan())),
+      // Under pipeline parallelism every tensor is summed over the world,
+      // zeros from the ranks without it (they do not allocate it).
+      dataParallel(executor.plan(), world, zero1(executor.plan()) && !stages,
                    [this](int32_t grad) {
-                     return !sharding.sharded(grad) &&
-                            !sharding.replicated(grad);
+                     return stages || (!sharding.sharded(grad) &&
+                                       !sharding.replicated(grad));
                    }),
       expertData(expertGroup ? std::make_unique<DataParallel>(
                                    executor.plan(), *expertGroup,
@@ -100,7 +114,22 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                 [this](int32_t grad) { return updates(grad); }),
       balance(executor.plan()) {}
 
+int Trainer::holderOf(int32_t param) const {
+  const Plan &plan = executor.plan();
+  // The world rank in pipeline rank 0 and DP replica 0 with the EP rank.
+  int32_t grad = gradientOf[param];
+  int ep = grad >= 0 ? sharding.firstHolder(grad) : 0;
+  if (!stages)
+    return ep;
+  int stage =
+      stages::stageOfTensor(plan.pipeline(), plan.buffers(param).name());
+  return stages->first[stage] * (world.size() / plan.cluster().pp()) + ep;
+}
+
 bool Trainer::updates(int32_t grad) const {
+  if (stages) // Every holder applies the same sum.
+    return executor.memory().present(
+        executor.plan().buffers(grad).gradient_of());
   if (sharding.replicated(grad))
     return sharding.holds(grad); // Every holder, from the same sum.
   if (sharding.sharded(grad))
@@ -109,6 +138,9 @@ bool Trainer::updates(int32_t grad) const {
 }
 
 bool Trainer::owns(int32_t grad) const {
+  if (stages)
+    return holderOf(executor.plan().buffers(grad).gradient_of()) ==
+           world.rank();
   if (sharding.replicated(grad))
     return sharding.countsReplicated(grad);
   if (sharding.sharded(grad))
@@ -147,15 +179,23 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
                              "experts on " +
                              std::to_string(executor.expertParallelRanks()));
   // The ranks with this rank's EP rank hold the same experts.
+  std::optional<PipelineRunner::StageHolders> holders;
+  if (pipelined) {
+    auto h = PipelineRunner::stageHolders(plan);
+    if (!h)
+      return h.error();
+    holders = std::move(*h);
+  }
   std::unique_ptr<dist::Communicator> expertGroup;
-  if (sharding->epRanks() > 1) {
+  if (sharding->epRanks() > 1 && !pipelined) {
     auto group = world.split(sharding->epRank(), sharding->dpIndex());
     if (!group)
       return group.error();
     expertGroup = std::move(*group);
   }
-  std::unique_ptr<Trainer> t(new Trainer(
-      executor, options, world, std::move(*sharding), std::move(expertGroup)));
+  std::unique_ptr<Trainer> t(
+      new Trainer(executor, options, world, std::move(*sharding),
+                  std::move(expertGroup), std::move(holders)));
   if (pipelined) {
     auto pipeline = PipelineRunner::create(executor, world);
     if (!pipeline)
@@ -426,14 +466,45 @@ io::Status Trainer::writeTrace() {
                                      "\n], \"displayTimeUnit\": \"ms\"}\n");
 }
 
+io::Status Trainer::gatherToRankZero(std::vector<std::vector<float>> &storage,
+                                     std::vector<io::TensorRef> &tensors) {
+  exec::Memory &memory = executor.memory();
+  const Plan &plan = memory.plan();
+  for (int32_t param = 0; param < plan.buffers_size(); ++param) {
+    if (plan.buffers(param).kind() != PARAMETER)
+      continue;
+    int holder = holderOf(param);
+    if (holder == 0)
+      continue; // World rank 0 holds it.
+    const Buffer &b = plan.buffers(param);
+    std::vector<float> values(size_t(numElements(b)));
+    if (world.rank() == holder)
+      std::copy_n(reinterpret_cast<const float *>(memory.data(param)),
+                  values.size(), values.data());
+    if (io::Status e = world.broadcast(
+            values.data(), int64_t(values.size() * sizeof(float)), holder))
+      return e;
+    if (world.rank() != 0)
+      continue;
+    storage.push_back(std::move(values));
+    io::TensorRef ref;
+    ref.name = b.name();
+    ref.dtype = io::DType::F32;
+    ref.shape.assign(b.shape().begin(), b.shape().end());
+    ref.data = storage.back().data();
+    ref.byteSize = storage.back().size() * sizeof(float);
+    tensors.push_back(std::move(ref));
+  }
+  return std::nullopt;
+}
+
 io::Status Trainer::saveOutputs(int64_t steps) {
   exec::Memory &memory = executor.memory();
   if (!options.saveParams.empty()) {
     // Rank 0 writes every parameter: its own and the experts it lacks.
     std::vector<io::TensorRef> tensors = parameterTensors(memory);
     std::vector<std::vector<float>> gathered;
-    if (io::Status e =
-            sharding.gatherToRankZero(memory, world, gathered, tensors))
+    if (io::Status e = gatherToRankZero(gathered, tensors))
       return e;
     if (world.rank() == 0)
       if (io::Status e = io::saveSafetensors(options.saveParams, tensors))

@@ -16,6 +16,7 @@
 #include "dist/Communicator.h"
 #include "exec/Executor.h"
 #include "io/BatchSampler.h"
+#include "io/SafetensorsWriter.h"
 #include "io/TokenData.h"
 #include "train/AdamW.h"
 #include "train/DataParallel.h"
@@ -84,7 +85,15 @@ public:
 private:
   Trainer(exec::Executor &executor, const TrainOptions &options,
           dist::Communicator &world, ExpertSharding sharding,
-          std::unique_ptr<dist::Communicator> expertGroup);
+          std::unique_ptr<dist::Communicator> expertGroup,
+          std::optional<PipelineRunner::StageHolders> stages);
+  /// The lowest world rank holding parameter buffer `param`.
+  int holderOf(int32_t param) const;
+  /// Brings rank 0 the parameters it does not hold (other EP ranks' experts,
+  /// other stages' tensors), as named tensors (filled on rank 0 only).
+  /// Collective over the world.
+  io::Status gatherToRankZero(std::vector<std::vector<float>> &storage,
+                              std::vector<io::TensorRef> &tensors);
   /// Whether this rank updates (and counts the norm of) the tensor of `grad`.
   bool updates(int32_t grad) const;
   bool owns(int32_t grad) const;
@@ -116,8 +125,13 @@ private:
   /// options.checkpointDir, or its rank-NNNNN subdirectory on several ranks.
   std::string checkpointDir;
   ExpertSharding sharding;
-  /// The ranks holding this rank's experts (under expert parallelism).
+  /// The ranks holding this rank's experts (expert parallelism without
+  /// pipeline stages).
   std::unique_ptr<dist::Communicator> expertGroup;
+  /// Which pipeline ranks hold which stages (pipeline parallelism).
+  std::optional<PipelineRunner::StageHolders> stages;
+  /// Per parameter buffer, its gradient buffer (-1: none).
+  std::vector<int32_t> gradientOf;
   /// Every tensor but the routed experts', over the world.
   DataParallel dataParallel;
   /// This rank's experts held on one EP rank, over expertGroup.

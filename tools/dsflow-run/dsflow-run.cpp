@@ -13,6 +13,7 @@
 #include "dist/PlanCheck.h"
 #include "io/FileUtil.h"
 #include "io/Fnv1a.h"
+#include "plan/KernelStages.h"
 #include "train/Trainer.h"
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
 
 using namespace dsflow;
@@ -107,8 +109,29 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
     epGroup = std::move(*group);
     expertParallel = std::make_unique<exec::ExpertParallel>(*epGroup);
   }
+  // Under pipeline parallelism a rank allocates only its stages' parameters
+  // (unless a parameter is read on several stages: then everyone has all).
+  std::function<bool(int32_t)> otherStage;
+  int pp = plan->has_cluster() ? std::max(1, plan->cluster().pp()) : 1;
+  if (pp > 1 && plan->has_pipeline() && world.size() % pp == 0) {
+    io::Expected<stages::KernelStages> split =
+        stages::assignKernelStages(*plan);
+    if (!split)
+      return failJob(world, split.error().message);
+    auto holders = train::PipelineRunner::stageHolders(*plan);
+    if (!holders)
+      return failJob(world, holders.error().message);
+    std::set<int> mine = holders->held[world.rank() / (world.size() / pp)];
+    const Plan &p = *plan;
+    if (split->sharedParameters.empty())
+      otherStage = [mine, &p](int32_t b) {
+        return !mine.count(
+            stages::stageOfTensor(p.pipeline(), p.buffers(b).name()));
+      };
+  }
   io::Expected<std::unique_ptr<exec::Executor>> executor =
-      exec::Executor::create(*plan, planPath, expertParallel.get());
+      exec::Executor::create(*plan, planPath, expertParallel.get(),
+                             otherStage);
   if (!executor)
     return failJob(world, executor.error().message);
   (*executor)->setProfiling(profile);
