@@ -82,20 +82,22 @@ static bool zero1(const Plan &plan) {
 Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                  dist::Communicator &world, ExpertSharding expertSharding,
                  std::unique_ptr<dist::Communicator> expertReplicas,
-                 std::optional<PipelineRunner::StageHolders> stageHolders)
+                 std::optional<PipelineRunner::StageHolders> stageHolders,
+                 std::vector<StageGroup> stageComms)
     : executor(executor), options(options), world(world),
       checkpointDir(
           rankCheckpointDir(options.checkpointDir, world.rank(), world.size())),
       sharding(std::move(expertSharding)),
       expertGroup(std::move(expertReplicas)), stages(std::move(stageHolders)),
       gradientOf(gradientsOf(executor.plan())),
-      // Under pipeline parallelism every tensor is summed over the world,
-      // zeros from the ranks without it (they do not allocate it).
-      dataParallel(executor.plan(), world, zero1(executor.plan()) && !stages,
-                   [this](int32_t grad) {
-                     return stages || (!sharding.sharded(grad) &&
-                                       !sharding.replicated(grad));
-                   }),
+      // Without stages: every tensor but the routed experts', over the
+      // world. With stages: the routed experts', over the world with zeros
+      // from the ranks without them, applied by every holder (dense tensors
+      // go to their stage's group below).
+      dataParallel(
+          executor.plan(), world, zero1(executor.plan()) && !stages,
+          [this](int32_t grad) { return routed(grad) == bool(stages); }),
+      stageGroups(std::move(stageComms)), stageData(stageDataParallel()),
       expertData(expertGroup ? std::make_unique<DataParallel>(
                                    executor.plan(), *expertGroup,
                                    zero1(executor.plan()),
@@ -114,6 +116,16 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                 [this](int32_t grad) { return updates(grad); }),
       balance(executor.plan()) {}
 
+std::vector<DataParallel *> Trainer::otherGroups() const {
+  std::vector<DataParallel *> groups;
+  for (DataParallel *g : {expertData.get(), replicatedExperts.get()})
+    if (g)
+      groups.push_back(g);
+  for (const std::unique_ptr<DataParallel> &g : stageData)
+    groups.push_back(g.get());
+  return groups;
+}
+
 int Trainer::holderOf(int32_t param) const {
   const Plan &plan = executor.plan();
   // The world rank in pipeline rank 0 and DP replica 0 with the EP rank.
@@ -126,10 +138,45 @@ int Trainer::holderOf(int32_t param) const {
   return stages->first[stage] * (world.size() / plan.cluster().pp()) + ep;
 }
 
+bool Trainer::routed(int32_t grad) const {
+  return sharding.sharded(grad) || sharding.replicated(grad);
+}
+
+int Trainer::stageOf(int32_t grad) const {
+  const Plan &plan = executor.plan();
+  return stages::stageOfTensor(
+      plan.pipeline(), plan.buffers(plan.buffers(grad).gradient_of()).name());
+}
+
+std::vector<std::unique_ptr<DataParallel>> Trainer::stageDataParallel() {
+  std::vector<std::unique_ptr<DataParallel>> out;
+  for (const StageGroup &g : stageGroups) {
+    int stage = g.first;
+    out.push_back(std::make_unique<DataParallel>(
+        executor.plan(), *g.second, zero1(executor.plan()),
+        [this, stage](int32_t grad) {
+          return !routed(grad) && stageOf(grad) == stage;
+        }));
+  }
+  return out;
+}
+
+const DataParallel *Trainer::stageGroupOf(int32_t grad) const {
+  int stage = stageOf(grad);
+  for (size_t j = 0; j < stageGroups.size(); ++j)
+    if (stageGroups[j].first == stage)
+      return stageData[j].get();
+  return nullptr;
+}
+
 bool Trainer::updates(int32_t grad) const {
-  if (stages) // Every holder applies the same sum.
+  if (stages && routed(grad)) // Every holder applies the same sum.
     return executor.memory().present(
         executor.plan().buffers(grad).gradient_of());
+  if (stages) {
+    const DataParallel *group = stageGroupOf(grad);
+    return group && group->updates(grad);
+  }
   if (sharding.replicated(grad))
     return sharding.holds(grad); // Every holder, from the same sum.
   if (sharding.sharded(grad))
@@ -138,9 +185,13 @@ bool Trainer::updates(int32_t grad) const {
 }
 
 bool Trainer::owns(int32_t grad) const {
-  if (stages)
+  if (stages && routed(grad))
     return holderOf(executor.plan().buffers(grad).gradient_of()) ==
            world.rank();
+  if (stages) {
+    const DataParallel *group = stageGroupOf(grad);
+    return group && group->owns(grad);
+  }
   if (sharding.replicated(grad))
     return sharding.countsReplicated(grad);
   if (sharding.sharded(grad))
@@ -186,6 +237,27 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
       return h.error();
     holders = std::move(*h);
   }
+  // Under pipeline parallelism the ranks holding a stage reduce (and, with
+  // ZeRO-1, shard) its dense tensors: one group per stage this rank holds,
+  // made by as many splits as any rank holds stages.
+  std::vector<StageGroup> stageGroups;
+  if (holders) {
+    size_t most = 0;
+    for (const std::set<int> &held : holders->held)
+      most = std::max(most, held.size());
+    int inner = world.size() / plan.cluster().pp();
+    const std::set<int> &held = holders->held[world.rank() / inner];
+    std::vector<int> mine(held.begin(), held.end());
+    int stageCount = plan.pipeline().stages_size();
+    for (size_t j = 0; j < most; ++j) {
+      int color = j < mine.size() ? mine[j] : stageCount + world.rank();
+      auto group = world.split(color, world.rank());
+      if (!group)
+        return group.error();
+      if (j < mine.size())
+        stageGroups.push_back({mine[j], std::move(*group)});
+    }
+  }
   std::unique_ptr<dist::Communicator> expertGroup;
   if (sharding->epRanks() > 1 && !pipelined) {
     auto group = world.split(sharding->epRank(), sharding->dpIndex());
@@ -193,9 +265,9 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
       return group.error();
     expertGroup = std::move(*group);
   }
-  std::unique_ptr<Trainer> t(
-      new Trainer(executor, options, world, std::move(*sharding),
-                  std::move(expertGroup), std::move(holders)));
+  std::unique_ptr<Trainer> t(new Trainer(
+      executor, options, world, std::move(*sharding), std::move(expertGroup),
+      std::move(holders), std::move(stageGroups)));
   if (pipelined) {
     auto pipeline = PipelineRunner::create(executor, world);
     if (!pipeline)
@@ -398,10 +470,9 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
                              " at step " + std::to_string(step));
   if (io::Status e = dataParallel.reduceGradients(memory))
     return e;
-  for (DataParallel *group : {expertData.get(), replicatedExperts.get()})
-    if (group)
-      if (io::Status e = group->reduceGradients(memory))
-        return e;
+  for (DataParallel *group : otherGroups())
+    if (io::Status e = group->reduceGradients(memory))
+      return e;
   if (io::Status e = balance.sumOver(world))
     return e;
   // Mean over micro-batches and ranks, then clip the global norm.
@@ -421,8 +492,8 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   optimizer.step(memory, lastLr, gradScale);
   if (io::Status e = dataParallel.gatherParameters(memory))
     return e;
-  if (expertData)
-    if (io::Status e = expertData->gatherParameters(memory))
+  for (DataParallel *group : otherGroups())
+    if (io::Status e = group->gatherParameters(memory))
       return e;
   balance.updateBiases(memory, t.bias_update_speed());
   const std::vector<std::vector<int64_t>> &loads = balance.lastLoads();

@@ -83,10 +83,22 @@ public:
   io::Expected<TrainSummary> run(const std::atomic<bool> &stop, std::FILE *log);
 
 private:
+  /// A stage and the communicator of the ranks holding it.
+  using StageGroup = std::pair<int, std::unique_ptr<dist::Communicator>>;
   Trainer(exec::Executor &executor, const TrainOptions &options,
           dist::Communicator &world, ExpertSharding sharding,
           std::unique_ptr<dist::Communicator> expertGroup,
-          std::optional<PipelineRunner::StageHolders> stages);
+          std::optional<PipelineRunner::StageHolders> stages,
+          std::vector<StageGroup> stageGroups);
+  /// Whether `grad` is a routed expert's (EP-sharded or replicated).
+  bool routed(int32_t grad) const;
+  /// The pipeline stage of `grad`'s tensor.
+  int stageOf(int32_t grad) const;
+  std::vector<std::unique_ptr<DataParallel>> stageDataParallel();
+  /// The group of a dense tensor's stage, if this rank holds the stage.
+  const DataParallel *stageGroupOf(int32_t grad) const;
+  /// The groups besides dataParallel.
+  std::vector<DataParallel *> otherGroups() const;
   /// The lowest world rank holding parameter buffer `param`.
   int holderOf(int32_t param) const;
   /// Brings rank 0 the parameters it does not hold (other EP ranks' experts,
@@ -132,8 +144,13 @@ private:
   std::optional<PipelineRunner::StageHolders> stages;
   /// Per parameter buffer, its gradient buffer (-1: none).
   std::vector<int32_t> gradientOf;
-  /// Every tensor but the routed experts', over the world.
+  /// Every tensor but the routed experts', over the world (with stages: the
+  /// routed experts', see the constructor).
   DataParallel dataParallel;
+  /// With stages: per stage this rank holds, its holders and their dense
+  /// tensors.
+  std::vector<StageGroup> stageGroups;
+  std::vector<std::unique_ptr<DataParallel>> stageData;
   /// This rank's experts held on one EP rank, over expertGroup.
   std::unique_ptr<DataParallel> expertData;
   /// Experts with replicas on several EP ranks, summed over the world.
