@@ -19,9 +19,9 @@
 //   planned for the program's order, so deferring W (ZB1P, DualPipe) would
 //   read memory that later kernels of the same micro-batch reuse. The
 //   schedule's W instructions are no-ops and a pair F&B runs F then B.
-// - A rank allocates only its stages' parameters (dsflow-run). A stage's dense
-//   gradients are reduced over the ranks holding it, which also keeps
-//   DualPipe's two copies of a stage equal; routed experts' over all ranks
+// - A rank allocates only its stages' parameters (dsflow-run). A stage's
+//   gradients are reduced over the ranks holding it (experts: those with the
+//   same EP rank), which also keeps DualPipe's two copies of a stage equal
 //   (Trainer).
 // Ranks: world rank = pipeline rank * (world / pp) + data-parallel index.
 //

@@ -91,12 +91,13 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
       expertGroup(std::move(expertReplicas)), stages(std::move(stageHolders)),
       gradientOf(gradientsOf(executor.plan())),
       // Without stages: every tensor but the routed experts', over the
-      // world. With stages: the routed experts', over the world with zeros
-      // from the ranks without them, applied by every holder (dense tensors
-      // go to their stage's group below).
-      dataParallel(
-          executor.plan(), world, zero1(executor.plan()) && !stages,
-          [this](int32_t grad) { return routed(grad) == bool(stages); }),
+      // world. With stages: the replicated experts', over the world with
+      // zeros from the ranks without them, applied by every holder (the rest
+      // go to their stage's groups below).
+      dataParallel(executor.plan(), world, zero1(executor.plan()) && !stages,
+                   [this](int32_t grad) {
+                     return stages ? sharding.replicated(grad) : !routed(grad);
+                   }),
       stageGroups(std::move(stageComms)), stageData(stageDataParallel()),
       expertData(expertGroup ? std::make_unique<DataParallel>(
                                    executor.plan(), *expertGroup,
@@ -151,11 +152,16 @@ int Trainer::stageOf(int32_t grad) const {
 std::vector<std::unique_ptr<DataParallel>> Trainer::stageDataParallel() {
   std::vector<std::unique_ptr<DataParallel>> out;
   for (const StageGroup &g : stageGroups) {
-    int stage = g.first;
+    // A stage's group holds its dense tensors; with EP, the group of the
+    // stage's ranks with this EP rank holds the experts they share.
+    int stage = g.stage;
+    bool experts = g.experts;
     out.push_back(std::make_unique<DataParallel>(
-        executor.plan(), *g.second, zero1(executor.plan()),
-        [this, stage](int32_t grad) {
-          return !routed(grad) && stageOf(grad) == stage;
+        executor.plan(), *g.ranks, zero1(executor.plan()),
+        [this, stage, experts](int32_t grad) {
+          bool mine = experts ? sharding.sharded(grad) && sharding.holds(grad)
+                              : !routed(grad);
+          return mine && stageOf(grad) == stage;
         }));
   }
   return out;
@@ -163,19 +169,21 @@ std::vector<std::unique_ptr<DataParallel>> Trainer::stageDataParallel() {
 
 const DataParallel *Trainer::stageGroupOf(int32_t grad) const {
   int stage = stageOf(grad);
+  bool experts = sharding.sharded(grad);
   for (size_t j = 0; j < stageGroups.size(); ++j)
-    if (stageGroups[j].first == stage)
+    if (stageGroups[j].stage == stage && stageGroups[j].experts == experts)
       return stageData[j].get();
   return nullptr;
 }
 
 bool Trainer::updates(int32_t grad) const {
-  if (stages && routed(grad)) // Every holder applies the same sum.
-    return executor.memory().present(
-        executor.plan().buffers(grad).gradient_of());
-  if (stages) {
+  bool present =
+      executor.memory().present(executor.plan().buffers(grad).gradient_of());
+  if (stages && sharding.replicated(grad)) // Every holder, the same sum.
+    return present;
+  if (stages) { // A member of the tensor's stage group (it holds it).
     const DataParallel *group = stageGroupOf(grad);
-    return group && group->updates(grad);
+    return present && group && group->updates(grad);
   }
   if (sharding.replicated(grad))
     return sharding.holds(grad); // Every holder, from the same sum.
@@ -185,12 +193,14 @@ bool Trainer::updates(int32_t grad) const {
 }
 
 bool Trainer::owns(int32_t grad) const {
-  if (stages && routed(grad))
+  if (stages && sharding.replicated(grad))
     return holderOf(executor.plan().buffers(grad).gradient_of()) ==
            world.rank();
   if (stages) {
     const DataParallel *group = stageGroupOf(grad);
-    return group && group->owns(grad);
+    return executor.memory().present(
+               executor.plan().buffers(grad).gradient_of()) &&
+           group && group->owns(grad);
   }
   if (sharding.replicated(grad))
     return sharding.countsReplicated(grad);
@@ -249,13 +259,21 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     const std::set<int> &held = holders->held[world.rank() / inner];
     std::vector<int> mine(held.begin(), held.end());
     int stageCount = plan.pipeline().stages_size();
-    for (size_t j = 0; j < most; ++j) {
-      int color = j < mine.size() ? mine[j] : stageCount + world.rank();
-      auto group = world.split(color, world.rank());
-      if (!group)
-        return group.error();
-      if (j < mine.size())
-        stageGroups.push_back({mine[j], std::move(*group)});
+    int ep = sharding->epRanks();
+    for (bool experts : {false, true}) {
+      if (experts && ep == 1)
+        break;
+      for (size_t j = 0; j < most; ++j) {
+        // Dense: every rank of the stage; experts: those with this EP rank.
+        int color = j >= mine.size() ? 2 * stageCount * ep + world.rank()
+                    : experts ? stageCount + mine[j] * ep + sharding->epRank()
+                              : mine[j];
+        auto group = world.split(color, world.rank());
+        if (!group)
+          return group.error();
+        if (j < mine.size())
+          stageGroups.push_back({mine[j], experts, std::move(*group)});
+      }
     }
   }
   std::unique_ptr<dist::Communicator> expertGroup;

@@ -83,8 +83,13 @@ public:
   io::Expected<TrainSummary> run(const std::atomic<bool> &stop, std::FILE *log);
 
 private:
-  /// A stage and the communicator of the ranks holding it.
-  using StageGroup = std::pair<int, std::unique_ptr<dist::Communicator>>;
+  /// The ranks holding a stage's dense tensors, or (experts) its routed
+  /// experts of this rank's EP rank.
+  struct StageGroup {
+    int stage;
+    bool experts;
+    std::unique_ptr<dist::Communicator> ranks;
+  };
   Trainer(exec::Executor &executor, const TrainOptions &options,
           dist::Communicator &world, ExpertSharding sharding,
           std::unique_ptr<dist::Communicator> expertGroup,
@@ -145,10 +150,10 @@ private:
   /// Per parameter buffer, its gradient buffer (-1: none).
   std::vector<int32_t> gradientOf;
   /// Every tensor but the routed experts', over the world (with stages: the
-  /// routed experts', see the constructor).
+  /// replicated experts', see the constructor).
   DataParallel dataParallel;
-  /// With stages: per stage this rank holds, its holders and their dense
-  /// tensors.
+  /// With stages: per stage this rank holds, the group of its dense tensors
+  /// and (with EP) of its experts.
   std::vector<StageGroup> stageGroups;
   std::vector<std::unique_ptr<DataParallel>> stageData;
   /// This rank's experts held on one EP rank, over expertGroup.
