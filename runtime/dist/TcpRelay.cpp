@@ -164,13 +164,9 @@ io::Status TcpCommunicator::gather(Op op, const std::vector<int64_t> &expected,
                            moved, err);
         if (result == IoResult::WouldBlock)
           break;
-        if (result != IoResult::Progress) {
-          TransferResult failed;
-          failed.result = result;
-          failed.err = err;
-          return fail(
-              op, error(transferFailureText(failed, name, timeout, who(r))));
-        }
+        if (result != IoResult::Progress)
+          return fail(op, error(transferFailureText({result, err}, name,
+                                                    timeout, who(r))));
         deadline.progress();
         (inHeader ? frame.headerGot : frame.got) += moved;
         if (inHeader && frame.headerGot == kHeaderBytes) {
@@ -248,13 +244,9 @@ io::Status TcpCommunicator::reply(Op op,
                                    p.bytes - offset[r], moved, err);
         if (result == IoResult::WouldBlock)
           break;
-        if (result != IoResult::Progress) {
-          TransferResult failed;
-          failed.result = result;
-          failed.err = err;
-          return fail(
-              op, error(transferFailureText(failed, name, timeout, who(r))));
-        }
+        if (result != IoResult::Progress)
+          return fail(op, error(transferFailureText({result, err}, name,
+                                                    timeout, who(r))));
         deadline.progress();
         offset[r] += moved;
         if (offset[r] == p.bytes) {
@@ -333,11 +325,8 @@ io::Status TcpCommunicator::sendToRelay(Op op, const std::vector<Part> &parts) {
           if (notice.message.find(name + " failed: ") != std::string::npos)
             return notice;
         }
-        TransferResult failed;
-        failed.result = result;
-        failed.err = err;
-        return error(
-            transferFailureText(failed, name, relayWaitSeconds(), who(0)));
+        return error(transferFailureText({result, err}, name,
+                                         relayWaitSeconds(), who(0)));
       }
       int ms = deadline.remainingMs();
       if (ms == 0)
