@@ -67,18 +67,6 @@ io::Expected<ExpertSlots> expertSlots(const Plan &plan, int64_t layer,
   return slots;
 }
 
-std::optional<int64_t> modelLayerOf(const std::string &name) {
-  static const std::string prefix = "model.layers.";
-  if (name.compare(0, prefix.size(), prefix) != 0)
-    return std::nullopt;
-  const char *digits = name.c_str() + prefix.size();
-  char *end = nullptr;
-  long long layer = std::strtoll(digits, &end, 10);
-  if (end == digits || *end != '.' || layer < 0)
-    return std::nullopt;
-  return layer;
-}
-
 std::vector<RoutedExpertTensor> routedExpertTensors(const Plan &plan) {
   std::vector<RoutedExpertTensor> tensors;
   for (const Kernel &k : plan.kernels()) {

@@ -13,6 +13,7 @@
 #define DSFLOW_RUNTIME_EXEC_EXPERTSLOTS_H
 
 #include "io/Status.h"
+#include "plan/KernelStages.h"
 #include "plan/PlanFile.h"
 
 #include <cstdint>
@@ -43,9 +44,6 @@ struct ExpertSlots {
 /// the layers) over `ranks` EP ranks; an error names what does not fit.
 io::Expected<ExpertSlots> expertSlots(const Plan &plan, int64_t layer,
                                       int64_t experts, int ranks);
-
-/// The model layer of a parameter named "model.layers.L. ...", if it is one.
-std::optional<int64_t> modelLayerOf(const std::string &name);
 
 /// A routed expert's parameter tensor, found through the plan's expert
 /// weight-gradient kernels.

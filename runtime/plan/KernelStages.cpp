@@ -6,16 +6,30 @@
 #include <map>
 #include <set>
 
+namespace dsflow {
+
+std::optional<int64_t> modelLayerOf(const std::string &name) {
+  static const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0)
+    return std::nullopt;
+  const char *digits = name.c_str() + prefix.size();
+  char *end = nullptr;
+  long long layer = std::strtoll(digits, &end, 10);
+  if (end == digits || *end != '.' || layer < 0)
+    return std::nullopt;
+  return layer;
+}
+
+} // namespace dsflow
+
 namespace dsflow::stages {
 
 int stageOfTensor(const PipelinePlan &pipeline, const std::string &name) {
-  static const std::string layers = "model.layers.";
   int last = pipeline.stages_size() - 1;
-  if (name.compare(0, layers.size(), layers) == 0) {
-    long layer = std::atol(name.c_str() + layers.size());
+  if (std::optional<int64_t> layer = modelLayerOf(name)) {
     for (int s = 0; s < pipeline.stages_size(); ++s)
-      if (layer >= pipeline.stages(s).first_layer() &&
-          layer < pipeline.stages(s).end_layer())
+      if (*layer >= pipeline.stages(s).first_layer() &&
+          *layer < pipeline.stages(s).end_layer())
         return s;
     return last; // An MTP module.
   }

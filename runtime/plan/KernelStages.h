@@ -20,7 +20,17 @@
 #include "io/Status.h"
 #include "schemas/plan.pb.h"
 
+#include <optional>
+#include <string>
 #include <vector>
+
+namespace dsflow {
+
+/// The model layer of a parameter named "model.layers.L. ...", if it is one
+/// (MTP modules come after the decoder layers).
+std::optional<int64_t> modelLayerOf(const std::string &name);
+
+} // namespace dsflow
 
 namespace dsflow::stages {
 

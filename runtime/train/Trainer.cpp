@@ -608,7 +608,7 @@ io::Status Trainer::saveOutputs(int64_t steps) {
   file.steps = steps;
   for (size_t l = 0; l < loadTotals.size(); ++l)
     file.layers.push_back(
-        {exec::modelLayerOf(memory.plan().buffers(balance.biasBuffer(l)).name())
+        {modelLayerOf(memory.plan().buffers(balance.biasBuffer(l)).name())
              .value_or(-1),
          loadTotals[l]});
   return io::writeExpertLoads(options.expertLoads, file);
