@@ -6,6 +6,7 @@
 // first rows unless --all is given.
 //
 //===----------------------------------------------------------------------===//
+#include "KeptActivations.h"
 #include "PipelineSummary.h"
 #include "plan/PlanFile.h"
 
@@ -260,6 +261,7 @@ int main(int argc, char **argv) {
   }
   printHeader(*plan);
   printMemory(*plan);
+  printKeptActivations(*plan, all);
   if (io::Status e = printPipelineSummary(*plan, timelinePath, tracePath)) {
     std::fprintf(stderr, "dsflow-plan: error: %s\n", e->message.c_str());
     return 1;
