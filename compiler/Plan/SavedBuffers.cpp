@@ -34,7 +34,8 @@ SmallVector<SavedBuffer> savedBuffersOf(Operation *op) {
                  tensorOf(o.getInput(), {numElements(o.getInput()) / dim})}};
       })
       .Case([](MlaAttentionOp o) -> SmallVector<SavedBuffer> {
-        return {{"lse", tensorOf(o.getValue(), shapeOf(o.getValue()).drop_back())}};
+        return {
+            {"lse", tensorOf(o.getValue(), shapeOf(o.getValue()).drop_back())}};
       })
       .Case([](CrossEntropyOp o) -> SmallVector<SavedBuffer> {
         ArrayRef<int64_t> labels = shapeOf(o.getLabels());
@@ -52,9 +53,9 @@ SmallVector<SavedBuffer> savedBuffersOf(Operation *op) {
       })
       .Case([](SharedExpertsOp o) -> SmallVector<SavedBuffer> {
         int64_t ffn = shapeOf(o.getGateWeight())[0];
-        auto type = tensorOf(o.getInput(), {numElements(o.getInput()) /
-                                                shapeOf(o.getInput()).back(),
-                                            ffn});
+        auto type = tensorOf(
+            o.getInput(),
+            {numElements(o.getInput()) / shapeOf(o.getInput()).back(), ffn});
         return {{"gate_preact", type}, {"up_preact", type}};
       })
       .Default([](Operation *) { return SmallVector<SavedBuffer>(); });
@@ -66,7 +67,7 @@ std::optional<int64_t> savedBuffersKey(Operation *op) {
       return id.getInt();
     return std::nullopt;
   };
-  // Combine and its gradient read their dispatch's row sources, found through
+  // Combine and its gradients read their dispatch's row sources, found through
   // the shared indices (dispatch is never recomputed).
   auto dispatchOf = [&](Value indices) -> std::optional<int64_t> {
     for (Operation *user : indices.getUsers())
@@ -77,6 +78,8 @@ std::optional<int64_t> savedBuffersKey(Operation *op) {
   if (auto combine = dyn_cast<CombineOp>(op))
     return dispatchOf(combine.getIndices());
   if (auto grad = dyn_cast<CombineGradOp>(op))
+    return dispatchOf(grad.getIndices());
+  if (auto grad = dyn_cast<CombineWeightsGradOp>(op))
     return dispatchOf(grad.getIndices());
   // Every other reader is a gradient op of the forward op that saved them.
   if (isa<RmsNormGradOp, RmsNormWGradOp, MlaAttentionGradOp, CrossEntropyGradOp,

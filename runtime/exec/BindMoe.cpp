@@ -188,25 +188,27 @@ io::Expected<BoundKernel> bindDispatchGrad(BindContext<T> &c) {
   });
 }
 
-/// Combine's operands: rows [T*k, H], weights [T, k], indices [T, k],
-/// rowSource [T*k] from input `first` on.
+/// The combine kernels' routing operands from input `weightsAt` on: weights
+/// [T, k], indices [T, k], rowSource [T*k].
 template <typename T>
-void combineShape(BindContext<T> &c, int first, int64_t &tokens, int64_t &topK,
-                  int64_t &hidden) {
-  hidden = c.inputLast(first);
-  topK = c.inputLast(first + 1);
-  tokens = topK ? c.inputSize(first + 1) / topK : 0;
-  c.check(c.inputSize(first) == tokens * topK * hidden &&
-              c.inputSize(first + 2) == tokens * topK &&
-              c.inputSize(first + 3) == tokens * topK,
-          "combine operands disagree");
+void combineRouting(BindContext<T> &c, int weightsAt, int64_t &tokens,
+                    int64_t &topK) {
+  topK = c.inputLast(weightsAt);
+  tokens = topK ? c.inputSize(weightsAt) / topK : 0;
+  c.check(c.inputSize(weightsAt + 1) == tokens * topK &&
+              c.inputSize(weightsAt + 2) == tokens * topK,
+          "combine weights, indices and row sources disagree");
 }
 
+/// [rows [T*k, H], weights, indices, rowSource] -> y [T, H].
 template <typename T> io::Expected<BoundKernel> bindCombine(BindContext<T> &c) {
   c.arity(4, 1);
-  int64_t tokens, topK, hidden;
-  combineShape(c, 0, tokens, topK, hidden);
-  c.check(c.outputSize(0) == tokens * hidden, "output has the wrong size");
+  int64_t tokens, topK;
+  combineRouting(c, 1, tokens, topK);
+  int64_t hidden = c.inputLast(0);
+  c.check(c.inputSize(0) == tokens * topK * hidden &&
+              c.outputSize(0) == tokens * hidden,
+          "combine rows or output have the wrong size");
   const T *rows = c.in(0), *weights = c.in(1);
   const int32_t *rowSource = c.inIds(3);
   T *y = c.out(0);
@@ -216,21 +218,39 @@ template <typename T> io::Expected<BoundKernel> bindCombine(BindContext<T> &c) {
   });
 }
 
+/// [dy [T, H], weights, indices, rowSource] -> dRows [T*k, H].
 template <typename T>
 io::Expected<BoundKernel> bindCombineGrad(BindContext<T> &c) {
-  c.arity(5, 2);
-  int64_t tokens, topK, hidden;
-  combineShape(c, 1, tokens, topK, hidden);
+  c.arity(4, 1);
+  int64_t tokens, topK;
+  combineRouting(c, 1, tokens, topK);
+  int64_t hidden = c.inputLast(0);
   c.check(c.inputSize(0) == tokens * hidden &&
-              c.outputSize(0) == c.inputSize(1) &&
-              c.outputSize(1) == c.inputSize(2),
+              c.outputSize(0) == tokens * topK * hidden,
           "combine gradient operands disagree");
-  const T *dy = c.in(0), *rows = c.in(1), *weights = c.in(2);
-  const int32_t *rowSource = c.inIds(4);
-  T *dRows = c.out(0), *dWeights = c.out(1);
+  const T *dy = c.in(0), *weights = c.in(1);
+  const int32_t *rowSource = c.inIds(3);
+  T *dRows = c.out(0);
   return c.finish([=] {
-    return cpu::combineBackward(dy, rows, weights, rowSource, dRows, dWeights,
-                                tokens, topK, hidden);
+    return cpu::combineBackward(dy, weights, rowSource, dRows, tokens, topK,
+                                hidden);
+  });
+}
+
+/// [rowDots [T*k], weights, indices, rowSource] -> dWeights [T, k].
+template <typename T>
+io::Expected<BoundKernel> bindCombineWeightsGrad(BindContext<T> &c) {
+  c.arity(4, 1);
+  int64_t tokens, topK;
+  combineRouting(c, 1, tokens, topK);
+  c.check(c.inputSize(0) == tokens * topK && c.outputSize(0) == tokens * topK,
+          "combine weights gradient operands disagree");
+  const T *rowDots = c.in(0), *weights = c.in(1);
+  const int32_t *rowSource = c.inIds(3);
+  T *dWeights = c.out(0);
+  return c.finish([=] {
+    return cpu::combineWeightsBackward(rowDots, weights, rowSource, dWeights,
+                                       tokens, topK);
   });
 }
 
@@ -348,20 +368,21 @@ template <typename T>
 io::Expected<BoundKernel> bindExpertFfnGrad(BindContext<T> &c) {
   ExpertGradOperands<T> g = expertGradOperands(c);
   auto e = g.e;
-  c.check(c.numOutputs() == 1 && c.outputSize(0) == e->numRows * e->hidden,
+  c.check(c.numOutputs() == 2 && c.outputSize(0) == e->numRows * e->hidden &&
+              c.outputSize(1) == e->numRows,
           "gradient sizes disagree");
-  T *dRows = c.out(0);
+  T *dRows = c.out(0), *rowDots = c.out(1);
   auto fp8 = c.innerFp8();
   if (auto exchange = expertExchange(c, *e, 1))
     return c.finish([=] {
       return exchange->backwardData(g.dy, e->numRows, weightsOf(*e), dRows,
-                                    fp8 ? &*fp8 : nullptr);
+                                    rowDots, fp8 ? &*fp8 : nullptr);
     });
   return c.finish([=] {
     return cpu::expertFfnBackwardB(g.dy, g.counts, e->gate.data(), e->up.data(),
                                    e->down.data(), g.savedGate, g.savedUp,
-                                   dRows, e->numRows, e->experts, e->hidden,
-                                   e->inter, fp8 ? &*fp8 : nullptr);
+                                   dRows, rowDots, e->numRows, e->experts,
+                                   e->hidden, e->inter, fp8 ? &*fp8 : nullptr);
   });
 }
 
@@ -539,6 +560,7 @@ template <typename T> Binder<T> moeBinder(const std::string &op) {
       {"dispatch_grad", bindDispatchGrad<T>},
       {"combine", bindCombine<T>},
       {"combine_grad", bindCombineGrad<T>},
+      {"combine_weights_grad", bindCombineWeightsGrad<T>},
       {"expert_ffn", bindExpertFfn<T>},
       {"expert_ffn_grad", bindExpertFfnGrad<T>},
       {"expert_ffn_wgrad", bindExpertFfnWGrad<T>},

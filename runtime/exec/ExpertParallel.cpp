@@ -175,19 +175,22 @@ cpu::Status ExpertExchange<T>::forward(const T *input, const int32_t *counts,
 template <typename T>
 cpu::Status ExpertExchange<T>::backwardData(const T *gradient, int64_t numRows,
                                             ExpertWeights<T> w, T *dRows,
+                                            T *rowDots,
                                             const cpu::Fp8ScaleOptions *fp8) {
   if (!receiveGradient(gradient, numRows))
     return failed();
   std::vector<const T *> gate, up, down;
   localWeights(w, gate, up, down);
-  std::vector<T> local(localRows * hidden, T(0));
+  std::vector<T> local(localRows * hidden, T(0)), localDots(localRows, T(0));
   cpu::Status status = cpu::expertFfnBackwardB(
       dy.data(), localCounts.data(), gate.data(), up.data(), down.data(),
-      savedGate.data(), savedUp.data(), local.data(), localRows,
-      slots.slotsPerRank, hidden, inter, fp8);
+      savedGate.data(), savedUp.data(), local.data(), localDots.data(),
+      localRows, slots.slotsPerRank, hidden, inter, fp8);
   if (status != cpu::Status::Ok)
     return status;
-  return fromSlots(local, hidden, dRows) ? cpu::Status::Ok : failed();
+  return fromSlots(local, hidden, dRows) && fromSlots(localDots, 1, rowDots)
+             ? cpu::Status::Ok
+             : failed();
 }
 
 template <typename T>

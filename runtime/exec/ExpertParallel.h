@@ -6,7 +6,9 @@
 // every expert's weights) and move rows around the local computation:
 //
 //   forward   rows  -> all-to-all to the slots' ranks -> local experts -> y
-//   back B-grad    dy    -> the same route -> local B-grad -> dRows back W-grad
+//   back B-grad    dy    -> the same route -> local B-grad -> dRows and
+//                  row dots back
+//   W-grad
 //   the received rows and dy -> the local experts' gradient buffers
 //
 // The rows of an expert with several slots (replicas) are split into
@@ -58,9 +60,11 @@ public:
   cpu::Status forward(const T *rows, const int32_t *counts, int64_t numRows,
                       ExpertWeights<T> w, T *y,
                       const cpu::Fp8ScaleOptions *fp8);
-  /// dy [numRows, H] -> dRows [numRows, H] (after forward).
+  /// dy [numRows, H] -> dRows [numRows, H] and rowDots [numRows] (after
+  /// forward; see cpu::expertFfnBackwardB).
   cpu::Status backwardData(const T *dy, int64_t numRows, ExpertWeights<T> w,
-                           T *dRows, const cpu::Fp8ScaleOptions *fp8);
+                           T *dRows, T *rowDots,
+                           const cpu::Fp8ScaleOptions *fp8);
   /// Adds the local experts' weight gradients into dGate/dUp/dDown (E
   /// pointers each; the other experts' are left alone).
   cpu::Status backwardWeights(const T *dy, int64_t numRows, ExpertWeights<T> w,

@@ -11,9 +11,10 @@ using namespace mlir;
 using namespace dsflow::graph;
 using namespace dsflow::graph::detail;
 
-LogicalResult dsflow::graph::detail::verifyExpertWeights(
-    Operation *op, Value rows, Value counts, ValueRange gates, ValueRange ups,
-    ValueRange downs) {
+LogicalResult
+dsflow::graph::detail::verifyExpertWeights(Operation *op, Value rows,
+                                           Value counts, ValueRange gates,
+                                           ValueRange ups, ValueRange downs) {
   int64_t experts = gates.size();
   if (experts < 1)
     return op->emitOpError("needs at least one expert");
@@ -29,9 +30,8 @@ LogicalResult dsflow::graph::detail::verifyExpertWeights(
   auto expectAll = [&](ValueRange weights, StringRef name,
                        ArrayRef<int64_t> shape) -> LogicalResult {
     for (auto [i, w] : llvm::enumerate(weights))
-      if (failed(expectShape(op, w,
-                             (name + " weight of expert " + Twine(i)).str(),
-                             shape)))
+      if (failed(expectShape(
+              op, w, (name + " weight of expert " + Twine(i)).str(), shape)))
         return failure();
     return success();
   };
@@ -57,13 +57,14 @@ LogicalResult dsflow::graph::detail::verifyPieces(Operation *op, Value whole,
              << "piece " << shapeString(shape) << " differs from " << wholeName
              << " " << shapeString(wholeShape) << " outside the last dimension";
     if (getElementTypeOrSelf(piece) != getElementTypeOrSelf(whole))
-      return op->emitOpError() << "pieces must have the " << wholeName
-                               << "'s element type";
+      return op->emitOpError()
+             << "pieces must have the " << wholeName << "'s element type";
     total += shape.back();
   }
   if (total != wholeShape.back())
-    return op->emitOpError() << "pieces' last dimensions add up to " << total
-                             << ", " << wholeName << " has " << wholeShape.back();
+    return op->emitOpError()
+           << "pieces' last dimensions add up to " << total << ", " << wholeName
+           << " has " << wholeShape.back();
   return success();
 }
 
@@ -90,10 +91,11 @@ LogicalResult EmbeddingWGradOp::verify() {
 LogicalResult RmsNormGradOp::verify() {
   if (failed(expectSameType(*this, getGradOutput(), "output gradient",
                             getInput(), "input")) ||
-      failed(expectSameType(*this, getGradInput(), "input gradient",
-                            getInput(), "input")))
+      failed(expectSameType(*this, getGradInput(), "input gradient", getInput(),
+                            "input")))
     return failure();
-  return expectShape(*this, getWeight(), "weight", {shapeOf(getInput()).back()});
+  return expectShape(*this, getWeight(), "weight",
+                     {shapeOf(getInput()).back()});
 }
 
 LogicalResult RmsNormWGradOp::verify() {
@@ -111,7 +113,8 @@ LogicalResult LinearGradOp::verify() {
   if (dy.empty() || dy.back() != w[0])
     return emitOpError() << "output gradient " << shapeString(dy)
                          << " does not match weight " << shapeString(w);
-  return expectShape(*this, getGradInput(), "input gradient", withLast(dy, w[1]));
+  return expectShape(*this, getGradInput(), "input gradient",
+                     withLast(dy, w[1]));
 }
 
 LogicalResult LinearWGradOp::verify() {
@@ -128,8 +131,8 @@ LogicalResult MlaAttentionGradOp::verify() {
   Value inputs[] = {getQNope(), getQPe(), getKNope(), getKPe(), getValue()};
   StringRef names[] = {"q_nope", "q_pe", "k_nope", "k_pe", "value"};
   for (auto [grad, input, name] : llvm::zip(getResults(), inputs, names))
-    if (failed(expectSameType(*this, grad, ("gradient of " + name).str(),
-                              input, name)))
+    if (failed(expectSameType(*this, grad, ("gradient of " + name).str(), input,
+                              name)))
       return failure();
   return expectSameType(*this, getGradOutput(), "output gradient", getValue(),
                         "value");
@@ -182,8 +185,10 @@ LogicalResult ExpertFfnGradOp::verify() {
       failed(expectSameType(*this, getGradOutput(), "output gradient",
                             getRows(), "rows")))
     return failure();
-  return expectSameType(*this, getGradRows(), "rows gradient", getRows(),
-                        "rows");
+  if (failed(expectSameType(*this, getGradRows(), "rows gradient", getRows(),
+                            "rows")))
+    return failure();
+  return expectShape(*this, getRowDots(), "row dots", {shapeOf(getRows())[0]});
 }
 
 LogicalResult ExpertFfnWGradOp::verify() {
@@ -210,18 +215,37 @@ LogicalResult ExpertFfnWGradOp::verify() {
   return sameTypes(getGradDownWeights(), getDownWeights(), "down");
 }
 
+/// combine_grad's and combine_weights_grad's routing operands: weights
+/// [tokens, k] and indices of the same shape.
+static LogicalResult verifyCombineRouting(Operation *op, Value weights,
+                                          Value indices) {
+  if (failed(expectRank(op, weights, "weights [tokens, k]", 2)))
+    return failure();
+  return expectShape(op, indices, "indices", shapeOf(weights));
+}
+
 LogicalResult CombineGradOp::verify() {
-  if (failed(expectSameType(*this, getGradRows(), "rows gradient", getRows(),
-                            "rows")) ||
-      failed(expectSameType(*this, getGradWeights(), "weights gradient",
-                            getWeights(), "weights")) ||
-      failed(expectRank(*this, getWeights(), "weights [tokens, k]", 2)))
+  if (failed(verifyCombineRouting(*this, getWeights(), getIndices())) ||
+      failed(expectRank(*this, getGradOutput(),
+                        "output gradient [tokens, hidden]", 2)))
     return failure();
   ArrayRef<int64_t> w = shapeOf(getWeights());
-  if (failed(expectShape(*this, getIndices(), "indices", w)))
+  int64_t hidden = shapeOf(getGradOutput())[1];
+  if (failed(expectShape(*this, getGradOutput(), "output gradient",
+                         {w[0], hidden})))
     return failure();
-  return expectShape(*this, getGradOutput(), "output gradient",
-                     {w[0], shapeOf(getRows()).back()});
+  return expectShape(*this, getGradRows(), "rows gradient",
+                     {w[0] * w[1], hidden});
+}
+
+LogicalResult CombineWeightsGradOp::verify() {
+  if (failed(verifyCombineRouting(*this, getWeights(), getIndices())))
+    return failure();
+  ArrayRef<int64_t> w = shapeOf(getWeights());
+  if (failed(expectShape(*this, getRowDots(), "row dots", {w[0] * w[1]})))
+    return failure();
+  return expectSameType(*this, getGradWeights(), "weights gradient",
+                        getWeights(), "weights");
 }
 
 /// Shared checks of the shared-experts gradients: their FFN's shapes.

@@ -263,10 +263,15 @@ def Graph_DispatchGradOp : Graph_GradOp<"dispatch_grad"> {
 }
 
 def Graph_ExpertFfnGradOp : Graph_GradOp<"expert_ffn_grad", [AttrSizedOperandSegments]> {
-  let summary = "Row gradient of the routed experts' FFNs";
+  let summary = "Row gradient of the routed experts' FFNs, and each row's dot";
   let description = [{
+    Besides the rows' gradient, `row_dots[r]` = <dA_r, A_r>, A the SwiGLU
+    output that the down-projection reads and dA its gradient. With dy_r =
+    w_r dy_t (combine_grad), that is w_r <dy_t, y_r>: the combine weight times
+    its gradient, so combine_weights_grad needs no copy of the expert outputs.
+
     ```mlir
-    %drows = graph.expert_ffn_grad %dy, %rows, %counts gate(%g0) up(%u0) down(%d0) : (tensor<8x64xf32>, tensor<8x64xf32>, tensor<1xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<8x64xf32>
+    %drows, %dots = graph.expert_ffn_grad %dy, %rows, %counts gate(%g0) up(%u0) down(%d0) : (tensor<8x64xf32>, tensor<8x64xf32>, tensor<1xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<8x64xf32>, tensor<8xf32>
     ```
   }];
   let arguments = (ins Graph_Tensor:$grad_output, Graph_Tensor:$rows,
@@ -274,13 +279,14 @@ def Graph_ExpertFfnGradOp : Graph_GradOp<"expert_ffn_grad", [AttrSizedOperandSeg
                        Variadic<Graph_Tensor>:$gate_weights,
                        Variadic<Graph_Tensor>:$up_weights,
                        Variadic<Graph_Tensor>:$down_weights);
-  let results = (outs Graph_Tensor:$grad_rows);
+  let results = (outs Graph_Tensor:$grad_rows, Graph_Tensor:$row_dots);
   let assemblyFormat = [{
     $grad_output `,` $rows `,` $counts `gate` `(` $gate_weights `)` `up` `(` $up_weights `)`
     `down` `(` $down_weights `)` attr-dict `:` `(` type($grad_output) `,` type($rows) `,`
     type($counts) `)` `weights` custom<UniformType>(type($gate_weights), ref($gate_weights)) `,`
     custom<UniformType>(type($up_weights), ref($up_weights)) `,`
-    custom<UniformType>(type($down_weights), ref($down_weights)) `->` type($grad_rows)
+    custom<UniformType>(type($down_weights), ref($down_weights)) `->` type($grad_rows) `,`
+    type($row_dots)
   }];
   let hasVerifier = 1;
 }
@@ -316,16 +322,37 @@ def Graph_ExpertFfnWGradOp : Graph_WeightGradOp<"expert_ffn_wgrad", [AttrSizedOp
 }
 
 def Graph_CombineGradOp : Graph_GradOp<"combine_grad"> {
-  let summary = "Gradients of combine w.r.t. the expert rows and the weights";
+  let summary = "Gradient of combine w.r.t. the expert rows";
   let description = [{
+    dRows[row(t, j)] = w[t, j] dy[t]. The weights' gradient is
+    combine_weights_grad's: it needs no expert outputs kept for the backward.
+
     ```mlir
-    %drows, %dw = graph.combine_grad %dy, %rows, %w, %idx : (...) -> (tensor<32x64xf32>, tensor<16x2xf32>)
+    %drows = graph.combine_grad %dy, %w, %idx : (tensor<16x64xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<32x64xf32>
     ```
   }];
-  let arguments = (ins Graph_Tensor:$grad_output, Graph_Tensor:$rows,
-                       Graph_Tensor:$weights, Graph_IdTensor:$indices);
-  let results = (outs Graph_Tensor:$grad_rows, Graph_Tensor:$grad_weights);
-  let assemblyFormat = "$grad_output `,` $rows `,` $weights `,` $indices attr-dict `:` functional-type(operands, results)";
+  let arguments = (ins Graph_Tensor:$grad_output, Graph_Tensor:$weights,
+                       Graph_IdTensor:$indices);
+  let results = (outs Graph_Tensor:$grad_rows);
+  let assemblyFormat = "$grad_output `,` $weights `,` $indices attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Graph_CombineWeightsGradOp : Graph_GradOp<"combine_weights_grad"> {
+  let summary = "Gradient of combine w.r.t. its weights, from the experts' row dots";
+  let description = [{
+    dw[t, j] = <dy[t], y[row(t, j)]> = row_dots[row(t, j)] / w[t, j], the row
+    dots being expert_ffn_grad's (w <dy, y> computed from the SwiGLU output,
+    which the backward has anyway). A zero weight gets a zero gradient.
+
+    ```mlir
+    %dw = graph.combine_weights_grad %dots, %w, %idx : (tensor<32xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x2xf32>
+    ```
+  }];
+  let arguments = (ins Graph_Tensor:$row_dots, Graph_Tensor:$weights,
+                       Graph_IdTensor:$indices);
+  let results = (outs Graph_Tensor:$grad_weights);
+  let assemblyFormat = "$row_dots `,` $weights `,` $indices attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

@@ -75,8 +75,9 @@ LogicalResult differentiate(Operation *op, OpBuilder &b, Gradients &g) {
         return success();
       })
       .Case([&](EmbeddingOp o) {
-        g.add(o.getTable(), EmbeddingWGradOp::create(
-                                b, loc, o.getTable().getType(), dy, o.getIds()));
+        g.add(o.getTable(),
+              EmbeddingWGradOp::create(b, loc, o.getTable().getType(), dy,
+                                       o.getIds()));
         return success();
       })
       .Case([&](ReshapeOp o) {
@@ -100,11 +101,10 @@ LogicalResult differentiate(Operation *op, OpBuilder &b, Gradients &g) {
       })
       .Case([&](RopeOp o) {
         g.add(o.getInput(),
-              RopeGradOp::create(b, loc, dy, o.getThetaAttr(),
-                                 o.getYarnFactorAttr(),
-                                 o.getYarnOriginalMaxPositionAttr(),
-                                 o.getYarnBetaFastAttr(),
-                                 o.getYarnBetaSlowAttr()));
+              RopeGradOp::create(
+                  b, loc, dy, o.getThetaAttr(), o.getYarnFactorAttr(),
+                  o.getYarnOriginalMaxPositionAttr(), o.getYarnBetaFastAttr(),
+                  o.getYarnBetaSlowAttr()));
         return success();
       })
       .Case([&](MlaAttentionOp o) {
@@ -139,9 +139,9 @@ LogicalResult differentiate(Operation *op, OpBuilder &b, Gradients &g) {
       })
       .Case([&](BalanceLossOp o) {
         g.add(o.getScores(),
-              BalanceLossGradOp::create(b, loc, o.getScores().getType(), dy,
-                                        o.getScores(), o.getIndices(),
-                                        o.getAlphaAttr(), o.getSequencesAttr()));
+              BalanceLossGradOp::create(
+                  b, loc, o.getScores().getType(), dy, o.getScores(),
+                  o.getIndices(), o.getAlphaAttr(), o.getSequencesAttr()));
         return success();
       })
       .Case([&](MoeGateOp o) -> LogicalResult {
@@ -168,36 +168,52 @@ LogicalResult differentiate(Operation *op, OpBuilder &b, Gradients &g) {
                                        o.getIndices()));
         return success();
       })
-      .Case([&](ExpertFfnOp o) {
-        g.add(o.getRows(),
-              ExpertFfnGradOp::create(b, loc, o.getRows().getType(), dy,
-                                      o.getRows(), o.getCounts(),
-                                      o.getGateWeights(), o.getUpWeights(),
-                                      o.getDownWeights()));
+      .Case([&](ExpertFfnOp o) -> LogicalResult {
+        // The combine that reads the outputs gets its weights' gradient from
+        // the row dots, so the outputs need not be kept (combine_grad).
+        auto combine = o->hasOneUse()
+                           ? dyn_cast<CombineOp>(*o->getUsers().begin())
+                           : CombineOp();
+        if (!combine)
+          return o.emitOpError("dsflow-autodiff: needs one graph.combine "
+                               "reading its result");
+        auto rowsType = cast<RankedTensorType>(o.getRows().getType());
+        auto dotsType = RankedTensorType::get({rowsType.getShape()[0]},
+                                              rowsType.getElementType());
+        auto grad = ExpertFfnGradOp::create(
+            b, loc, rowsType, dotsType, dy, o.getRows(), o.getCounts(),
+            o.getGateWeights(), o.getUpWeights(), o.getDownWeights());
+        g.add(o.getRows(), grad.getGradRows());
+        g.add(combine.getWeights(),
+              CombineWeightsGradOp::create(
+                  b, loc, combine.getWeights().getType(), grad.getRowDots(),
+                  combine.getWeights(), combine.getIndices()));
         auto wgrad = ExpertFfnWGradOp::create(
             b, loc, o.getGateWeights().getTypes(), o.getUpWeights().getTypes(),
             o.getDownWeights().getTypes(), dy, o.getRows(), o.getCounts(),
             o.getGateWeights(), o.getUpWeights(), o.getDownWeights());
-        for (auto [w, d] : llvm::zip(llvm::concat<Value>(o.getGateWeights(),
-                                                         o.getUpWeights(),
-                                                         o.getDownWeights()),
-                                     wgrad.getResults()))
+        for (auto [w, d] :
+             llvm::zip(llvm::concat<Value>(o.getGateWeights(), o.getUpWeights(),
+                                           o.getDownWeights()),
+                       wgrad.getResults()))
           g.add(w, d);
         return success();
       })
-      .Case([&](CombineOp o) {
-        auto grad = CombineGradOp::create(
-            b, loc, o.getRows().getType(), o.getWeights().getType(), dy,
-            o.getRows(), o.getWeights(), o.getIndices());
-        g.add(o.getRows(), grad.getGradRows());
-        g.add(o.getWeights(), grad.getGradWeights());
+      .Case([&](CombineOp o) -> LogicalResult {
+        // The weights' gradient is added with the expert FFN's (above).
+        if (!o.getRows().getDefiningOp<ExpertFfnOp>())
+          return o.emitOpError(
+              "dsflow-autodiff: rows must come from graph.expert_ffn");
+        g.add(o.getRows(),
+              CombineGradOp::create(b, loc, o.getRows().getType(), dy,
+                                    o.getWeights(), o.getIndices()));
         return success();
       })
       .Case([&](SharedExpertsOp o) {
         g.add(o.getInput(),
-              SharedExpertsGradOp::create(
-                  b, loc, o.getInput().getType(), dy, o.getInput(),
-                  o.getGateWeight(), o.getUpWeight(), o.getDownWeight()));
+              SharedExpertsGradOp::create(b, loc, o.getInput().getType(), dy,
+                                          o.getInput(), o.getGateWeight(),
+                                          o.getUpWeight(), o.getDownWeight()));
         auto wgrad = SharedExpertsWGradOp::create(
             b, loc, o.getGateWeight().getType(), o.getUpWeight().getType(),
             o.getDownWeight().getType(), dy, o.getInput(), o.getGateWeight(),
@@ -290,8 +306,8 @@ struct AutodiffPass : public dsflow::graph::impl::AutodiffBase<AutodiffPass> {
     Block::iterator backwardStart =
         forwardOps.empty() ? body.begin()
                            : std::next(forwardOps.back()->getIterator());
-    for (Operation &op : llvm::make_range(backwardStart,
-                                          body.getTerminator()->getIterator()))
+    for (Operation &op :
+         llvm::make_range(backwardStart, body.getTerminator()->getIterator()))
       op.setAttr(kBackwardAttr, b.getUnitAttr());
     forward.setSymName("train_step");
   }

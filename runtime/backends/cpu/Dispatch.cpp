@@ -81,9 +81,8 @@ Status combineForward(const T *rows, const T *weights, const int32_t *rowSource,
 }
 
 template <typename T>
-Status combineBackward(const T *dy, const T *rows, const T *weights,
-                       const int32_t *rowSource, T *dRows, T *dWeights,
-                       int64_t tokens, int64_t topK, int64_t hidden) {
+Status combineBackward(const T *dy, const T *weights, const int32_t *rowSource,
+                       T *dRows, int64_t tokens, int64_t topK, int64_t hidden) {
   std::vector<int32_t> rowOf;
   if (!invertRowSource(rowSource, tokens * topK, rowOf))
     return Status::BadPermutation;
@@ -92,14 +91,23 @@ Status combineBackward(const T *dy, const T *rows, const T *weights,
     for (int64_t j = 0; j < topK; ++j) {
       int64_t r = rowOf[t * topK + j];
       T w = weights[t * topK + j];
-      T dot = 0;
-      for (int64_t i = 0; i < hidden; ++i) {
+      for (int64_t i = 0; i < hidden; ++i)
         dRows[r * hidden + i] += w * dyt[i];
-        dot += dyt[i] * rows[r * hidden + i];
-      }
-      dWeights[t * topK + j] += dot;
     }
   }
+  return Status::Ok;
+}
+
+template <typename T>
+Status combineWeightsBackward(const T *rowDots, const T *weights,
+                              const int32_t *rowSource, T *dWeights,
+                              int64_t tokens, int64_t topK) {
+  std::vector<int32_t> rowOf;
+  if (!invertRowSource(rowSource, tokens * topK, rowOf))
+    return Status::BadPermutation;
+  for (int64_t p = 0; p < tokens * topK; ++p)
+    if (weights[p] != T(0))
+      dWeights[p] += rowDots[rowOf[p]] / weights[p];
   return Status::Ok;
 }
 
@@ -111,9 +119,10 @@ Status combineBackward(const T *dy, const T *rows, const T *weights,
                                    int64_t, int64_t);                          \
   template Status combineForward(const T *, const T *, const int32_t *, T *,   \
                                  int64_t, int64_t, int64_t);                   \
-  template Status combineBackward(const T *, const T *, const T *,             \
-                                  const int32_t *, T *, T *, int64_t, int64_t, \
-                                  int64_t);
+  template Status combineBackward(const T *, const T *, const int32_t *, T *,  \
+                                  int64_t, int64_t, int64_t);                  \
+  template Status combineWeightsBackward(                                      \
+      const T *, const T *, const int32_t *, T *, int64_t, int64_t);
 DSFLOW_INSTANTIATE(float)
 DSFLOW_INSTANTIATE(double)
 #undef DSFLOW_INSTANTIATE

@@ -53,15 +53,27 @@ static void ffnForward(const T *x, const T *gate, const T *up, const T *down,
 }
 
 /// dG and dU (overwritten) from dy: dA = dy down, then swiglu's backward.
+/// With `rowDots`: rowDots[i] = <dA_i, A_i>, A as the down-projection read it.
 template <typename T>
 static void ffnPreActGrads(const T *dy, const T *down, const T *g, const T *u,
                            std::vector<T> &dG, std::vector<T> &dU, int64_t n,
                            int64_t hidden, int64_t inter,
-                           const Fp8ScaleOptions *fp8) {
+                           const Fp8ScaleOptions *fp8, T *rowDots = nullptr) {
   FfnOperands<T> operands(fp8);
   std::vector<T> dAct(n * inter, T(0));
   linearBackwardB(operands.alongColumns(dy, n, hidden), down, dAct.data(), n,
                   hidden, inter);
+  if (rowDots) {
+    std::vector<T> act(n * inter);
+    swigluForward(g, u, act.data(), n * inter);
+    const T *a = operands.alongColumns(act.data(), n, inter);
+    for (int64_t i = 0; i < n; ++i) {
+      T dot = 0;
+      for (int64_t j = 0; j < inter; ++j)
+        dot += dAct[i * inter + j] * a[i * inter + j];
+      rowDots[i] = dot;
+    }
+  }
   dG.assign(n * inter, T(0));
   dU.assign(n * inter, T(0));
   swigluBackward(dAct.data(), g, u, dG.data(), dU.data(), n * inter);
@@ -69,11 +81,11 @@ static void ffnPreActGrads(const T *dy, const T *down, const T *g, const T *u,
 
 template <typename T>
 static void ffnBackwardB(const T *dy, const T *gate, const T *up, const T *down,
-                         const T *g, const T *u, T *dx, int64_t n,
+                         const T *g, const T *u, T *dx, T *rowDots, int64_t n,
                          int64_t hidden, int64_t inter,
                          const Fp8ScaleOptions *fp8) {
   std::vector<T> dG, dU;
-  ffnPreActGrads(dy, down, g, u, dG, dU, n, hidden, inter, fp8);
+  ffnPreActGrads(dy, down, g, u, dG, dU, n, hidden, inter, fp8, rowDots);
   FfnOperands<T> operands(fp8);
   linearBackwardB(operands.alongColumns(dG.data(), n, inter), gate, dx, n,
                   inter, hidden);
@@ -132,18 +144,20 @@ Status expertFfnForward(const T *rows, const int32_t *counts,
 }
 
 template <typename T>
-Status
-expertFfnBackwardB(const T *dy, const int32_t *counts, const T *const *gate,
-                   const T *const *up, const T *const *down, const T *savedGate,
-                   const T *savedUp, T *dRows, int64_t numRows, int64_t experts,
-                   int64_t hidden, int64_t inter, const Fp8ScaleOptions *fp8) {
+Status expertFfnBackwardB(const T *dy, const int32_t *counts,
+                          const T *const *gate, const T *const *up,
+                          const T *const *down, const T *savedGate,
+                          const T *savedUp, T *dRows, T *rowDots,
+                          int64_t numRows, int64_t experts, int64_t hidden,
+                          int64_t inter, const Fp8ScaleOptions *fp8) {
   if (!validCounts(counts, experts, numRows))
     return Status::BadExpertCounts;
   int64_t first = 0;
   for (int64_t e = 0; e < experts; ++e) {
     ffnBackwardB(dy + first * hidden, gate[e], up[e], down[e],
                  savedGate + first * inter, savedUp + first * inter,
-                 dRows + first * hidden, counts[e], hidden, inter, fp8);
+                 dRows + first * hidden, rowDots + first, counts[e], hidden,
+                 inter, fp8);
     first += counts[e];
   }
   return Status::Ok;
@@ -182,8 +196,8 @@ void sharedExpertsBackwardB(const T *dy, const T *gate, const T *up,
                             const T *down, const T *savedGate, const T *savedUp,
                             T *dx, int64_t tokens, int64_t hidden,
                             int64_t inter, const Fp8ScaleOptions *fp8) {
-  ffnBackwardB(dy, gate, up, down, savedGate, savedUp, dx, tokens, hidden,
-               inter, fp8);
+  ffnBackwardB(dy, gate, up, down, savedGate, savedUp, dx,
+               static_cast<T *>(nullptr), tokens, hidden, inter, fp8);
 }
 
 template <typename T>
@@ -202,8 +216,8 @@ void sharedExpertsBackwardW(const T *dy, const T *x, const T *down,
       const Fp8ScaleOptions *);                                                \
   template Status expertFfnBackwardB(                                          \
       const T *, const int32_t *, const T *const *, const T *const *,          \
-      const T *const *, const T *, const T *, T *, int64_t, int64_t, int64_t,  \
-      int64_t, const Fp8ScaleOptions *);                                       \
+      const T *const *, const T *, const T *, T *, T *, int64_t, int64_t,      \
+      int64_t, int64_t, const Fp8ScaleOptions *);                              \
   template Status expertFfnBackwardW(                                          \
       const T *, const T *, const int32_t *, const T *const *, const T *,      \
       const T *, T *const *, T *const *, T *const *, int64_t, int64_t,         \

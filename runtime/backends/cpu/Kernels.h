@@ -364,13 +364,20 @@ template <typename T>
 combineForward(const T *rows, const T *weights, const int32_t *rowSource, T *y,
                int64_t tokens, int64_t topK, int64_t hidden);
 
-/// drows[row of (t, j)] += weights[t, j] * dy[t];
-/// dweights[t, j] += <dy[t], rows[row of (t, j)]>.
+/// drows[row of (t, j)] += weights[t, j] * dy[t].
 template <typename T>
-[[nodiscard]] Status combineBackward(const T *dy, const T *rows,
-                                     const T *weights, const int32_t *rowSource,
-                                     T *dRows, T *dWeights, int64_t tokens,
-                                     int64_t topK, int64_t hidden);
+[[nodiscard]] Status
+combineBackward(const T *dy, const T *weights, const int32_t *rowSource,
+                T *dRows, int64_t tokens, int64_t topK, int64_t hidden);
+
+/// dweights[t, j] += rowDots[row of (t, j)] / weights[t, j] (0 where the
+/// weight is 0): with rowDots = weights * <dy[t], rows[row]> from the experts'
+/// B-grad, <dy[t], rows[row of (t, j)]> without the rows.
+template <typename T>
+[[nodiscard]] Status combineWeightsBackward(const T *rowDots, const T *weights,
+                                            const int32_t *rowSource,
+                                            T *dWeights, int64_t tokens,
+                                            int64_t topK);
 
 //===----------------------------------------------------------------------===//
 // SwiGLU FFNs: down(silu(gate x) * up x), gate/up [I, H], down [H, I]
@@ -395,13 +402,15 @@ expertFfnForward(const T *rows, const int32_t *counts, const T *const *gate,
                  int64_t inter, const Fp8ScaleOptions *fp8 = nullptr);
 
 /// B-grad: drows += dG gate + dU up, where dA = dy down,
-/// dG = dA * U * silu'(G), dU = dA * silu(G) (G, U: the saved buffers).
+/// dG = dA * U * silu'(G), dU = dA * silu(G) (G, U: the saved buffers);
+/// rowDots[r] = <dA_r, A_r> (A = silu(G) * U as the down-projection read it):
+/// for dy = w dy', w <dy', y_r>, what combineWeightsBackward needs.
 template <typename T>
 [[nodiscard]] Status
 expertFfnBackwardB(const T *dy, const int32_t *counts, const T *const *gate,
                    const T *const *up, const T *const *down, const T *savedGate,
-                   const T *savedUp, T *dRows, int64_t numRows, int64_t experts,
-                   int64_t hidden, int64_t inter,
+                   const T *savedUp, T *dRows, T *rowDots, int64_t numRows,
+                   int64_t experts, int64_t hidden, int64_t inter,
                    const Fp8ScaleOptions *fp8 = nullptr);
 
 /// W-grad per expert: ddown[e] += dy^T A, dgate[e] += dG^T x, dup[e] += dU^T x

@@ -105,8 +105,11 @@ func.func @forward(%x: tensor<4x8xf32>, %labels: tensor<1x4xi32>) -> tensor<f32>
   %loss = graph.add %ce, %bal : tensor<f32>
   // The balance loss's gradient reaches the router through the scores.
   // CHECK: %[[DSC:.+]] = graph.balance_loss_grad %{{.+}}, %[[SC]], %[[IDX]] {alpha = 1.000000e-04 : f64, graph.backward, graph.grad_of = {{[0-9]+}} : i64, sequences = 1 : i64}
-  // CHECK: %[[DROWS:.+]], %[[DWTS:.+]] = graph.combine_grad %{{.+}}, %[[E]], %[[WTS]], %[[IDX]]
-  // CHECK: %[[DEROWS:.+]] = graph.expert_ffn_grad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
+  // The expert outputs are not read again: the combine weights' gradient
+  // comes from the experts' row dots.
+  // CHECK: %[[DROWS:.+]] = graph.combine_grad %{{.+}}, %[[WTS]], %[[IDX]]
+  // CHECK: %[[DEROWS:.+]], %[[DOTS:.+]] = graph.expert_ffn_grad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
+  // CHECK: %[[DWTS:.+]] = graph.combine_weights_grad %[[DOTS]], %[[WTS]], %[[IDX]]
   // CHECK: %{{.+}}:4, %{{.+}}:4, %{{.+}}:4 = graph.expert_ffn_wgrad %[[DROWS]], %[[ROWS]], %[[CNT]] gate(
   // CHECK: %[[DX1:.+]] = graph.dispatch_grad %[[DEROWS]], %[[IDX]]
   // CHECK: %[[DLOG:.+]] = graph.moe_gate_grad %[[DWTS]], %[[SC]], %[[IDX]] scores_grad %[[DSC]] {graph.backward, graph.grad_of = {{[0-9]+}} : i64, normalize_topk = true, route_scale = 2.500000e+00 : f64, score_function = "sigmoid"}
@@ -125,6 +128,31 @@ func.func @forward(%dy: tensor<2x8xf32>, %w: tensor<8x4xf32>, %labels: tensor<1x
   %x = graph.linear_grad %dy, %w : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
   %x3 = graph.reshape %x : tensor<2x4xf32> -> tensor<1x2x4xf32>
   %loss = graph.cross_entropy %x3, %labels : (tensor<1x2x4xf32>, tensor<1x2xi32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// The combine weights' gradient comes from the expert FFN's backward: other
+// rows are reported.
+func.func @forward(%x: tensor<4x8xf32>, %rows: tensor<8x8xf32>, %w: tensor<4x2xf32>, %i: tensor<4x2xi32>, %labels: tensor<1x4xi32>) -> tensor<f32> {
+  // expected-error @+1 {{'graph.combine' op dsflow-autodiff: rows must come from graph.expert_ffn}}
+  %y = graph.combine %rows, %w, %i : (tensor<8x8xf32>, tensor<4x2xf32>, tensor<4x2xi32>) -> tensor<4x8xf32>
+  %y3 = graph.reshape %y : tensor<4x8xf32> -> tensor<1x4x8xf32>
+  %loss = graph.cross_entropy %y3, %labels : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// ... and so is an expert FFN whose result is not (only) combined.
+func.func @forward(%rows: tensor<8x8xf32>, %counts: tensor<4xi32>, %labels: tensor<1x8xi32>) -> tensor<f32> {
+  %g = graph.param "g" : tensor<6x8xf32>
+  %d = graph.param "d" : tensor<8x6xf32>
+  // expected-error @+1 {{'graph.expert_ffn' op dsflow-autodiff: needs one graph.combine reading its result}}
+  %e = graph.expert_ffn %rows, %counts gate(%g, %g, %g, %g) up(%g, %g, %g, %g) down(%d, %d, %d, %d) : (tensor<8x8xf32>, tensor<4xi32>) weights tensor<6x8xf32>, tensor<6x8xf32>, tensor<8x6xf32> -> tensor<8x8xf32>
+  %e3 = graph.reshape %e : tensor<8x8xf32> -> tensor<1x8x8xf32>
+  %loss = graph.cross_entropy %e3, %labels : (tensor<1x8x8xf32>, tensor<1x8xi32>) -> tensor<f32>
   return %loss : tensor<f32>
 }
 

@@ -136,7 +136,16 @@ func.func @dispatch_grad_rows(%dr: tensor<30x64xf32>, %i: tensor<16x2xi32>) {
 func.func @expert_ffn_grad_rows(%dy: tensor<32x32xf32>, %rows: tensor<32x64xf32>, %c: tensor<1xi32>,
     %g: tensor<32x64xf32>, %d: tensor<64x32xf32>) {
   // expected-error @+1 {{output gradient type 'tensor<32x32xf32>' must equal rows type 'tensor<32x64xf32>'}}
-  %dr = graph.expert_ffn_grad %dy, %rows, %c gate(%g) up(%g) down(%d) : (tensor<32x32xf32>, tensor<32x64xf32>, tensor<1xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>
+  %dr, %dots = graph.expert_ffn_grad %dy, %rows, %c gate(%g) up(%g) down(%d) : (tensor<32x32xf32>, tensor<32x64xf32>, tensor<1xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>, tensor<32xf32>
+  return
+}
+
+// -----
+
+func.func @expert_ffn_grad_dots(%dy: tensor<32x64xf32>, %rows: tensor<32x64xf32>, %c: tensor<1xi32>,
+    %g: tensor<32x64xf32>, %d: tensor<64x32xf32>) {
+  // expected-error @+1 {{row dots must have shape [32], got [16]}}
+  %dr, %dots = graph.expert_ffn_grad %dy, %rows, %c gate(%g) up(%g) down(%d) : (tensor<32x64xf32>, tensor<32x64xf32>, tensor<1xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>, tensor<16xf32>
   return
 }
 
@@ -151,9 +160,41 @@ func.func @expert_ffn_wgrad_results(%dy: tensor<32x64xf32>, %rows: tensor<32x64x
 
 // -----
 
-func.func @combine_grad_weights(%dy: tensor<16x64xf32>, %rows: tensor<32x64xf32>, %w: tensor<16x2xf32>, %i: tensor<16x2xi32>) {
+func.func @combine_grad_rows(%dy: tensor<16x64xf32>, %w: tensor<16x2xf32>, %i: tensor<16x2xi32>) {
+  // expected-error @+1 {{rows gradient must have shape [32, 64], got [16, 64]}}
+  %dr = graph.combine_grad %dy, %w, %i : (tensor<16x64xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_grad_tokens(%dy: tensor<8x64xf32>, %w: tensor<16x2xf32>, %i: tensor<16x2xi32>) {
+  // expected-error @+1 {{output gradient must have shape [16, 64], got [8, 64]}}
+  %dr = graph.combine_grad %dy, %w, %i : (tensor<8x64xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<32x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_weights_grad_dots(%dots: tensor<16xf32>, %w: tensor<16x2xf32>, %i: tensor<16x2xi32>) {
+  // expected-error @+1 {{row dots must have shape [32], got [16]}}
+  %dw = graph.combine_weights_grad %dots, %w, %i : (tensor<16xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @combine_weights_grad_result(%dots: tensor<32xf32>, %w: tensor<16x2xf32>, %i: tensor<16x2xi32>) {
   // expected-error @+1 {{weights gradient type 'tensor<16x4xf32>' must equal weights type 'tensor<16x2xf32>'}}
-  %dr, %dw = graph.combine_grad %dy, %rows, %w, %i : (tensor<16x64xf32>, tensor<32x64xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> (tensor<32x64xf32>, tensor<16x4xf32>)
+  %dw = graph.combine_weights_grad %dots, %w, %i : (tensor<32xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @combine_weights_grad_indices(%dots: tensor<32xf32>, %w: tensor<16x2xf32>, %i: tensor<16x3xi32>) {
+  // expected-error @+1 {{indices must have shape [16, 2], got [16, 3]}}
+  %dw = graph.combine_weights_grad %dots, %w, %i : (tensor<32xf32>, tensor<16x2xf32>, tensor<16x3xi32>) -> tensor<16x2xf32>
   return
 }
 

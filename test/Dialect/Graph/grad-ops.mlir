@@ -46,12 +46,14 @@ func.func @moe_grads(%dwts: tensor<16x2xf32>, %scores: tensor<16x4xf32>, %idx: t
   %dlog = graph.moe_gate_grad %dwts, %scores, %idx {route_scale = 2.5 : f64, score_function = "sigmoid", normalize_topk = true} : (tensor<16x2xf32>, tensor<16x4xf32>, tensor<16x2xi32>) -> tensor<16x4xf32>
   // CHECK: graph.dispatch_grad {{.+}} -> tensor<16x64xf32>
   %dx = graph.dispatch_grad %drows, %idx : (tensor<32x64xf32>, tensor<16x2xi32>) -> tensor<16x64xf32>
-  // CHECK: graph.expert_ffn_grad {{.+}} gate(%{{.+}}, %{{.+}}) up(%{{.+}}, %{{.+}}) down(%{{.+}}, %{{.+}}) : (tensor<32x64xf32>, tensor<32x64xf32>, tensor<2xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>
-  %de = graph.expert_ffn_grad %drows, %rows, %counts gate(%g, %g) up(%g, %g) down(%d, %d) : (tensor<32x64xf32>, tensor<32x64xf32>, tensor<2xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>
+  // CHECK: graph.expert_ffn_grad {{.+}} gate(%{{.+}}, %{{.+}}) up(%{{.+}}, %{{.+}}) down(%{{.+}}, %{{.+}}) : (tensor<32x64xf32>, tensor<32x64xf32>, tensor<2xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>, tensor<32xf32>
+  %de, %dots = graph.expert_ffn_grad %drows, %rows, %counts gate(%g, %g) up(%g, %g) down(%d, %d) : (tensor<32x64xf32>, tensor<32x64xf32>, tensor<2xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>, tensor<32xf32>
   // CHECK: %{{.+}}:2, %{{.+}}:2, %{{.+}}:2 = graph.expert_ffn_wgrad {{.+}} -> tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>
   %dg:2, %du:2, %dd:2 = graph.expert_ffn_wgrad %drows, %rows, %counts gate(%g, %g) up(%g, %g) down(%d, %d) : (tensor<32x64xf32>, tensor<32x64xf32>, tensor<2xi32>) weights tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32> -> tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>
-  // CHECK: graph.combine_grad {{.+}} -> (tensor<32x64xf32>, tensor<16x2xf32>)
-  %cr, %cw = graph.combine_grad %dy, %rows, %wts, %idx : (tensor<16x64xf32>, tensor<32x64xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> (tensor<32x64xf32>, tensor<16x2xf32>)
+  // CHECK: graph.combine_grad {{.+}} -> tensor<32x64xf32>
+  %cr = graph.combine_grad %dy, %wts, %idx : (tensor<16x64xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<32x64xf32>
+  // CHECK: graph.combine_weights_grad {{.+}} -> tensor<16x2xf32>
+  %cw = graph.combine_weights_grad %dots, %wts, %idx : (tensor<32xf32>, tensor<16x2xf32>, tensor<16x2xi32>) -> tensor<16x2xf32>
   // CHECK: graph.shared_experts_grad {{.+}} -> tensor<16x64xf32>
   %sx = graph.shared_experts_grad %dy, %x, %g, %g, %d : (tensor<16x64xf32>, tensor<16x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>) -> tensor<16x64xf32>
   // CHECK: graph.shared_experts_wgrad {{.+}} -> (tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>)

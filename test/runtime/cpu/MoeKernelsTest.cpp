@@ -147,27 +147,50 @@ TEST(Combine, BackwardMatchesFiniteDifferences) {
   Vec numericWeights =
       numericGrad(c.weights, dy, [&] { return c.forward<double>(); });
   Vec dRows(c.rows.size(), 0.0), dWeights(c.weights.size(), 0.0);
-  ASSERT_OK(combineBackward(dy.data(), c.rows.data(), c.weights.data(),
-                            c.rowSource.data(), dRows.data(), dWeights.data(),
-                            c.d.tokens, c.d.topK, c.d.hidden));
+  ASSERT_OK(combineBackward(dy.data(), c.weights.data(), c.rowSource.data(),
+                            dRows.data(), c.d.tokens, c.d.topK, c.d.hidden));
   EXPECT_TRUE(gradsMatch(dRows, numericRows));
+  // The weights' gradient from the row dots w <dy[t], rows[r]> (written out
+  // here; expert_ffn_grad makes them from the SwiGLU output).
+  const int64_t H = c.d.hidden;
+  Vec rowDots(c.rowSource.size(), 0.0);
+  for (size_t r = 0; r < c.rowSource.size(); ++r) {
+    int64_t t = c.rowSource[r] / c.d.topK;
+    for (int64_t i = 0; i < H; ++i)
+      rowDots[r] += dy[t * H + i] * c.rows[r * H + i];
+    rowDots[r] *= c.weights[c.rowSource[r]];
+  }
+  ASSERT_OK(combineWeightsBackward(rowDots.data(), c.weights.data(),
+                                   c.rowSource.data(), dWeights.data(),
+                                   c.d.tokens, c.d.topK));
   EXPECT_TRUE(gradsMatch(dWeights, numericWeights));
+}
+
+TEST(Combine, AZeroWeightGetsAZeroGradient) {
+  CombineCase c;
+  Vec weights = c.weights, rowDots(c.rowSource.size(), 1.0),
+      dWeights(weights.size(), 0.0);
+  weights[3] = 0.0;
+  ASSERT_OK(combineWeightsBackward(rowDots.data(), weights.data(),
+                                   c.rowSource.data(), dWeights.data(),
+                                   c.d.tokens, c.d.topK));
+  EXPECT_EQ(dWeights[3], 0.0);
+  EXPECT_DOUBLE_EQ(dWeights[2], 1.0 / weights[2]);
 }
 
 TEST(Combine, BackwardAccumulatesAndFloatMatchesDouble) {
   CombineCase c;
   std::mt19937 rng(132);
   Vec dy = randomVec(c.d.tokens * c.d.hidden, rng);
-  Vec otherRows(c.rows.size()), otherWeights(c.weights.size());
+  Vec rowDots = randomVec(c.rowSource.size(), rng);
   EXPECT_TRUE(accumulates(c.rows.size(), [&](double *dRows) {
-    EXPECT_OK(combineBackward(dy.data(), c.rows.data(), c.weights.data(),
-                              c.rowSource.data(), dRows, otherWeights.data(),
-                              c.d.tokens, c.d.topK, c.d.hidden));
+    EXPECT_OK(combineBackward(dy.data(), c.weights.data(), c.rowSource.data(),
+                              dRows, c.d.tokens, c.d.topK, c.d.hidden));
   }));
   EXPECT_TRUE(accumulates(c.weights.size(), [&](double *dWeights) {
-    EXPECT_OK(combineBackward(dy.data(), c.rows.data(), c.weights.data(),
-                              c.rowSource.data(), otherRows.data(), dWeights,
-                              c.d.tokens, c.d.topK, c.d.hidden));
+    EXPECT_OK(combineWeightsBackward(rowDots.data(), c.weights.data(),
+                                     c.rowSource.data(), dWeights, c.d.tokens,
+                                     c.d.topK));
   }));
   EXPECT_TRUE(floatMatchesDouble(
       [&](auto zero) { return c.forward<decltype(zero)>(); }));
@@ -189,6 +212,12 @@ TEST(Combine, RejectsABrokenPermutation) {
               Status::BadPermutation);
     EXPECT_EQ(dispatchBackward(c.rows.data(), bad.data(), dx.data(), c.d.tokens,
                                c.d.topK, c.d.hidden),
+              Status::BadPermutation);
+    EXPECT_EQ(combineBackward(y.data(), c.weights.data(), bad.data(), dx.data(),
+                              c.d.tokens, c.d.topK, c.d.hidden),
+              Status::BadPermutation);
+    EXPECT_EQ(combineWeightsBackward(y.data(), c.weights.data(), bad.data(),
+                                     dx.data(), c.d.tokens, c.d.topK),
               Status::BadPermutation);
   }
   EXPECT_EQ(y, Vec(y.size(), 42.0));
@@ -291,11 +320,18 @@ TEST(ExpertFfn, BackwardBMatchesFiniteDifferences) {
   Vec numeric = numericGrad(c.rows, dy, [&] { return c.forward<double>(); });
   Vec savedG = c.saved(false), savedU = c.saved(true);
   auto g = c.perExpert(c.gate), u = c.perExpert(c.up), d = c.perExpert(c.down);
-  Vec dRows(c.rows.size(), 0.0);
-  ASSERT_OK(expertFfnBackwardB(
-      dy.data(), c.counts.data(), g.data(), u.data(), d.data(), savedG.data(),
-      savedU.data(), dRows.data(), c.numRows, c.experts, c.hidden, c.inter));
+  Vec dRows(c.rows.size(), 0.0), rowDots(c.numRows, 0.0);
+  ASSERT_OK(expertFfnBackwardB(dy.data(), c.counts.data(), g.data(), u.data(),
+                               d.data(), savedG.data(), savedU.data(),
+                               dRows.data(), rowDots.data(), c.numRows,
+                               c.experts, c.hidden, c.inter));
   EXPECT_TRUE(gradsMatch(dRows, numeric));
+  // rowDots[r] = <dy_r, y_r>: the derivative of the loss along y_r scaled.
+  Vec y = c.forward<double>(), expected(c.numRows, 0.0);
+  for (int64_t r = 0; r < c.numRows; ++r)
+    for (int64_t i = 0; i < c.hidden; ++i)
+      expected[r] += dy[r * c.hidden + i] * y[r * c.hidden + i];
+  EXPECT_TRUE(closeRel(rowDots, expected, 1e-12));
 }
 
 TEST(ExpertFfn, BackwardWMatchesFiniteDifferencesForEveryExpert) {
@@ -332,10 +368,12 @@ TEST(ExpertFfn, BackwardsAccumulate) {
   Vec dy = randomVec(c.numRows * c.hidden, rng);
   Vec savedG = c.saved(false), savedU = c.saved(true);
   auto g = c.perExpert(c.gate), u = c.perExpert(c.up), d = c.perExpert(c.down);
+  Vec rowDots(c.numRows);
   EXPECT_TRUE(accumulates(c.rows.size(), [&](double *dRows) {
     EXPECT_OK(expertFfnBackwardB(dy.data(), c.counts.data(), g.data(), u.data(),
                                  d.data(), savedG.data(), savedU.data(), dRows,
-                                 c.numRows, c.experts, c.hidden, c.inter));
+                                 rowDots.data(), c.numRows, c.experts, c.hidden,
+                                 c.inter));
   }));
   // The three weight gradients, as one buffer.
   size_t total = c.gate.size() + c.up.size() + c.down.size();
@@ -352,6 +390,39 @@ TEST(ExpertFfn, BackwardsAccumulate) {
                                  dg.data(), du.data(), dd.data(), c.numRows,
                                  c.experts, c.hidden, c.inter));
   }));
+}
+
+TEST(ExpertFfn, RowDotsGiveTheCombineWeightsGradient) {
+  // combine(expert_ffn(rows), w): the weights' gradient through the chain the
+  // autodiff emits (combine_grad, expert_ffn_grad's row dots,
+  // combine_weights_grad) against finite differences. 5 tokens, k = 1.
+  ExpertFfnCase c;
+  const int64_t tokens = c.numRows, topK = 1;
+  std::vector<int32_t> rowSource = {3, 0, 4, 1, 2};
+  std::mt19937 rng(144);
+  Vec weights = randomVec(tokens * topK, rng, 0.1, 1.0);
+  Vec dy = randomVec(tokens * c.hidden, rng);
+  auto forward = [&] {
+    Vec expertY = c.forward<double>(), y(tokens * c.hidden);
+    EXPECT_OK(combineForward(expertY.data(), weights.data(), rowSource.data(),
+                             y.data(), tokens, topK, c.hidden));
+    return y;
+  };
+  Vec numeric = numericGrad(weights, dy, forward);
+  Vec dRows(c.numRows * c.hidden, 0.0), dExpertRows(dRows.size(), 0.0),
+      rowDots(c.numRows, 0.0), dWeights(weights.size(), 0.0);
+  ASSERT_OK(combineBackward(dy.data(), weights.data(), rowSource.data(),
+                            dRows.data(), tokens, topK, c.hidden));
+  Vec savedG = c.saved(false), savedU = c.saved(true);
+  auto g = c.perExpert(c.gate), u = c.perExpert(c.up), d = c.perExpert(c.down);
+  ASSERT_OK(expertFfnBackwardB(dRows.data(), c.counts.data(), g.data(),
+                               u.data(), d.data(), savedG.data(), savedU.data(),
+                               dExpertRows.data(), rowDots.data(), c.numRows,
+                               c.experts, c.hidden, c.inter));
+  ASSERT_OK(combineWeightsBackward(rowDots.data(), weights.data(),
+                                   rowSource.data(), dWeights.data(), tokens,
+                                   topK));
+  EXPECT_TRUE(gradsMatch(dWeights, numeric));
 }
 
 TEST(ExpertFfn, FloatMatchesDouble) {

@@ -79,14 +79,15 @@ TEST(ExpertExchange, ReplicatedSlotsMatchThePlainKernels) {
 
   // The plain kernels.
   std::vector<double> y(rows * kHidden), sg(rows * kInter), su(rows * kInter),
-      dx(rows * kHidden, 0.0), dW(3 * kExperts * wSize, 0.0);
+      dx(rows * kHidden, 0.0), dots(rows, 0.0), dW(3 * kExperts * wSize, 0.0);
   ASSERT_EQ(cpu::expertFfnForward(x.data(), counts.data(), g.data(), u.data(),
                                   d.data(), y.data(), sg.data(), su.data(),
                                   rows, kExperts, kHidden, kInter),
             cpu::Status::Ok);
   ASSERT_EQ(cpu::expertFfnBackwardB(dy.data(), counts.data(), g.data(),
                                     u.data(), d.data(), sg.data(), su.data(),
-                                    dx.data(), rows, kExperts, kHidden, kInter),
+                                    dx.data(), dots.data(), rows, kExperts,
+                                    kHidden, kInter),
             cpu::Status::Ok);
   auto dG = blocks<double *>(dW.data(), wSize),
        dU = blocks<double *>(dW.data() + kExperts * wSize, wSize),
@@ -99,11 +100,12 @@ TEST(ExpertExchange, ReplicatedSlotsMatchThePlainKernels) {
 
   // Through the exchange.
   std::vector<double> yEp(rows * kHidden, 0.0), dxEp(rows * kHidden, 0.0),
-      dWEp(3 * kExperts * wSize, 0.0);
+      dotsEp(rows, 0.0), dWEp(3 * kExperts * wSize, 0.0);
   ASSERT_EQ((*exchange)->forward(x.data(), counts.data(), rows, w, yEp.data(),
                                  nullptr),
             cpu::Status::Ok);
-  ASSERT_EQ((*exchange)->backwardData(dy.data(), rows, w, dxEp.data(), nullptr),
+  ASSERT_EQ((*exchange)->backwardData(dy.data(), rows, w, dxEp.data(),
+                                      dotsEp.data(), nullptr),
             cpu::Status::Ok);
   auto eG = blocks<double *>(dWEp.data(), wSize),
        eU = blocks<double *>(dWEp.data() + kExperts * wSize, wSize),
@@ -113,6 +115,7 @@ TEST(ExpertExchange, ReplicatedSlotsMatchThePlainKernels) {
             cpu::Status::Ok);
   expectNear(yEp, y);
   expectNear(dxEp, dx);
+  expectNear(dotsEp, dots);
   expectNear(dWEp, dW);
 }
 
@@ -131,8 +134,10 @@ TEST(ExpertExchange, RefusesCountsThatDoNotAddUp) {
                                  nullptr),
             cpu::Status::BadExpertCounts);
   // A gradient before (or for another shape than) its forward.
-  EXPECT_EQ((*exchange)->backwardData(
-                x.data(), 4, {p.data(), p.data(), p.data()}, y.data(), nullptr),
+  std::vector<double> dots(4);
+  EXPECT_EQ((*exchange)->backwardData(x.data(), 4,
+                                      {p.data(), p.data(), p.data()}, y.data(),
+                                      dots.data(), nullptr),
             cpu::Status::BadExpertCounts);
 }
 
