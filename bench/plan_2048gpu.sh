@@ -27,7 +27,7 @@ build/bin/dsflow-plan "$out/v3.plan" --timeline "$out/v3-dualpipe.svg" > "$out/s
   echo "rank: its size does not depend on the world size)."
   echo
   echo "Memory per GPU is an estimate (compiler/Stages/RankMemory.h; docs/pipeline.md"
-  echo "says what it counts and why it is over 80 GB)."
+  echo "says what it counts)."
   echo
   echo '```'
   sed -n '/^cluster:/,/^memory plan:/p' "$out/summary.txt" | sed '$d'

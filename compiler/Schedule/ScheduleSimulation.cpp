@@ -234,16 +234,10 @@ io::Status Simulator::run() {
   for (int r = 0; r < s.ranks; ++r) {
     result.makespan = std::max(result.makespan, clock[r]);
     RankReport &report = result.ranks[r];
-    int live = 0;
-    for (const Instruction &in : s.streams[r]) {
+    for (const Instruction &in : s.streams[r])
       report.busy += instructionCost(in, costs);
-      // A forward's activations live until the chunk's backward (its W
-      // part, when split) ends; a pair holds both of its chunks while it runs.
-      live += in.op == Op::Forward || in.op == Op::ForwardBackward;
-      report.peakActivations = std::max(report.peakActivations, live);
-      live -= in.op == Op::FullBackward || in.op == Op::BackwardWeight ||
-              in.op == Op::ForwardBackward;
-    }
+    report.peakActivations = static_cast<int>(
+        peakLiveActivations(s.streams[r], std::vector<double>(s.stages, 1.0)));
     report.parameterCopies = static_cast<int>(s.stagesHeld(r).size());
   }
   for (RankReport &report : result.ranks)
@@ -252,6 +246,26 @@ io::Status Simulator::run() {
 }
 
 } // namespace
+
+double peakLiveActivations(const std::vector<Instruction> &stream,
+                           const std::vector<double> &bytesPerStage) {
+  auto bytesOf = [&](const Chunk &chunk) {
+    return chunk.stage >= 0 && chunk.stage < int(bytesPerStage.size())
+               ? bytesPerStage[chunk.stage]
+               : 0.0;
+  };
+  double live = 0, peak = 0;
+  for (const Instruction &in : stream) {
+    if (in.op == Op::Forward || in.op == Op::ForwardBackward)
+      live += bytesOf(in.chunk);
+    peak = std::max(peak, live);
+    if (in.op == Op::FullBackward || in.op == Op::BackwardWeight)
+      live -= bytesOf(in.chunk);
+    else if (in.op == Op::ForwardBackward)
+      live -= bytesOf(in.backward);
+  }
+  return peak;
+}
 
 io::Status checkStreams(const PipelineSchedule &s) {
   if (static_cast<int>(s.streams.size()) != s.ranks ||

@@ -68,6 +68,13 @@ struct SimulationResult {
 /// part, on the rank that holds it; every message names its right peer.
 io::Status checkStreams(const PipelineSchedule &schedule);
 
+/// The most activation bytes one rank's stream holds at once, a chunk of
+/// stage s holding `bytesPerStage[s]` from its forward until its backward (the
+/// W part, when split) ends; a pair holds both of its chunks while it runs.
+/// With one byte per stage: the peak in chunks (RankReport::peakActivations).
+double peakLiveActivations(const std::vector<Instruction> &stream,
+                           const std::vector<double> &bytesPerStage);
+
 /// checkStreams, then the execution described above.
 io::Expected<SimulationResult> simulate(const PipelineSchedule &schedule,
                                         const ChunkCosts &costs);

@@ -1,8 +1,9 @@
 //===- RankMemory.cpp - Memory of each pipeline rank of a plan ------------===//
 #include "Stages/RankMemory.h"
 
-#include "plan/KernelStages.h"
+#include "plan/KeptActivations.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -23,10 +24,76 @@ double bytesPerElement(DType dtype) {
 
 } // namespace
 
+std::vector<double> keptBytesByStage(const Plan &plan,
+                                     const KernelStages &split) {
+  std::vector<double> bytes(plan.pipeline().stages_size(), 0.0);
+  std::vector<bool> kept = keptForBackward(plan);
+  // The stages whose backward (from the first backward kernel on, recomputed
+  // forward kernels included) reads each kept buffer, each counted once.
+  std::vector<std::set<int>> readers(plan.buffers_size());
+  bool inBackward = false;
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    int stage = split.stageOfKernel[k];
+    inBackward = inBackward || plan.kernels(k).backward();
+    if (!inBackward || stage < 0)
+      continue;
+    for (int32_t b : plan.kernels(k).inputs())
+      if (kept[b])
+        readers[b].insert(stage);
+  }
+  for (int32_t b = 0; b < plan.buffers_size(); ++b)
+    for (int stage : readers[b])
+      bytes[stage] += double(plan.buffers(b).bytes());
+  return bytes;
+}
+
+std::vector<double> workspaceBytesByStage(const Plan &plan,
+                                          const KernelStages &split) {
+  std::vector<bool> kept = keptForBackward(plan);
+  // Per transient activation: its stage and the kernels from its first to its
+  // last use.
+  struct Span {
+    int stage = -1, first = -1, last = -1;
+  };
+  std::vector<Span> spans(plan.buffers_size());
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    const Kernel &kernel = plan.kernels(k);
+    auto use = [&](int32_t b) {
+      Span &span = spans[b];
+      if (span.first < 0) {
+        span.first = k;
+        span.stage = split.stageOfKernel[k];
+      }
+      span.last = k;
+    };
+    std::for_each(kernel.inputs().begin(), kernel.inputs().end(), use);
+    std::for_each(kernel.outputs().begin(), kernel.outputs().end(), use);
+  }
+  // Sweep the kernels with the bytes each span adds at its first kernel and
+  // removes after its last.
+  std::vector<std::vector<double>> delta(
+      plan.pipeline().stages_size(),
+      std::vector<double>(plan.kernels_size() + 1, 0.0));
+  for (int32_t b = 0; b < plan.buffers_size(); ++b) {
+    const Span &span = spans[b];
+    if (kept[b] || plan.buffers(b).kind() != ACTIVATION || span.stage < 0)
+      continue;
+    delta[span.stage][span.first] += double(plan.buffers(b).bytes());
+    delta[span.stage][span.last + 1] -= double(plan.buffers(b).bytes());
+  }
+  std::vector<double> peak(delta.size(), 0.0);
+  for (size_t s = 0; s < delta.size(); ++s) {
+    double live = 0;
+    for (double d : delta[s])
+      peak[s] = std::max(peak[s], live += d);
+  }
+  return peak;
+}
+
 std::vector<RankMemory>
 estimateRankMemory(const Plan &plan,
                    const std::vector<std::vector<int>> &stagesOfRank,
-                   const std::vector<int> &peakChunks) {
+                   const std::vector<double> &activationBytes) {
   const ClusterConfig &c = plan.cluster();
   const int64_t experts = plan.model().moe().num_routed_experts();
   double expertShare = 1.0, slots = experts / double(std::max(1, c.ep()));
@@ -62,23 +129,15 @@ estimateRankMemory(const Plan &plan,
       state /= double(std::max(1, holders));
     m.optimizer += state;
   }
-  double totalCost = 0;
-  for (const PipelineStage &s : plan.pipeline().stages())
-    totalCost += s.cost();
   std::vector<RankMemory> ranks(stagesOfRank.size());
   for (size_t r = 0; r < stagesOfRank.size(); ++r) {
-    double activationPerChunk = 0;
     std::set<int> held(stagesOfRank[r].begin(), stagesOfRank[r].end());
     for (int s : held) {
       ranks[r].parameters += perStage[s].parameters;
       ranks[r].gradients += perStage[s].gradients;
       ranks[r].optimizer += perStage[s].optimizer;
-      activationPerChunk += double(plan.memory().boundary_activation_bytes()) *
-                            plan.pipeline().stages(s).cost() /
-                            std::max(totalCost, 1e-30);
     }
-    activationPerChunk /= double(std::max<size_t>(1, held.size()));
-    ranks[r].activations = activationPerChunk * peakChunks[r];
+    ranks[r].activations = activationBytes[r];
   }
   return ranks;
 }

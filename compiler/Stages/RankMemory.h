@@ -8,9 +8,11 @@
 // - optimizer: AdamW's two moments (FP32, or BF16 with bf16_moments) and an
 //   FP32 master copy when the parameters are not FP32, sharded by ZeRO-1 over
 //   the ranks holding the same tensor (ep x dp for dense ones, dp for experts);
-// - activations: what the forward keeps for the backward (the plan's
-//   boundary_activation_bytes for the whole model) in proportion to the
-//   stage's estimated cost, times the schedule's peak in-flight chunks.
+// - activations: the caller's peak of live activation bytes, from the
+//   schedule's stream and keptBytesByStage: per micro-batch, each stage holds
+//   the activations its backward kernels read that the forward wrote
+//   (plan/KeptActivations.h), counted from the plan's kernels and buffers;
+//   plus the workspace of the chunks running at once (workspaceBytesByStage).
 // The parameter name says where a tensor lives: "model.layers.L." a decoder
 // layer (L >= num_layers: an MTP module), the embedding, else the head.
 //
@@ -18,6 +20,7 @@
 #ifndef DSFLOW_COMPILER_STAGES_RANKMEMORY_H
 #define DSFLOW_COMPILER_STAGES_RANKMEMORY_H
 
+#include "plan/KernelStages.h"
 #include "schemas/plan.pb.h"
 
 #include <vector>
@@ -31,12 +34,24 @@ struct RankMemory {
   }
 };
 
+/// Per stage: the bytes one micro-batch keeps for its backward there. A
+/// buffer read by the backward of several stages (one received from the
+/// stage before, say) counts on each of them.
+std::vector<double> keptBytesByStage(const Plan &plan,
+                                     const KernelStages &split);
+
+/// Per stage: the most bytes of its other (transient) activations live at
+/// once while one micro-batch runs there, by liveness in the plan's kernel
+/// order (a buffer belongs to the stage of the kernel that writes it first).
+std::vector<double> workspaceBytesByStage(const Plan &plan,
+                                          const KernelStages &split);
+
 /// For each pipeline rank: `stagesOfRank[r]` the stages it holds and
-/// `peakChunks[r]` the most stage-chunk activations it keeps at once.
+/// `activationBytes[r]` the most activation bytes it keeps at once.
 std::vector<RankMemory>
 estimateRankMemory(const Plan &plan,
                    const std::vector<std::vector<int>> &stagesOfRank,
-                   const std::vector<int> &peakChunks);
+                   const std::vector<double> &activationBytes);
 
 } // namespace dsflow::stages
 

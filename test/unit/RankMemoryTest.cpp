@@ -33,7 +33,6 @@ TEST(RankMemory, StagesExpertsZeroAndActivations) {
     addTensor(plan, "model.layers.1.mlp.experts." + std::to_string(e) + ".w",
               80);
   addTensor(plan, "lm_head.weight", 60);
-  plan.mutable_memory()->set_boundary_activation_bytes(1000);
   PipelinePlan &p = *plan.mutable_pipeline();
   PipelineStage &s0 = *p.add_stages();
   s0.set_end_layer(1);
@@ -43,15 +42,16 @@ TEST(RankMemory, StagesExpertsZeroAndActivations) {
   s1.set_end_layer(2);
   s1.set_cost(3);
 
-  std::vector<RankMemory> m = estimateRankMemory(plan, {{0}, {1}}, {2, 1});
+  std::vector<RankMemory> m =
+      estimateRankMemory(plan, {{0}, {1}}, {500.0, 750.0});
   ASSERT_EQ(m.size(), 2u);
   // Stage 0: the embedding and layer 0, all dense.
   EXPECT_DOUBLE_EQ(m[0].parameters, 140);
   EXPECT_DOUBLE_EQ(m[0].gradients, 140);
   // Two FP32 moments, ZeRO-1 over ep x dp = 2 ranks.
   EXPECT_DOUBLE_EQ(m[0].optimizer, 35 * 8 / 2.0);
-  // A quarter of the cost, 2 chunks in flight.
-  EXPECT_DOUBLE_EQ(m[0].activations, 1000 * 0.25 * 2);
+  // The activations are the caller's (the schedule's peak).
+  EXPECT_DOUBLE_EQ(m[0].activations, 500);
   // Stage 1: half of the 4 experts (2 EP ranks) and the head.
   EXPECT_DOUBLE_EQ(m[1].parameters, 160 + 60);
   // Experts' moments are sharded over dp = 1, the head's over 2.
@@ -62,10 +62,53 @@ TEST(RankMemory, StagesExpertsZeroAndActivations) {
   // Without ZeRO-1 every rank keeps the whole state; DualPipe-style ranks
   // holding both stages add them up.
   c.set_zero1(false);
-  std::vector<RankMemory> both = estimateRankMemory(plan, {{0, 1}}, {3});
+  std::vector<RankMemory> both = estimateRankMemory(plan, {{0, 1}}, {42.0});
   EXPECT_DOUBLE_EQ(both[0].parameters, 360);
   EXPECT_DOUBLE_EQ(both[0].optimizer, 35 * 8 + 40 * 8 + 15 * 8);
-  EXPECT_DOUBLE_EQ(both[0].activations, 1000 * (0.25 + 0.75) / 2 * 3);
+  EXPECT_DOUBLE_EQ(both[0].activations, 42);
+}
+
+/// An activation buffer of `bytes`.
+int32_t addActivation(Plan &plan, int64_t bytes) {
+  Buffer &b = *plan.add_buffers();
+  b.set_kind(ACTIVATION);
+  b.set_bytes(bytes);
+  return plan.buffers_size() - 1;
+}
+
+Kernel &addKernel(Plan &plan, bool backward, std::vector<int32_t> inputs,
+                  std::vector<int32_t> outputs) {
+  Kernel &k = *plan.add_kernels();
+  k.set_backward(backward);
+  for (int32_t b : inputs)
+    k.add_inputs(b);
+  for (int32_t b : outputs)
+    k.add_outputs(b);
+  return k;
+}
+
+TEST(RankMemory, KeptAndWorkspaceBytesPerStage) {
+  Plan plan;
+  plan.mutable_pipeline()->add_stages();
+  plan.mutable_pipeline()->add_stages();
+  addTensor(plan, "model.layers.0.w", 4); // buffer 0, read by the backward
+  int32_t a = addActivation(plan, 100), b = addActivation(plan, 10),
+          c = addActivation(plan, 1000), e = addActivation(plan, 50),
+          f = addActivation(plan, 7);
+  // Forward on stage 0 then 1, backward on stage 1 then 0.
+  addKernel(plan, false, {0}, {a, c});
+  addKernel(plan, false, {c}, {b});
+  addKernel(plan, true, {b, 0}, {e});
+  addKernel(plan, true, {a, b, e}, {f});
+  KernelStages split;
+  split.stageOfKernel = {0, 1, 1, 0};
+  // a is kept on stage 0; b, read by both backwards, on both; c (forward
+  // only), e and f (backward only) and the parameter are not kept.
+  std::vector<double> kept = keptBytesByStage(plan, split);
+  EXPECT_EQ(kept, (std::vector<double>{110, 10}));
+  // The transients: c on stage 0 (1000, alone at its peak), e on stage 1.
+  std::vector<double> workspace = workspaceBytesByStage(plan, split);
+  EXPECT_EQ(workspace, (std::vector<double>{1000, 50}));
 }
 
 } // namespace

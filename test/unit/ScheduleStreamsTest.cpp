@@ -238,6 +238,37 @@ TEST(ScheduleStreams, DualPipePairsOppositeDirections) {
         EXPECT_EQ(in.chunk.stage + in.backward.stage, 7);
 }
 
+TEST(ScheduleStreams, PeakLiveActivationsWeighsChunksByStage) {
+  // F s0, F s1, F&B (F s0 of mb 2 with B s1 of mb 1), B s0, W-split of s0.
+  auto at = [](Op op, int mb, int stage) {
+    Instruction in;
+    in.op = op;
+    in.chunk = {mb, stage};
+    return in;
+  };
+  Instruction pair = at(Op::ForwardBackward, 2, 0);
+  pair.backward = {1, 1};
+  std::vector<Instruction> stream = {
+      at(Op::Forward, 0, 0),
+      at(Op::Forward, 1, 1),
+      pair,
+      at(Op::FullBackward, 0, 0),
+      at(Op::BackwardInput, 2, 0),
+      at(Op::BackwardWeight, 2, 0),
+  };
+  // Live: 1, 11, 12 while the pair runs, then 2, 1, 1, 0.
+  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {1, 10}), 12);
+  // One unit per stage counts chunks.
+  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {1, 1}), 3);
+  // The generators' counts are this function's.
+  PipelineSchedule s = generate(ScheduleKind::DualPipe, 4, 8);
+  io::Expected<SimulationResult> r = simulate(s, kCosts);
+  ASSERT_TRUE(r.ok());
+  for (int rank = 0; rank < s.ranks; ++rank)
+    EXPECT_EQ(r->ranks[rank].peakActivations,
+              peakLiveActivations(s.streams[rank], {1, 1, 1, 1}));
+}
+
 TEST(ScheduleStreams, SizeErrors) {
   auto error = [](ScheduleKind kind, int pp, int m) {
     io::Expected<PipelineSchedule> s = generateSchedule(kind, pp, m);

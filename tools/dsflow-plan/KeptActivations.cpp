@@ -1,6 +1,8 @@
 //===- KeptActivations.cpp - What the forward keeps for the backward ------===//
 #include "KeptActivations.h"
 
+#include "plan/KeptActivations.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -12,8 +14,8 @@ namespace {
 
 constexpr size_t kShortListing = 12;
 
-/// "moe_experts.412.pre" -> "moe_experts.pre": the kernel index is dropped so
-/// that every layer's copy falls in one group.
+/// "expert_ffn.412.gate_preact" -> "expert_ffn.gate_preact": the kernel index
+/// is dropped so that every layer's copy falls in one group.
 std::string groupOf(const std::string &bufferName) {
   size_t first = bufferName.find('.');
   size_t second = bufferName.find('.', first + 1);
@@ -25,30 +27,12 @@ std::string groupOf(const std::string &bufferName) {
 } // namespace
 
 void printKeptActivations(const Plan &plan, bool all) {
-  int firstBackward = plan.kernels_size();
-  for (int k = 0; k < plan.kernels_size(); ++k)
-    if (plan.kernels(k).backward()) {
-      firstBackward = k;
-      break;
-    }
-  // A buffer is kept when a kernel before the backward writes it and one in
-  // the backward reads it.
-  std::vector<bool> writtenInForward(plan.buffers_size(), false);
-  std::vector<bool> kept(plan.buffers_size(), false);
-  for (int k = 0; k < plan.kernels_size(); ++k) {
-    const Kernel &kernel = plan.kernels(k);
-    if (k < firstBackward)
-      for (int32_t b : kernel.outputs())
-        writtenInForward[b] = true;
-    else
-      for (int32_t b : kernel.inputs())
-        kept[b] = kept[b] || writtenInForward[b];
-  }
+  std::vector<bool> kept = keptForBackward(plan);
   std::map<std::string, std::pair<int, int64_t>> groups;
   int64_t total = 0;
   for (int32_t b = 0; b < plan.buffers_size(); ++b) {
     const Buffer &buffer = plan.buffers(b);
-    if (!kept[b] || buffer.kind() != ACTIVATION)
+    if (!kept[b])
       continue;
     auto &[count, bytes] = groups[groupOf(buffer.name())];
     count++;

@@ -5,9 +5,9 @@
 #include "Schedule/ScheduleGenerators.h"
 #include "Schedule/ScheduleSimulation.h"
 #include "Schedule/TimelineSvg.h"
-#include "plan/KernelStages.h"
 #include "Stages/RankMemory.h"
 #include "io/AtomicFile.h"
+#include "plan/KernelStages.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -20,7 +20,9 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 constexpr double kGpuBytes = 80e9; // An 80 GB H800 / H100.
 
 void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
-                 const schedule::SimulationResult &result) {
+                 const schedule::SimulationResult &result,
+                 const std::vector<double> &keptByStage,
+                 const std::vector<double> &workspaceByStage) {
   std::vector<std::vector<int>> stagesOfRank(s.ranks);
   for (const std::vector<int> &holders : s.holder)
     for (int stage = 0; stage < int(holders.size()); ++stage)
@@ -28,8 +30,22 @@ void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
   std::vector<int> peak;
   for (const schedule::RankReport &r : result.ranks)
     peak.push_back(r.peakActivations);
+  // What the chunks in flight keep, plus the workspace of the chunks running
+  // at once: two where an F&B pair runs a forward and a backward together.
+  std::vector<double> activations;
+  for (int r = 0; r < s.ranks; ++r) {
+    const std::vector<schedule::Instruction> &stream = s.streams[r];
+    bool pairs = std::any_of(stream.begin(), stream.end(), [](auto &in) {
+      return in.op == schedule::Op::ForwardBackward;
+    });
+    double workspace = 0;
+    for (int stage : stagesOfRank[r])
+      workspace = std::max(workspace, workspaceByStage[stage]);
+    activations.push_back(schedule::peakLiveActivations(stream, keptByStage) +
+                          (pairs ? 2 : 1) * workspace);
+  }
   std::vector<stages::RankMemory> memory =
-      stages::estimateRankMemory(plan, stagesOfRank, peak);
+      stages::estimateRankMemory(plan, stagesOfRank, activations);
   std::printf("memory per GPU (estimate, GiB): parameters + gradients + "
               "optimizer + activations = total\n");
   size_t worst = 0;
@@ -52,22 +68,19 @@ void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
               worst, most / kGiB, most <= kGpuBytes ? "fits" : "DOES NOT fit",
               kGpuBytes / kGiB);
 }
-/// Kernels per stage and the bytes crossing stages per micro-batch.
-void printKernelStages(const Plan &plan) {
-  io::Expected<stages::KernelStages> split = stages::assignKernelStages(plan);
-  if (!split) {
-    std::printf("kernel stages: cannot split: %s\n",
-                split.error().message.c_str());
-    return;
-  }
+/// Kernels per stage, the bytes crossing stages and those kept for the
+/// backward, per micro-batch.
+void printKernelStages(const Plan &plan, const stages::KernelStages &split,
+                       const std::vector<double> &keptByStage,
+                       const std::vector<double> &workspaceByStage) {
   int count = plan.pipeline().stages_size();
   std::vector<int> forward(count, 0), backward(count, 0);
   for (int k = 0; k < plan.kernels_size(); ++k)
-    if (int s = split->stageOfKernel[k]; s >= 0)
+    if (int s = split.stageOfKernel[k]; s >= 0)
       ++(plan.kernels(k).backward() ? backward : forward)[s];
   std::vector<double> sentForward(count, 0), sentBack(count, 0);
   std::set<std::pair<int32_t, int>> counted; // a buffer once per receiver
-  for (const stages::StageCrossing &c : split->crossings)
+  for (const stages::StageCrossing &c : split.crossings)
     if (counted.insert({c.buffer, c.to}).second)
       (c.backward ? sentBack : sentForward)[c.from] +=
           double(plan.buffers(c.buffer).bytes());
@@ -82,11 +95,13 @@ void printKernelStages(const Plan &plan) {
   std::printf("kernel stages (train program, per micro-batch):\n");
   for (int s = 0; s < count; ++s)
     std::printf("  stage %d: %d forward + %d backward kernels; sends %s of "
-                "activations on, %s of gradients back\n",
+                "activations on, %s of gradients back; keeps %s for the "
+                "backward, %s workspace\n",
                 s, forward[s], backward[s], size(sentForward[s]).c_str(),
-                size(sentBack[s]).c_str());
+                size(sentBack[s]).c_str(), size(keptByStage[s]).c_str(),
+                size(workspaceByStage[s]).c_str());
   std::string names;
-  for (int32_t b : split->sharedParameters)
+  for (int32_t b : split.sharedParameters)
     names += (names.empty() ? "" : ", ") + plan.buffers(b).name();
   if (!names.empty())
     std::printf("  parameters used on more than one stage: %s\n",
@@ -126,9 +141,17 @@ io::Status printPipelineSummary(const Plan &plan,
               "F&B = 3): bubble %.0f of %.0f on the worst rank (%.1f%%)\n",
               p.schedule().c_str(), microBatches, s->ranks, bubble,
               result->makespan, 100.0 * bubble / result->makespan);
-  printKernelStages(plan);
-  if (plan.has_cluster())
-    printMemory(plan, *s, *result);
+  io::Expected<stages::KernelStages> split = stages::assignKernelStages(plan);
+  if (!split) {
+    std::printf("kernel stages: cannot split: %s\n",
+                split.error().message.c_str());
+  } else {
+    std::vector<double> kept = stages::keptBytesByStage(plan, *split);
+    std::vector<double> workspace = stages::workspaceBytesByStage(plan, *split);
+    printKernelStages(plan, *split, kept, workspace);
+    if (plan.has_cluster())
+      printMemory(plan, *s, *result, kept, workspace);
+  }
   if (!timelinePath.empty()) {
     std::string title = p.schedule() + ", " + std::to_string(p.stages_size()) +
                         " stages, " + std::to_string(microBatches) +
