@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compiles DeepSeek-V3 671B for 256 nodes x 8 GPUs (PP 16, EP 64, DP 2,
-# DualPipe, FP8, recompute of RMSNorm, MLA up-projections, SwiGLU and the MoE
-# dispatch, 32 micro-batches of one 4096-token sequence),
+# DualPipe, FP8, recompute of RMSNorm, MLA up-projections and SwiGLU: DeepSeek's
+# recipe; 32 micro-batches of one 4096-token sequence),
 # times the compile, and writes dsflow-plan's pipeline analysis (stages, bubble,
 # bytes sent between stages, memory per GPU) to
 # bench/results/deepseek-v3-2048gpu.md.
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 out=build/plan-2048gpu
 mkdir -p "$out" bench/results
 flags=(--emit=plan --seq-len=4096 --micro-batch=1 --micro-batches=32 --fp8
-       --recompute=all,moe_dispatch --bf16-moments --nodes 256 --ranks-per-node 8 --pp 16
+       --recompute=all --bf16-moments --nodes 256 --ranks-per-node 8 --pp 16
        --ep 64 --dp 2)
 start=$(date +%s.%N)
 build/bin/dsflow-compile models/deepseek-v3-671b.pbtxt "${flags[@]}" -o "$out/v3.plan"

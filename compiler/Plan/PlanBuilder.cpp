@@ -37,6 +37,8 @@ std::optional<DType> dtypeOf(Type element) {
     return DTYPE_BF16;
   if (element.isInteger(32))
     return DTYPE_I32;
+  if (isa<Float8E4M3FNType>(element))
+    return DTYPE_FP8_E4M3;
   return std::nullopt;
 }
 
@@ -78,7 +80,9 @@ FailureOr<int32_t> Lowering::addBuffer(Location loc, const std::string &name,
   buffer.set_kind(kind);
   for (int64_t d : type.getShape())
     buffer.add_shape(d);
-  buffer.set_bytes(type.getNumElements() * dtypeBytes(*dtype));
+  buffer.set_bytes(
+      storageBytes(*dtype, std::vector<int64_t>(type.getShape().begin(),
+                                                type.getShape().end())));
   lifetimes.emplace_back(-1, -1);
   return plan.buffers_size() - 1;
 }
@@ -207,10 +211,11 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     kernel.set_accumulates(true);
   } else if (!isa<graph::AccumulateGradOp>(op)) {
     for (auto [i, result] : llvm::enumerate(op->getResults())) {
+      std::string output = std::to_string(i);
       FailureOr<int32_t> b = addBuffer(
-          loc,
-          kernel.op() + "." + std::to_string(index) + "." + std::to_string(i),
-          cast<RankedTensorType>(result.getType()), ACTIVATION);
+          loc, kernel.op() + "." + std::to_string(index) + "." + output,
+          storageType(op, output, cast<RankedTensorType>(result.getType())),
+          ACTIVATION);
       if (failed(b))
         return failure();
       bufferOf[result] = *b;
@@ -219,8 +224,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     SmallVector<int32_t> saved;
     for (const SavedBuffer &s : savedBuffersOf(op)) {
       FailureOr<int32_t> b = addBuffer(
-          loc, kernel.op() + "." + std::to_string(index) + "." + s.name, s.type,
-          ACTIVATION);
+          loc, kernel.op() + "." + std::to_string(index) + "." + s.name,
+          storageType(op, s.name, s.type), ACTIVATION);
       if (failed(b))
         return failure();
       saved.push_back(*b);

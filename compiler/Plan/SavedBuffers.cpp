@@ -61,6 +61,18 @@ SmallVector<SavedBuffer> savedBuffersOf(Operation *op) {
       .Default([](Operation *) { return SmallVector<SavedBuffer>(); });
 }
 
+RankedTensorType storageType(Operation *op, const std::string &output,
+                             RankedTensorType type) {
+  bool cachedInFp8 = (isa<DispatchOp>(op) && output == "0") ||
+                     (isa<ExpertFfnOp>(op) &&
+                      (output == "gate_preact" || output == "up_preact"));
+  if (!cachedInFp8 || !op->hasAttr("graph.fp8") ||
+      !type.getElementType().isBF16())
+    return type;
+  return RankedTensorType::get(type.getShape(),
+                               Float8E4M3FNType::get(op->getContext()));
+}
+
 std::optional<int64_t> savedBuffersKey(Operation *op) {
   auto idOf = [](Operation *o, const char *name) -> std::optional<int64_t> {
     if (auto id = o ? o->getAttrOfType<IntegerAttr>(name) : nullptr)

@@ -37,10 +37,11 @@ Executor::create(const Plan &plan, const std::string &source,
     const Buffer &b = p.buffers(i);
     hasF32 |= b.dtype() == DTYPE_F32;
     hasF64 |= b.dtype() == DTYPE_F64;
-    if (b.dtype() == DTYPE_BF16)
-      return io::makeError(source,
-                           "the CPU backend runs FP32 plans; '" + b.name() +
-                               "' is BF16 (compile with --precision=fp32)");
+    if (b.dtype() == DTYPE_BF16 || b.dtype() == DTYPE_FP8_E4M3)
+      return io::makeError(
+          source, "the CPU backend runs FP32 plans; '" + b.name() + "' is " +
+                      (b.dtype() == DTYPE_BF16 ? "BF16" : "FP8") +
+                      " (compile with --precision=fp32)");
     if (b.kind() == INPUT && b.name() == "tokens")
       e->tokenBuffer = i;
   }

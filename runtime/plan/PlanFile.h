@@ -17,6 +17,7 @@
 #include "schemas/plan.pb.h"
 
 #include <string>
+#include <vector>
 
 namespace dsflow {
 
@@ -45,6 +46,10 @@ int64_t dtypeBytes(DType dtype);
 
 /// The number of elements of a buffer (1 for a scalar).
 int64_t numElements(const Buffer &buffer);
+
+/// The bytes a buffer of `dtype` and `shape` occupies: its elements' bytes,
+/// plus for FP8 one 4-byte scale per 1x128 tile of the last dimension.
+int64_t storageBytes(DType dtype, const std::vector<int64_t> &shape);
 
 } // namespace dsflow
 

@@ -22,9 +22,23 @@ int64_t dtypeBytes(DType dtype) {
     return 8;
   case DTYPE_BF16:
     return 2;
+  case DTYPE_FP8_E4M3:
+    return 1;
   default:
     return 0;
   }
+}
+
+int64_t storageBytes(DType dtype, const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  int64_t bytes = n * dtypeBytes(dtype);
+  if (dtype == DTYPE_FP8_E4M3 && !shape.empty() && shape.back() > 0) {
+    int64_t rows = n / shape.back();
+    bytes += rows * ((shape.back() + 127) / 128) * 4;
+  }
+  return bytes;
 }
 
 int64_t numElements(const Buffer &buffer) {
@@ -68,10 +82,11 @@ std::optional<std::string> checkBuffer(const Plan &plan, int index) {
       return describe(plan, index) + " has an invalid shape";
     n *= d;
   }
-  if (b.bytes() != n * dtypeBytes(b.dtype()))
+  int64_t needed = storageBytes(
+      b.dtype(), std::vector<int64_t>(b.shape().begin(), b.shape().end()));
+  if (b.bytes() != needed)
     return describe(plan, index) + " is " + std::to_string(b.bytes()) +
-           " bytes, its shape needs " +
-           std::to_string(n * dtypeBytes(b.dtype()));
+           " bytes, its shape needs " + std::to_string(needed);
   int64_t region = regionBytes(plan.memory(), b.kind());
   if (region < 0)
     return describe(plan, index) + " has no kind";

@@ -47,6 +47,8 @@ const char *dtypeName(DType dtype) {
     return "bf16";
   case DTYPE_I32:
     return "i32";
+  case DTYPE_FP8_E4M3:
+    return "fp8";
   default:
     return "?";
   }

@@ -113,6 +113,30 @@ TEST(PlanFile, BufferSizeDisagreesWithShape) {
   expectInvalid([](Plan &p) { p.mutable_buffers(5)->set_bytes(12); },
                 "buffer 5 ('x') is 12 bytes, its shape needs 64");
 }
+TEST(PlanFile, Fp8BuffersCarryTheirTileScales) {
+  // 3 rows of 200: 600 E4M3 bytes and 3 x 2 FP32 scales (1x128 tiles).
+  EXPECT_EQ(storageBytes(DTYPE_FP8_E4M3, {3, 200}), 600 + 3 * 2 * 4);
+  EXPECT_EQ(storageBytes(DTYPE_FP8_E4M3, {4, 128}), 512 + 4 * 4);
+  EXPECT_EQ(storageBytes(DTYPE_BF16, {3, 200}), 1200);
+  expectInvalid(
+      [](Plan &p) {
+        p.mutable_buffers(5)->set_dtype(DTYPE_FP8_E4M3);
+        p.mutable_buffers(5)->set_bytes(16);
+      },
+      "buffer 5 ('x') is 16 bytes, its shape needs 32");
+}
+TEST(PlanFile, TheCpuBackendRefusesFp8Buffers) {
+  Plan plan = tinyPlan();
+  plan.mutable_buffers(5)->set_dtype(DTYPE_FP8_E4M3);
+  plan.mutable_buffers(5)->set_bytes(32); // 16 values, 4 scales
+  io::Expected<Plan> decoded = decodePlanFile(encodePlanFile(plan), "p.plan");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  auto executor = exec::Executor::create(*decoded, "p.plan");
+  ASSERT_FALSE(executor.ok());
+  EXPECT_EQ(executor.error().message,
+            "p.plan: the CPU backend runs FP32 plans; 'x' is FP8 (compile "
+            "with --precision=fp32)");
+}
 TEST(PlanFile, NegativeDimension) {
   expectInvalid([](Plan &p) { p.mutable_buffers(5)->set_shape(0, -1); },
                 "buffer 5 ('x') has an invalid shape");
