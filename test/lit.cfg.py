@@ -34,3 +34,10 @@ if config.dsflow_have_mpi == "ON" and config.dsflow_mpiexec:
     config.substitutions.append(
         ("%mpirun", config.dsflow_mpiexec + " --allow-run-as-root --oversubscribe"))
 config.substitutions.append(("%python", "/usr/bin/python3"))
+
+# CUDA code generation (REQUIRES: nvrtc): dsflow-compile --cuda compiles with
+# NVRTC; %ptxas assembles the PTX it embeds, a second check of the code.
+if config.dsflow_have_nvrtc == "ON":
+    config.available_features.add("nvrtc")
+    config.substitutions.append(
+        ("%ptxas", os.path.join(config.dsflow_cuda_root, "bin", "ptxas")))

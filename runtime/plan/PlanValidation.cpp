@@ -147,6 +147,28 @@ std::optional<std::string> checkPipeline(const Plan &plan) {
   return std::nullopt;
 }
 
+/// The CUDA module's launches, and the kernels' references to them.
+std::optional<std::string> checkCuda(const Plan &plan) {
+  const CudaModule &cuda = plan.cuda();
+  for (int i = 0; i < cuda.launches_size(); ++i) {
+    const CudaLaunch &l = cuda.launches(i);
+    if (l.function().empty() || l.grid() < 1 || l.block() < 1 ||
+        l.block() > 1024 || l.shared_bytes() < 0)
+      return "CUDA launch " + std::to_string(i) + " ('" + l.function() +
+             "') has no function or an invalid shape";
+  }
+  if (cuda.launches_size() > 0 && cuda.cubin().empty())
+    return "the CUDA module has launches but no machine code";
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    int32_t launch = plan.kernels(k).cuda_launch();
+    if (launch < 0 || launch > cuda.launches_size())
+      return "kernel " + std::to_string(k) + " ('" + plan.kernels(k).op() +
+             "') names CUDA launch " + std::to_string(launch - 1) +
+             ", which does not exist";
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
 io::Status validatePlan(const Plan &plan, const std::string &source) {
@@ -172,6 +194,8 @@ io::Status validatePlan(const Plan &plan, const std::string &source) {
                                          "' runs kernel " + std::to_string(k) +
                                          ", which does not exist");
   if (std::optional<std::string> problem = checkPipeline(plan))
+    return io::makeError(source, *problem);
+  if (std::optional<std::string> problem = checkCuda(plan))
     return io::makeError(source, *problem);
   if (plan.losses_size() == 0)
     return io::makeError(source, "the plan names no loss");

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Cluster/ClusterConfig.h"
+#include "Codegen/CudaModule.h"
 #include "Frontend/GraphBuilder.h"
 #include "Frontend/ModelSpecLoader.h"
 #include "Frontend/ParamSummary.h"
@@ -79,6 +80,15 @@ cl::opt<bool>
     fp8Ue8m0("fp8-ue8m0",
              cl::desc("With --fp8: scales rounded up to powers of two"),
              cl::init(false));
+
+cl::opt<bool> cuda("cuda",
+                   cl::desc("With --emit=plan: generate the memory-bound "
+                            "kernels in CUDA and compile them (NVRTC) to PTX "
+                            "and machine code for --cuda-arch"),
+                   cl::init(false));
+cl::opt<std::string> cudaArch("cuda-arch",
+                              cl::desc("GPU architecture for --cuda"),
+                              cl::init("sm_90a"));
 
 // The cluster, recorded in the plan (docs/distributed.md).
 cl::OptionCategory clusterCategory("Cluster (recorded in the plan)");
@@ -295,6 +305,8 @@ int main(int argc, char **argv) {
     return fail("--mtp-loss-weight must not be negative");
   if (emit == Emit::Plan && outputPath == "-")
     return fail("--emit=plan writes a binary file: give -o FILE");
+  if (cuda && emit != Emit::Plan)
+    return fail("--cuda generates the kernels of a plan: use --emit=plan");
   if (microBatches <= 0)
     return fail("--micro-batches must be positive, got " +
                 std::to_string(microBatches));
@@ -401,6 +413,10 @@ int main(int argc, char **argv) {
     if (std::string problem = recordPipeline(*spec, *cluster, *plan);
         !problem.empty())
       return fail(problem);
+    if (cuda)
+      if (dsflow::io::Status e =
+              dsflow::codegen::buildCudaModule(*plan, cudaArch))
+        return fail(modelPath + ": " + e->message);
     if (dsflow::io::Status e = dsflow::writePlanFile(outputPath, *plan))
       return fail(e->message);
     return 0;

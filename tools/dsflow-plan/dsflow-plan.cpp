@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "KeptActivations.h"
 #include "PipelineSummary.h"
+#include "io/AtomicFile.h"
 #include "plan/PlanFile.h"
 
 #include <algorithm>
@@ -147,6 +148,37 @@ void printMemory(const Plan &plan) {
               mib(m.boundary_activation_bytes()).c_str());
 }
 
+void printCuda(const Plan &plan) {
+  const CudaModule &cuda = plan.cuda();
+  if (!plan.has_cuda())
+    return;
+  std::map<std::string, int> launchesByOp;
+  for (const Kernel &k : plan.kernels())
+    if (k.cuda_launch() > 0)
+      launchesByOp[k.op()]++;
+  std::printf("\ncuda: %s module, %d functions for %d of %d kernels; PTX %zu "
+              "bytes, machine code %zu bytes\n",
+              cuda.arch().c_str(), cuda.functions(), cuda.launches_size(),
+              plan.kernels_size(), cuda.ptx().size(), cuda.cubin().size());
+  for (const auto &[op, count] : launchesByOp)
+    std::printf("  %-22s %6d\n", op.c_str(), count);
+}
+
+/// PREFIX.cu, PREFIX.ptx and PREFIX.cubin: the module's source, PTX and
+/// machine code, for nvdisasm, cuobjdump or a profiler.
+io::Status dumpCuda(const Plan &plan, const std::string &prefix) {
+  if (!plan.has_cuda())
+    return io::makeError("plan", "has no CUDA module (compile with --cuda)");
+  const CudaModule &cuda = plan.cuda();
+  for (const auto &[suffix, bytes] :
+       {std::pair<const char *, const std::string *>{".cu", &cuda.source()},
+        {".ptx", &cuda.ptx()},
+        {".cubin", &cuda.cubin()}})
+    if (io::Status e = io::writeFileAtomically(prefix + suffix, *bytes))
+      return e;
+  return std::nullopt;
+}
+
 void printPrograms(const Plan &plan, bool all) {
   std::printf("\nprograms:\n");
   for (const Program &p : plan.programs()) {
@@ -229,8 +261,8 @@ void printBuffers(const Plan &plan, bool all) {
 
 int main(int argc, char **argv) {
   const char *usage = "usage: dsflow-plan STEP.plan [--all] [--timeline "
-                      "OUT.svg] [--trace OUT.json]\n";
-  std::string timelinePath, tracePath;
+                      "OUT.svg] [--trace OUT.json] [--cuda-dump PREFIX]\n";
+  std::string timelinePath, tracePath, cudaPrefix;
   std::string path;
   bool all = false;
   for (int i = 1; i < argc; ++i) {
@@ -244,6 +276,8 @@ int main(int argc, char **argv) {
       timelinePath = argv[++i];
     } else if (!std::strcmp(argv[i], "--trace") && i + 1 < argc) {
       tracePath = argv[++i];
+    } else if (!std::strcmp(argv[i], "--cuda-dump") && i + 1 < argc) {
+      cudaPrefix = argv[++i];
     } else if (argv[i][0] == '-' || !path.empty()) {
       std::fprintf(stderr, "dsflow-plan: error: unexpected argument '%s'\n%s",
                    argv[i], usage);
@@ -268,6 +302,12 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "dsflow-plan: error: %s\n", e->message.c_str());
     return 1;
   }
+  printCuda(*plan);
+  if (!cudaPrefix.empty())
+    if (io::Status e = dumpCuda(*plan, cudaPrefix)) {
+      std::fprintf(stderr, "dsflow-plan: error: %s\n", e->message.c_str());
+      return 1;
+    }
   printPrograms(*plan, all);
   printKernels(*plan, all);
   printBuffers(*plan, all);

@@ -137,6 +137,33 @@ TEST(PlanFile, TheCpuBackendRefusesFp8Buffers) {
             "p.plan: the CPU backend runs FP32 plans; 'x' is FP8 (compile "
             "with --precision=fp32)");
 }
+TEST(PlanFile, CudaLaunchesAreChecked) {
+  auto withLaunch = [](Plan &p) {
+    CudaLaunch &l = *p.mutable_cuda()->add_launches();
+    l.set_function("dsflow_add_0");
+    l.set_grid(1);
+    l.set_block(256);
+    p.mutable_cuda()->set_cubin("\x7f" "ELF");
+  };
+  expectInvalid(
+      [&](Plan &p) {
+        withLaunch(p);
+        p.mutable_kernels(3)->set_cuda_launch(2);
+      },
+      "kernel 3 ('linear') names CUDA launch 1, which does not exist");
+  expectInvalid(
+      [&](Plan &p) {
+        withLaunch(p);
+        p.mutable_cuda()->mutable_launches(0)->set_block(2048);
+      },
+      "CUDA launch 0 ('dsflow_add_0') has no function or an invalid shape");
+  expectInvalid(
+      [&](Plan &p) {
+        withLaunch(p);
+        p.mutable_cuda()->clear_cubin();
+      },
+      "the CUDA module has launches but no machine code");
+}
 TEST(PlanFile, NegativeDimension) {
   expectInvalid([](Plan &p) { p.mutable_buffers(5)->set_shape(0, -1); },
                 "buffer 5 ('x') has an invalid shape");

@@ -1,0 +1,43 @@
+//===- CudaKernels.h - CUDA C++ for the plan's memory-bound kernels -*- C++
+//-*-===//
+//
+// Generates one __global__ function per plan kernel whose op is memory-bound
+// (elementwise, RMSNorm, RoPE and their gradients), specialized to the
+// kernel's shapes, element types and attributes. Each function takes the
+// device addresses of the kernel's inputs, then its outputs, and does what the
+// CPU kernel of that op does (runtime/backends/cpu/Kernels.h): forward kernels
+// overwrite their outputs, backward kernels add (+=) into them; arithmetic is
+// FP32 whatever the storage type. GEMMs, attention and the MoE routing are not
+// generated here.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_COMPILER_CODEGEN_CUDAKERNELS_H
+#define DSFLOW_COMPILER_CODEGEN_CUDAKERNELS_H
+
+#include "schemas/plan.pb.h"
+
+#include <optional>
+#include <string>
+
+namespace dsflow::codegen {
+
+struct CudaFunction {
+  /// The function's definition with `@NAME@` where its name goes, so that
+  /// identical bodies can share one function.
+  std::string body;
+  int64_t grid = 1;
+  int32_t block = 1;
+  int32_t sharedBytes = 0;
+};
+
+/// The CUDA function for `kernel` of `plan`; none when its op is not generated
+/// here or its buffers have a type the generator does not handle.
+std::optional<CudaFunction> generateCudaFunction(const Plan &plan,
+                                                 const Kernel &kernel);
+
+/// What every module starts with: includes, load/store helpers, the block sum.
+const char *cudaModulePrelude();
+
+} // namespace dsflow::codegen
+
+#endif // DSFLOW_COMPILER_CODEGEN_CUDAKERNELS_H

@@ -1,0 +1,59 @@
+//===- CudaModule.cpp - The plan's CUDA module ----------------------------===//
+#include "Codegen/CudaModule.h"
+
+#include "Codegen/CudaKernels.h"
+#include "Codegen/Nvrtc.h"
+
+#include <map>
+#include <vector>
+
+namespace dsflow::codegen {
+namespace {
+
+/// `body` with every @NAME@ replaced by `name`.
+std::string named(std::string body, const std::string &name) {
+  const std::string marker = "@NAME@";
+  for (size_t at = body.find(marker); at != std::string::npos;
+       at = body.find(marker, at + name.size()))
+    body.replace(at, marker.size(), name);
+  return body;
+}
+
+} // namespace
+
+io::Status buildCudaModule(Plan &plan, const std::string &arch) {
+  CudaModule module;
+  module.set_arch(arch);
+  std::string source = cudaModulePrelude();
+  std::map<std::string, std::string> functionOf; // body -> name
+  std::vector<int32_t> launchOf(plan.kernels_size(), 0);
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    std::optional<CudaFunction> f = generateCudaFunction(plan, plan.kernels(k));
+    if (!f)
+      continue;
+    auto [it, added] =
+        functionOf.try_emplace(f->body, "dsflow_" + plan.kernels(k).op() + "_" +
+                                            std::to_string(functionOf.size()));
+    if (added)
+      source += named(f->body, it->second) + "\n";
+    CudaLaunch &launch = *module.add_launches();
+    launch.set_function(it->second);
+    launch.set_grid(f->grid);
+    launch.set_block(f->block);
+    launch.set_shared_bytes(f->sharedBytes);
+    launchOf[k] = module.launches_size();
+  }
+  module.set_functions(static_cast<int32_t>(functionOf.size()));
+  io::Expected<CompiledCuda> compiled = compileCuda(source, arch);
+  if (!compiled)
+    return compiled.error();
+  module.set_source(source);
+  module.set_ptx(compiled->ptx);
+  module.set_cubin(compiled->cubin);
+  *plan.mutable_cuda() = std::move(module);
+  for (int k = 0; k < plan.kernels_size(); ++k)
+    plan.mutable_kernels(k)->set_cuda_launch(launchOf[k]);
+  return std::nullopt;
+}
+
+} // namespace dsflow::codegen

@@ -1,0 +1,151 @@
+//===- CudaKernelsTest.cpp - What CUDA code is generated for a kernel -----===//
+//
+// The generator's choices on hand-made plans: launch shapes, the constants it
+// bakes in, FP32 vs BF16 storage, kernels it leaves alone; and the module's
+// sharing of identical functions. Compiling the code needs NVRTC
+// (test/Tools/cuda-codegen.test); running it needs a GPU.
+//
+//===----------------------------------------------------------------------===//
+#include "Codegen/CudaKernels.h"
+#include "Codegen/CudaModule.h"
+#include "Codegen/Nvrtc.h"
+
+#include <gtest/gtest.h>
+
+namespace dsflow::codegen {
+namespace {
+
+int32_t addBuffer(Plan &plan, DType dtype, std::vector<int64_t> shape) {
+  Buffer &b = *plan.add_buffers();
+  b.set_dtype(dtype);
+  b.set_kind(ACTIVATION);
+  for (int64_t d : shape)
+    b.add_shape(d);
+  return plan.buffers_size() - 1;
+}
+
+Kernel &addKernel(Plan &plan, const std::string &op,
+                  std::vector<int32_t> inputs, std::vector<int32_t> outputs) {
+  Kernel &k = *plan.add_kernels();
+  k.set_op(op);
+  for (int32_t b : inputs)
+    k.add_inputs(b);
+  for (int32_t b : outputs)
+    k.add_outputs(b);
+  return k;
+}
+
+void setF64(Kernel &k, const std::string &name, double value) {
+  Attribute &a = *k.add_attributes();
+  a.set_name(name);
+  a.set_f64(value);
+}
+
+TEST(CudaKernels, RmsNormIsOneBlockPerRowWithItsEpsilon) {
+  Plan plan;
+  int32_t x = addBuffer(plan, DTYPE_BF16, {2, 3, 7168}),
+          w = addBuffer(plan, DTYPE_BF16, {7168}),
+          y = addBuffer(plan, DTYPE_BF16, {2, 3, 7168}),
+          inv = addBuffer(plan, DTYPE_BF16, {6});
+  Kernel &k = addKernel(plan, "rms_norm", {x, w}, {y, inv});
+  setF64(k, "epsilon", 1e-6);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 6);
+  EXPECT_EQ(f->block, 256);
+  EXPECT_NE(f->body.find("const __nv_bfloat16 *__restrict__ in0"),
+            std::string::npos);
+  EXPECT_NE(f->body.find("dim = 7168LL"), std::string::npos);
+  EXPECT_NE(f->body.find("float(9.9999999999999995e-07)"), std::string::npos);
+  // Without its epsilon, or with a statistics buffer of the wrong size,
+  // nothing is generated.
+  k.clear_attributes();
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  setF64(k, "epsilon", 1e-6);
+  plan.mutable_buffers(inv)->set_shape(0, 5);
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+}
+
+TEST(CudaKernels, ElementwiseGridStrideAndAccumulatingBackward) {
+  Plan plan;
+  int32_t dy = addBuffer(plan, DTYPE_F32, {1000}),
+          g = addBuffer(plan, DTYPE_F32, {1000}),
+          u = addBuffer(plan, DTYPE_F32, {1000}),
+          dg = addBuffer(plan, DTYPE_F32, {1000}),
+          du = addBuffer(plan, DTYPE_F32, {1000});
+  std::optional<CudaFunction> f = generateCudaFunction(
+      plan, addKernel(plan, "swiglu_grad", {dy, g, u}, {dg, du}));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 4); // ceil(1000 / 256)
+  EXPECT_NE(f->body.find("acc(out0, i,"), std::string::npos);
+  EXPECT_NE(f->body.find("acc(out1, i,"), std::string::npos);
+  // Sizes that disagree, FP8 storage, GEMMs: not generated.
+  int32_t small = addBuffer(plan, DTYPE_F32, {999});
+  EXPECT_FALSE(generateCudaFunction(
+      plan, addKernel(plan, "swiglu_grad", {dy, g, small}, {dg, du})));
+  int32_t fp8 = addBuffer(plan, DTYPE_FP8_E4M3, {1000});
+  EXPECT_FALSE(
+      generateCudaFunction(plan, addKernel(plan, "add", {fp8, g}, {dg})));
+  EXPECT_FALSE(
+      generateCudaFunction(plan, addKernel(plan, "linear", {g, u}, {dg})));
+}
+
+TEST(CudaKernels, RopeBakesTheCpuFrequencies) {
+  Plan plan;
+  int32_t x = addBuffer(plan, DTYPE_F32, {1, 4, 2, 8}),
+          y = addBuffer(plan, DTYPE_F32, {1, 4, 2, 8});
+  Kernel &k = addKernel(plan, "rope", {x}, {y});
+  setF64(k, "theta", 10000.0);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  // dim 8: 1, 10000^-1/4 = 0.1, 0.01, 0.001.
+  EXPECT_NE(f->body.find("@NAME@_inv_freq[] = {1, 0.10000000000000001, "
+                         "0.01, 0.001}"),
+            std::string::npos);
+  EXPECT_NE(f->body.find("st(out0, base,"), std::string::npos);
+  k.set_op("rope_grad");
+  f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_NE(f->body.find("acc(out0, base,"), std::string::npos);
+}
+
+TEST(CudaModule, KernelsWithTheSameBodyShareAFunction) {
+  if (!haveNvrtc())
+    GTEST_SKIP() << "built without NVRTC";
+  Plan plan;
+  int32_t a = addBuffer(plan, DTYPE_F32, {64}),
+          b = addBuffer(plan, DTYPE_F32, {64}),
+          c = addBuffer(plan, DTYPE_F32, {64}),
+          d = addBuffer(plan, DTYPE_F32, {32});
+  addKernel(plan, "add", {a, b}, {c});
+  addKernel(plan, "linear", {a, b}, {c}); // not generated
+  addKernel(plan, "add", {b, c}, {a});    // same body as kernel 0
+  addKernel(plan, "fill", {}, {d});
+  setF64(*plan.mutable_kernels(3), "value", 2.0);
+  ASSERT_FALSE(buildCudaModule(plan));
+  EXPECT_EQ(plan.cuda().arch(), "sm_90a");
+  EXPECT_EQ(plan.cuda().functions(), 2);
+  ASSERT_EQ(plan.cuda().launches_size(), 3);
+  EXPECT_EQ(plan.kernels(0).cuda_launch(), 1);
+  EXPECT_EQ(plan.kernels(1).cuda_launch(), 0);
+  EXPECT_EQ(plan.kernels(2).cuda_launch(), 2);
+  EXPECT_EQ(plan.cuda().launches(0).function(),
+            plan.cuda().launches(1).function());
+  EXPECT_NE(plan.cuda().launches(2).function(),
+            plan.cuda().launches(0).function());
+  EXPECT_FALSE(plan.cuda().cubin().empty());
+  EXPECT_NE(plan.cuda().ptx().find(".target sm_90a"), std::string::npos);
+}
+
+TEST(CudaModule, AnUnknownArchitectureIsAnErrorAndLeavesThePlan) {
+  Plan plan;
+  int32_t a = addBuffer(plan, DTYPE_F32, {64});
+  addKernel(plan, "add", {a, a}, {a});
+  io::Status e = buildCudaModule(plan, "compute_90");
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(plan.has_cuda());
+  EXPECT_EQ(plan.kernels(0).cuda_launch(), 0);
+}
+
+} // namespace
+} // namespace dsflow::codegen
