@@ -1,0 +1,165 @@
+//===- CudaDriver.cpp - The CUDA driver API, loaded at run time -----------===//
+#include "runtime/backends/cuda/CudaDriver.h"
+
+#include <dlfcn.h>
+
+namespace dsflow::cuda {
+
+// The driver's entry points by their exported (versioned) names; the types
+// come from cuda.h, whose macros map e.g. cuMemAlloc to cuMemAlloc_v2.
+struct CudaDriver::Api {
+  decltype(&::cuInit) init;
+  decltype(&::cuDeviceGet) deviceGet;
+  decltype(&::cuDeviceGetName) deviceGetName;
+  decltype(&::cuDevicePrimaryCtxRetain) primaryCtxRetain;
+  decltype(&::cuDevicePrimaryCtxRelease) primaryCtxRelease;
+  decltype(&::cuCtxSetCurrent) ctxSetCurrent;
+  decltype(&::cuCtxSynchronize) ctxSynchronize;
+  decltype(&::cuMemAlloc) memAlloc;
+  decltype(&::cuMemFree) memFree;
+  decltype(&::cuMemcpyHtoD) memcpyHtoD;
+  decltype(&::cuMemcpyDtoH) memcpyDtoH;
+  decltype(&::cuMemsetD8) memsetD8;
+  decltype(&::cuModuleLoadData) moduleLoadData;
+  decltype(&::cuModuleGetFunction) moduleGetFunction;
+  decltype(&::cuLaunchKernel) launchKernel;
+  decltype(&::cuGetErrorString) getErrorString;
+};
+
+namespace {
+
+template <typename F> bool bind(void *library, const char *symbol, F &to) {
+  to = reinterpret_cast<F>(dlsym(library, symbol));
+  return to != nullptr;
+}
+
+} // namespace
+
+io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
+  void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!library)
+    return io::makeError("cuda",
+                         std::string("no CUDA driver (") + dlerror() + ")");
+  std::unique_ptr<CudaDriver> d(new CudaDriver());
+  d->library = library;
+  d->api = std::make_unique<Api>();
+  Api &a = *d->api;
+  struct Entry {
+    const char *symbol;
+    bool bound;
+  } entries[] = {
+      {"cuInit", bind(library, "cuInit", a.init)},
+      {"cuDeviceGet", bind(library, "cuDeviceGet", a.deviceGet)},
+      {"cuDeviceGetName", bind(library, "cuDeviceGetName", a.deviceGetName)},
+      {"cuDevicePrimaryCtxRetain",
+       bind(library, "cuDevicePrimaryCtxRetain", a.primaryCtxRetain)},
+      {"cuDevicePrimaryCtxRelease_v2",
+       bind(library, "cuDevicePrimaryCtxRelease_v2", a.primaryCtxRelease)},
+      {"cuCtxSetCurrent", bind(library, "cuCtxSetCurrent", a.ctxSetCurrent)},
+      {"cuCtxSynchronize", bind(library, "cuCtxSynchronize", a.ctxSynchronize)},
+      {"cuMemAlloc_v2", bind(library, "cuMemAlloc_v2", a.memAlloc)},
+      {"cuMemFree_v2", bind(library, "cuMemFree_v2", a.memFree)},
+      {"cuMemcpyHtoD_v2", bind(library, "cuMemcpyHtoD_v2", a.memcpyHtoD)},
+      {"cuMemcpyDtoH_v2", bind(library, "cuMemcpyDtoH_v2", a.memcpyDtoH)},
+      {"cuMemsetD8_v2", bind(library, "cuMemsetD8_v2", a.memsetD8)},
+      {"cuModuleLoadData", bind(library, "cuModuleLoadData", a.moduleLoadData)},
+      {"cuModuleGetFunction",
+       bind(library, "cuModuleGetFunction", a.moduleGetFunction)},
+      {"cuLaunchKernel", bind(library, "cuLaunchKernel", a.launchKernel)},
+      {"cuGetErrorString", bind(library, "cuGetErrorString", a.getErrorString)},
+  };
+  for (const Entry &e : entries)
+    if (!e.bound)
+      return io::makeError("cuda",
+                           std::string("the CUDA driver lacks ") + e.symbol);
+  if (io::Status e = d->check(a.init(0), "cuInit"))
+    return *e;
+  if (io::Status e = d->check(a.deviceGet(&d->device, ordinal),
+                              "device " + std::to_string(ordinal)))
+    return *e;
+  char name[256] = {};
+  if (io::Status e = d->check(a.deviceGetName(name, sizeof(name), d->device),
+                              "cuDeviceGetName"))
+    return *e;
+  d->name = name;
+  if (io::Status e = d->check(a.primaryCtxRetain(&d->context, d->device),
+                              "the device's primary context"))
+    return *e;
+  if (io::Status e = d->check(a.ctxSetCurrent(d->context), "cuCtxSetCurrent"))
+    return *e;
+  return d;
+}
+
+CudaDriver::~CudaDriver() {
+  if (context)
+    api->primaryCtxRelease(device);
+  if (library)
+    dlclose(library);
+}
+
+io::Status CudaDriver::check(CUresult result, const std::string &what) const {
+  if (result == CUDA_SUCCESS)
+    return std::nullopt;
+  const char *text = nullptr;
+  if (api && api->getErrorString)
+    api->getErrorString(result, &text);
+  return io::makeError(
+      "cuda", what + ": " + (text ? text : "error " + std::to_string(result)));
+}
+
+io::Expected<CUdeviceptr> CudaDriver::allocate(size_t bytes) {
+  CUdeviceptr address = 0;
+  if (io::Status e = check(api->memAlloc(&address, std::max<size_t>(bytes, 1)),
+                           "allocating " + std::to_string(bytes) + " bytes"))
+    return *e;
+  return address;
+}
+
+void CudaDriver::release(CUdeviceptr address) {
+  if (address)
+    api->memFree(address);
+}
+
+io::Status CudaDriver::upload(CUdeviceptr to, const void *from, size_t bytes) {
+  return check(api->memcpyHtoD(to, from, bytes), "copy to the device");
+}
+
+io::Status CudaDriver::download(void *to, CUdeviceptr from, size_t bytes) {
+  return check(api->memcpyDtoH(to, from, bytes), "copy from the device");
+}
+
+io::Status CudaDriver::zero(CUdeviceptr address, size_t bytes) {
+  return check(api->memsetD8(address, 0, bytes), "zeroing device memory");
+}
+
+io::Expected<CUmodule> CudaDriver::loadModule(const std::string &image) {
+  CUmodule module = nullptr;
+  if (io::Status e = check(api->moduleLoadData(&module, image.data()),
+                           "loading the module"))
+    return *e;
+  return module;
+}
+
+io::Expected<CUfunction> CudaDriver::function(CUmodule module,
+                                              const std::string &name) {
+  CUfunction f = nullptr;
+  if (io::Status e = check(api->moduleGetFunction(&f, module, name.c_str()),
+                           "function " + name))
+    return *e;
+  return f;
+}
+
+io::Status CudaDriver::launch(CUfunction f, int64_t grid, int block,
+                              int sharedBytes, void **arguments) {
+  return check(api->launchKernel(f, static_cast<unsigned>(grid), 1, 1,
+                                 static_cast<unsigned>(block), 1, 1,
+                                 static_cast<unsigned>(sharedBytes), nullptr,
+                                 arguments, nullptr),
+               "launch");
+}
+
+io::Status CudaDriver::synchronize() {
+  return check(api->ctxSynchronize(), "synchronize");
+}
+
+} // namespace dsflow::cuda

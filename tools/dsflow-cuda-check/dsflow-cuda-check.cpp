@@ -1,0 +1,232 @@
+//===- dsflow-cuda-check.cpp - Generated CUDA kernels against the CPU -----===//
+//
+// dsflow-cuda-check STEP.plan [--seed N] [--tolerance T]
+// For an FP32 plan compiled with --cuda: runs every plan kernel that has a
+// generated CUDA function on the GPU and on the CPU backend, from the same
+// random non-zero inputs (and, for kernels that add into their outputs, the
+// same random outputs), and compares the outputs: max |gpu - cpu| over
+// max |cpu| per output must stay within the tolerance. Prints the worst error
+// per op and "N of M CUDA kernels match the CPU backend"; exits 1 when one does
+// not, or when there is no GPU (the error says which).
+//
+//===----------------------------------------------------------------------===//
+#include "exec/Executor.h"
+#include "plan/PlanFile.h"
+#include "runtime/backends/cuda/CudaDriver.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace dsflow;
+
+namespace {
+
+struct Options {
+  std::string path;
+  uint64_t seed = 1;
+  double tolerance = 1e-4;
+};
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "dsflow-cuda-check: error: %s\n", message.c_str());
+  return 1;
+}
+
+/// Device copies of one kernel's buffers, freed when it goes.
+class DeviceBuffers {
+public:
+  explicit DeviceBuffers(cuda::CudaDriver &driver) : driver(driver) {}
+  ~DeviceBuffers() {
+    for (CUdeviceptr a : addresses)
+      driver.release(a);
+  }
+  io::Expected<CUdeviceptr> add(size_t bytes) {
+    io::Expected<CUdeviceptr> a = driver.allocate(bytes);
+    if (a)
+      addresses.push_back(*a);
+    return a;
+  }
+
+private:
+  cuda::CudaDriver &driver;
+  std::vector<CUdeviceptr> addresses;
+};
+
+/// Runs kernel k on the GPU from the host buffers' current contents (outputs
+/// zeroed unless the kernel accumulates) and returns its outputs.
+io::Expected<std::vector<std::vector<float>>>
+runOnGpu(cuda::CudaDriver &driver, const Plan &plan, exec::Memory &memory,
+         int32_t k, CUfunction function) {
+  const Kernel &kernel = plan.kernels(k);
+  const CudaLaunch &launch = plan.cuda().launches(kernel.cuda_launch() - 1);
+  DeviceBuffers device(driver);
+  std::vector<CUdeviceptr> arguments;
+  auto place = [&](int32_t b, bool upload) -> io::Status {
+    size_t bytes = static_cast<size_t>(plan.buffers(b).bytes());
+    io::Expected<CUdeviceptr> a = device.add(bytes);
+    if (!a)
+      return a.error();
+    arguments.push_back(*a);
+    return upload ? driver.upload(*a, memory.data(b), bytes)
+                  : driver.zero(*a, bytes);
+  };
+  for (int32_t b : kernel.inputs())
+    if (io::Status e = place(b, true))
+      return *e;
+  for (int32_t b : kernel.outputs())
+    if (io::Status e = place(b, kernel.accumulates()))
+      return *e;
+  std::vector<void *> pointers;
+  for (CUdeviceptr &a : arguments)
+    pointers.push_back(&a);
+  if (io::Status e = driver.launch(function, launch.grid(), launch.block(),
+                                   launch.shared_bytes(), pointers.data()))
+    return *e;
+  if (io::Status e = driver.synchronize())
+    return *e;
+  std::vector<std::vector<float>> outputs;
+  for (int i = 0; i < kernel.outputs_size(); ++i) {
+    const Buffer &b = plan.buffers(kernel.outputs(i));
+    std::vector<float> &out = outputs.emplace_back(b.bytes() / sizeof(float));
+    CUdeviceptr from = arguments[kernel.inputs_size() + i];
+    if (io::Status e = driver.download(out.data(), from, b.bytes()))
+      return *e;
+  }
+  return outputs;
+}
+
+/// max |a - b| / max |b| (b the CPU's; 0 when both are zero).
+double relativeError(const std::vector<float> &a, const float *b, size_t n) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+int check(const Options &o) {
+  io::Expected<Plan> plan = readPlanFile(o.path);
+  if (!plan)
+    return fail(plan.error().message);
+  if (!plan->has_cuda())
+    return fail(o.path + ": has no CUDA module (compile with --cuda)");
+  for (const Buffer &b : plan->buffers())
+    if (b.dtype() != DTYPE_F32 && b.dtype() != DTYPE_I32)
+      return fail(o.path + ": the check compares FP32 plans (compile with "
+                           "--precision=fp32 --cuda)");
+  io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
+      cuda::CudaDriver::open();
+  if (!driver)
+    return fail(driver.error().message);
+  std::printf("device: %s\n", (*driver)->deviceName().c_str());
+  io::Expected<std::unique_ptr<exec::Executor>> cpu =
+      exec::Executor::create(*plan, o.path);
+  if (!cpu)
+    return fail(cpu.error().message);
+  io::Expected<CUmodule> module = (*driver)->loadModule(plan->cuda().cubin());
+  if (!module)
+    return fail(module.error().message);
+
+  std::vector<char> selected(plan->kernels_size(), 0);
+  for (int k = 0; k < plan->kernels_size(); ++k)
+    selected[k] = plan->kernels(k).cuda_launch() > 0;
+  std::mt19937_64 rng(o.seed);
+  std::uniform_real_distribution<float> magnitude(0.1f, 1.0f);
+  exec::Memory &memory = (*cpu)->memory();
+  std::vector<std::vector<float>> gpuOutputs;
+  std::map<std::string, std::pair<int, double>> worstByOp;
+  int checked = 0, matched = 0;
+  exec::Executor::KernelHook hook = [&](int32_t k, bool after) -> io::Status {
+    const Kernel &kernel = plan->kernels(k);
+    if (!after) {
+      // Random non-zero values in every buffer the kernel touches.
+      auto randomize = [&](int32_t b) {
+        float *p = reinterpret_cast<float *>(memory.data(b));
+        for (int64_t i = 0; i < plan->buffers(b).bytes() / 4; ++i)
+          p[i] = magnitude(rng) * (rng() & 1 ? 1.f : -1.f);
+      };
+      std::for_each(kernel.inputs().begin(), kernel.inputs().end(), randomize);
+      std::for_each(kernel.outputs().begin(), kernel.outputs().end(),
+                    randomize);
+      const std::string &name =
+          plan->cuda().launches(kernel.cuda_launch() - 1).function();
+      io::Expected<CUfunction> f = (*driver)->function(*module, name);
+      if (!f)
+        return f.error();
+      io::Expected<std::vector<std::vector<float>>> out =
+          runOnGpu(**driver, *plan, memory, k, *f);
+      if (!out)
+        return out.error();
+      gpuOutputs = std::move(*out);
+      return std::nullopt;
+    }
+    double worst = 0;
+    for (int i = 0; i < kernel.outputs_size(); ++i) {
+      int32_t b = kernel.outputs(i);
+      worst = std::max(
+          worst, relativeError(gpuOutputs[i],
+                               reinterpret_cast<const float *>(memory.data(b)),
+                               gpuOutputs[i].size()));
+    }
+    auto &[count, opWorst] = worstByOp[kernel.op()];
+    ++count;
+    opWorst = std::max(opWorst, worst);
+    ++checked;
+    matched += worst <= o.tolerance;
+    return std::nullopt;
+  };
+  if (io::Status e = (*cpu)->runKernels(selected, hook))
+    return fail(e->message);
+  std::printf("%-22s %8s %14s\n", "op", "kernels", "worst error");
+  for (const auto &[op, stats] : worstByOp)
+    std::printf("%-22s %8d %14.3g%s\n", op.c_str(), stats.first, stats.second,
+                stats.second <= o.tolerance ? "" : "  FAILED");
+  std::printf("%d of %d CUDA kernels match the CPU backend (tolerance %g)\n",
+              matched, checked, o.tolerance);
+  return matched == checked ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  const char *usage =
+      "usage: dsflow-cuda-check STEP.plan [--seed N] [--tolerance T]\n";
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    char *end = nullptr;
+    if (arg == "--seed" && i + 1 < argc) {
+      o.seed = std::strtoull(argv[++i], &end, 10);
+      if (*end)
+        return fail(std::string("bad value for --seed '") + argv[i] + "'");
+    } else if (arg == "--tolerance" && i + 1 < argc) {
+      o.tolerance = std::strtod(argv[++i], &end);
+      if (*end || !(o.tolerance > 0))
+        return fail(std::string("bad value for --tolerance '") + argv[i] + "'");
+    } else if (arg[0] == '-' || !o.path.empty()) {
+      std::fprintf(stderr,
+                   "dsflow-cuda-check: error: unexpected argument "
+                   "'%s'\n%s",
+                   argv[i], usage);
+      return 2;
+    } else {
+      o.path = arg;
+    }
+  }
+  if (o.path.empty()) {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  return check(o);
+}
