@@ -22,6 +22,8 @@ std::optional<std::string> cudaType(DType dtype) {
     return "float";
   case DTYPE_BF16:
     return "__nv_bfloat16";
+  case DTYPE_I32:
+    return "int";
   default:
     return std::nullopt;
   }
@@ -314,6 +316,104 @@ std::optional<CudaFunction> rope(const Operands &o, bool backward) {
       grid, kBlock, table);
 }
 
+/// Token ids and labels are checked on the host (the data loader's tokens
+/// are below the vocabulary); an id out of range leaves its row alone.
+
+/// y[n, :] = table[ids[n], :]: one thread per element.
+std::optional<CudaFunction> embedding(const Operands &o) {
+  if (!o.arity(2, 1) || o.input(0).shape_size() != 2 ||
+      o.input(1).dtype() != DTYPE_I32)
+    return std::nullopt;
+  int64_t vocab = o.input(0).shape(0), hidden = o.input(0).shape(1),
+          tokens = o.elements(o.input(1));
+  if (o.elements(o.output(0)) != tokens * hidden)
+    return std::nullopt;
+  return elementwise(o, tokens * hidden,
+                     "    long long n = i / " + std::to_string(hidden) +
+                         "LL, h = i % " + std::to_string(hidden) +
+                         "LL;\n"
+                         "    int id = in1[n];\n"
+                         "    if (id >= 0 && id < " +
+                         std::to_string(vocab) + ") st(out0, i, ld(in0, id * " +
+                         std::to_string(hidden) + "LL + h));\n");
+}
+
+/// dtable[ids[n], h] += dy[n, h]: a thread per column h, the tokens in order
+/// (as the CPU adds them, and with no atomics).
+std::optional<CudaFunction> embeddingWGrad(const Operands &o) {
+  if (!o.arity(2, 1) || o.input(1).dtype() != DTYPE_I32)
+    return std::nullopt;
+  int64_t hidden = o.last(o.input(0)), tokens = o.elements(o.input(1));
+  int64_t vocab = hidden ? o.elements(o.output(0)) / hidden : 0;
+  if (!vocab || o.elements(o.input(0)) != tokens * hidden ||
+      o.elements(o.output(0)) != vocab * hidden)
+    return std::nullopt;
+  return function(o,
+                  "  const long long hidden = " + std::to_string(hidden) +
+                      "LL;\n"
+                      "  long long h = blockIdx.x * (long long)blockDim.x + "
+                      "threadIdx.x;\n"
+                      "  if (h >= hidden) return;\n"
+                      "  for (long long n = 0; n < " +
+                      std::to_string(tokens) +
+                      "LL; ++n) {\n"
+                      "    int id = in1[n];\n"
+                      "    if (id >= 0 && id < " +
+                      std::to_string(vocab) +
+                      ") acc(out0, id * hidden + h, ld(in0, n * hidden + h));\n"
+                      "  }\n",
+                  (hidden + kBlock - 1) / kBlock, kBlock);
+}
+
+/// Mean cross-entropy: a block per token computes its log-sum-exp (saved)
+/// and adds (lse - logit[label]) / tokens to the loss, which starts at zero
+/// (the runtime zeroes a forward kernel's outputs); the order of those adds
+/// is the GPU's.
+std::optional<CudaFunction> crossEntropy(const Operands &o) {
+  if (!o.arity(2, 2) || o.input(1).dtype() != DTYPE_I32)
+    return std::nullopt;
+  int64_t vocab = o.last(o.input(0)), tokens = o.elements(o.input(1));
+  if (o.elements(o.input(0)) != tokens * vocab ||
+      o.elements(o.output(0)) != 1 || o.elements(o.output(1)) != tokens)
+    return std::nullopt;
+  return perRow(o, tokens, vocab,
+                "  float most = -__int_as_float(0x7f800000);\n"
+                "  for (long long v = threadIdx.x; v < dim; v += blockDim.x)\n"
+                "    most = fmaxf(most, ld(in0, r * dim + v));\n"
+                "  most = blockMax(most);\n"
+                "  float sum = 0.f;\n"
+                "  for (long long v = threadIdx.x; v < dim; v += blockDim.x)\n"
+                "    sum += expf(ld(in0, r * dim + v) - most);\n"
+                "  float lse = most + logf(blockSum(sum));\n"
+                "  int label = in1[r];\n"
+                "  if (threadIdx.x == 0 && label >= 0 && label < dim) {\n"
+                "    st(out1, r, lse);\n"
+                "    atomicAddTo(out0, (lse - ld(in0, r * dim + label)) / " +
+                    std::to_string(tokens) +
+                    ".f);\n"
+                    "  }\n");
+}
+
+/// dlogits += (softmax - onehot(label)) * dLoss / tokens, one thread per
+/// logit.
+std::optional<CudaFunction> crossEntropyGrad(const Operands &o) {
+  if (!o.arity(4, 1) || o.input(2).dtype() != DTYPE_I32)
+    return std::nullopt;
+  int64_t vocab = o.last(o.input(1)), tokens = o.elements(o.input(2));
+  if (o.elements(o.input(0)) != 1 || o.elements(o.input(1)) != tokens * vocab ||
+      o.elements(o.input(3)) != tokens ||
+      o.elements(o.output(0)) != tokens * vocab)
+    return std::nullopt;
+  return elementwise(o, tokens * vocab,
+                     "    long long n = i / " + std::to_string(vocab) +
+                         "LL, v = i % " + std::to_string(vocab) +
+                         "LL;\n"
+                         "    float p = expf(ld(in1, i) - ld(in3, n));\n"
+                         "    acc(out0, i, (p - (v == in2[n] ? 1.f : 0.f)) * "
+                         "ld(in0, 0) / " +
+                         std::to_string(tokens) + ".f);\n");
+}
+
 using Generator = std::function<std::optional<CudaFunction>(const Operands &)>;
 
 const std::map<std::string, Generator> &generators() {
@@ -329,6 +429,10 @@ const std::map<std::string, Generator> &generators() {
       {"rms_norm_wgrad", rmsNormWGrad},
       {"rope", [](const Operands &o) { return rope(o, false); }},
       {"rope_grad", [](const Operands &o) { return rope(o, true); }},
+      {"embedding", embedding},
+      {"embedding_wgrad", embeddingWGrad},
+      {"cross_entropy", crossEntropy},
+      {"cross_entropy_grad", crossEntropyGrad},
   };
   return table;
 }
@@ -376,6 +480,27 @@ __device__ float blockSum(float v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+// The maximum of v over the block, in every thread.
+__device__ float blockMax(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0)
+    partial[warp] = v;
+  __syncthreads();
+  v = lane < int(blockDim.x >> 5) ? partial[lane] : -__int_as_float(0x7f800000);
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+__device__ __forceinline__ void atomicAddTo(float *p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomicAddTo(__nv_bfloat16 *p, float v) {
+  atomicAdd(p, __float2bfloat16(v));
 }
 
 #define DSFLOW_GRID_STRIDE(i, n)                                               \

@@ -109,6 +109,25 @@ TEST(CudaKernels, RopeBakesTheCpuFrequencies) {
   EXPECT_NE(f->body.find("acc(out0, base,"), std::string::npos);
 }
 
+TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
+  Plan plan;
+  int32_t logits = addBuffer(plan, DTYPE_BF16, {6, 1000}),
+          labels = addBuffer(plan, DTYPE_I32, {1, 6}),
+          loss = addBuffer(plan, DTYPE_BF16, {}),
+          lse = addBuffer(plan, DTYPE_BF16, {6});
+  std::optional<CudaFunction> f = generateCudaFunction(
+      plan, addKernel(plan, "cross_entropy", {logits, labels}, {loss, lse}));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 6); // a block per token
+  EXPECT_NE(f->body.find("const int *__restrict__ in1"), std::string::npos);
+  EXPECT_NE(f->body.find("atomicAddTo(out0, (lse - ld(in0, r * dim + label)) "
+                         "/ 6.f)"),
+            std::string::npos);
+  // Labels that are not int32 are not generated.
+  plan.mutable_buffers(labels)->set_dtype(DTYPE_F32);
+  EXPECT_FALSE(generateCudaFunction(plan, plan.kernels(0)));
+}
+
 TEST(CudaModule, KernelsWithTheSameBodyShareAFunction) {
   if (!haveNvrtc())
     GTEST_SKIP() << "built without NVRTC";

@@ -101,6 +101,24 @@ runOnGpu(cuda::CudaDriver &driver, const Plan &plan, exec::Memory &memory,
   return outputs;
 }
 
+/// The exclusive bound of the ids kernel k reads (token ids, labels): its
+/// vocabulary.
+int64_t idBound(const Plan &plan, const Kernel &k) {
+  auto last = [&](int32_t b) {
+    const Buffer &buffer = plan.buffers(b);
+    return buffer.shape_size() ? buffer.shape(buffer.shape_size() - 1) : 1;
+  };
+  if (k.op() == "embedding")
+    return plan.buffers(k.inputs(0)).shape(0);
+  if (k.op() == "embedding_wgrad")
+    return plan.buffers(k.outputs(0)).bytes() / 4 / last(k.inputs(0));
+  if (k.op() == "cross_entropy")
+    return last(k.inputs(0));
+  if (k.op() == "cross_entropy_grad")
+    return last(k.inputs(1));
+  return 1;
+}
+
 /// max |a - b| / max |b| (b the CPU's; 0 when both are zero).
 double relativeError(const std::vector<float> &a, const float *b, size_t n) {
   double diff = 0, scale = 0;
@@ -146,10 +164,19 @@ int check(const Options &o) {
   exec::Executor::KernelHook hook = [&](int32_t k, bool after) -> io::Status {
     const Kernel &kernel = plan->kernels(k);
     if (!after) {
-      // Random non-zero values in every buffer the kernel touches.
+      // Random non-zero values in every buffer the kernel touches; ids
+      // below the vocabulary.
+      int64_t bound = idBound(*plan, kernel);
       auto randomize = [&](int32_t b) {
+        int64_t n = plan->buffers(b).bytes() / 4;
+        if (plan->buffers(b).dtype() == DTYPE_I32) {
+          int32_t *ids = reinterpret_cast<int32_t *>(memory.data(b));
+          for (int64_t i = 0; i < n; ++i)
+            ids[i] = static_cast<int32_t>(rng() % uint64_t(bound));
+          return;
+        }
         float *p = reinterpret_cast<float *>(memory.data(b));
-        for (int64_t i = 0; i < plan->buffers(b).bytes() / 4; ++i)
+        for (int64_t i = 0; i < n; ++i)
           p[i] = magnitude(rng) * (rng() & 1 ? 1.f : -1.f);
       };
       std::for_each(kernel.inputs().begin(), kernel.inputs().end(), randomize);
