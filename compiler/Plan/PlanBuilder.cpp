@@ -11,6 +11,7 @@
 #include "Plan/PlanBuilder.h"
 #include "Plan/MemoryPlanner.h"
 #include "Plan/SavedBuffers.h"
+#include "plan/KernelStages.h"
 #include "plan/PlanFile.h"
 
 #include "Graph/IR/GraphOps.h"
@@ -44,7 +45,8 @@ std::optional<DType> dtypeOf(Type element) {
 
 class Lowering {
 public:
-  Lowering(Plan &plan) : plan(plan) {}
+  Lowering(Plan &plan, bool deferWeightGradients)
+      : plan(plan), deferWeightGradients(deferWeightGradients) {}
 
   LogicalResult run(func::FuncOp step);
 
@@ -59,6 +61,7 @@ private:
   void layOutRegions();
 
   Plan &plan;
+  bool deferWeightGradients;
   DenseMap<Value, int32_t> bufferOf;
   /// The saved buffers of the latest op with each forward key (SavedBuffers.h).
   DenseMap<int64_t, SmallVector<int32_t>> savedByKey;
@@ -349,6 +352,17 @@ LogicalResult Lowering::run(func::FuncOp step) {
   eval.add_ranks(0);
   for (int32_t k = 0; k <= lastForward; ++k)
     eval.add_kernels(k);
+  if (deferWeightGradients) {
+    // The weight-gradient part may run after the rest of the backward: what
+    // it reads must outlive every other kernel.
+    std::vector<char> part = stages::weightGradientPart(plan);
+    for (int32_t k = 0; k < plan.kernels_size(); ++k)
+      if (part[k])
+        for (int32_t b : plan.kernels(k).inputs())
+          if (plan.buffers(b).kind() == ACTIVATION)
+            lifetimes[b].second = end;
+    plan.mutable_memory()->set_weight_gradients_deferred(true);
+  }
   assignFusionGroups(plan);
   layOutRegions();
   return success();
@@ -357,7 +371,8 @@ LogicalResult Lowering::run(func::FuncOp step) {
 } // namespace
 
 std::optional<Plan> buildPlan(ModuleOp module, const ModelSpec &spec,
-                              const TrainingConfig &training) {
+                              const TrainingConfig &training,
+                              bool deferWeightGradients) {
   auto step = module.lookupSymbol<func::FuncOp>("train_step");
   if (!step) {
     module.emitError("plan: no @train_step (run dsflow-autodiff first)");
@@ -367,7 +382,7 @@ std::optional<Plan> buildPlan(ModuleOp module, const ModelSpec &spec,
   plan.set_format(kPlanFormatId);
   *plan.mutable_model() = spec;
   *plan.mutable_training() = training;
-  if (failed(Lowering(plan).run(step)))
+  if (failed(Lowering(plan, deferWeightGradients).run(step)))
     return std::nullopt;
   return plan;
 }

@@ -14,9 +14,13 @@ namespace dsflow {
 /// Lowers a module after dsflow-autodiff to a single-rank plan: one buffer per
 /// value (plus the kernels' saved buffers), one kernel per op, static offsets
 /// for every region, one program. Emits a diagnostic and returns nullopt for an
-/// op the plan cannot express.
+/// op the plan cannot express. With `deferWeightGradients` the arena keeps
+/// the inputs of the weight-gradient part of the backward to the end of the
+/// step (MemoryPlan.weight_gradients_deferred), as zero-bubble pipeline
+/// schedules (ZB1P, DualPipe) need.
 std::optional<Plan> buildPlan(mlir::ModuleOp module, const ModelSpec &spec,
-                              const TrainingConfig &training);
+                              const TrainingConfig &training,
+                              bool deferWeightGradients = false);
 
 } // namespace dsflow
 

@@ -236,8 +236,8 @@ io::Status Simulator::run() {
     RankReport &report = result.ranks[r];
     for (const Instruction &in : s.streams[r])
       report.busy += instructionCost(in, costs);
-    report.peakActivations = static_cast<int>(
-        peakLiveActivations(s.streams[r], std::vector<double>(s.stages, 1.0)));
+    report.peakActivations = static_cast<int>(peakLiveActivations(
+        s.streams[r], std::vector<ChunkActivations>(s.stages, {1, 1, 0})));
     report.parameterCopies = static_cast<int>(s.stagesHeld(r).size());
   }
   for (RankReport &report : result.ranks)
@@ -248,21 +248,28 @@ io::Status Simulator::run() {
 } // namespace
 
 double peakLiveActivations(const std::vector<Instruction> &stream,
-                           const std::vector<double> &bytesPerStage) {
-  auto bytesOf = [&](const Chunk &chunk) {
-    return chunk.stage >= 0 && chunk.stage < int(bytesPerStage.size())
-               ? bytesPerStage[chunk.stage]
-               : 0.0;
+                           const std::vector<ChunkActivations> &perStage) {
+  auto of = [&](const Chunk &chunk) {
+    return chunk.stage >= 0 && chunk.stage < int(perStage.size())
+               ? perStage[chunk.stage]
+               : ChunkActivations{};
   };
   double live = 0, peak = 0;
   for (const Instruction &in : stream) {
+    ChunkActivations c = of(in.chunk);
     if (in.op == Op::Forward || in.op == Op::ForwardBackward)
-      live += bytesOf(in.chunk);
+      live += c.kept;
+    if (in.op == Op::BackwardInput)
+      live += c.waitingForWeights;
     peak = std::max(peak, live);
-    if (in.op == Op::FullBackward || in.op == Op::BackwardWeight)
-      live -= bytesOf(in.chunk);
+    if (in.op == Op::FullBackward)
+      live -= c.kept;
+    else if (in.op == Op::BackwardInput)
+      live -= c.kept - c.keptForWeights;
+    else if (in.op == Op::BackwardWeight)
+      live -= c.keptForWeights + c.waitingForWeights;
     else if (in.op == Op::ForwardBackward)
-      live -= bytesOf(in.backward);
+      live -= of(in.backward).kept;
   }
   return peak;
 }

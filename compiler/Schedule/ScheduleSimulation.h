@@ -68,12 +68,23 @@ struct SimulationResult {
 /// part, on the rank that holds it; every message names its right peer.
 io::Status checkStreams(const PipelineSchedule &schedule);
 
+/// What a chunk of one stage holds for its backward.
+struct ChunkActivations {
+  /// From its forward until its backward ends.
+  double kept = 0;
+  /// When the backward is split (B, then W later): the part of `kept` the W
+  /// part reads, held until W ends (the rest is freed after B)...
+  double keptForWeights = 0;
+  /// ...and what B writes for W, held from B until W ends.
+  double waitingForWeights = 0;
+};
+
 /// The most activation bytes one rank's stream holds at once, a chunk of
-/// stage s holding `bytesPerStage[s]` from its forward until its backward (the
-/// W part, when split) ends; a pair holds both of its chunks while it runs.
-/// With one byte per stage: the peak in chunks (RankReport::peakActivations).
+/// stage s holding `perStage[s]`; a pair holds both of its chunks while it
+/// runs. With {1, 1, 0} for every stage: the peak in chunks
+/// (RankReport::peakActivations).
 double peakLiveActivations(const std::vector<Instruction> &stream,
-                           const std::vector<double> &bytesPerStage);
+                           const std::vector<ChunkActivations> &perStage);
 
 /// checkStreams, then the execution described above.
 io::Expected<SimulationResult> simulate(const PipelineSchedule &schedule,

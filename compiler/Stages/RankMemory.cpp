@@ -2,6 +2,7 @@
 #include "Stages/RankMemory.h"
 
 #include "plan/KeptActivations.h"
+#include "plan/PlanFile.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -20,6 +21,37 @@ double bytesPerElement(DType dtype) {
   default:
     return 4;
   }
+}
+
+/// A kernel the FP8 pass marked: it reads its activation operands quantized
+/// to E4M3 (a W GEMM in 128x1 tiles), so a copy held for it can be that.
+bool readsFp8(const Kernel &kernel) {
+  return std::any_of(
+      kernel.attributes().begin(), kernel.attributes().end(),
+      [](const Attribute &a) { return a.name() == "graph.fp8.format"; });
+}
+
+/// The activations the weight-gradient part reads that the rest of the
+/// backward wrote (what the forward kept is counted as kept).
+std::vector<bool> pendingForWeights(const Plan &plan) {
+  std::vector<char> part = weightGradientPart(plan);
+  std::vector<bool> kept = keptForBackward(plan);
+  std::vector<char> writtenOutsideW(plan.buffers_size(), 0);
+  std::vector<bool> pending(plan.buffers_size(), false);
+  bool inBackward = false;
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    const Kernel &kernel = plan.kernels(k);
+    inBackward = inBackward || kernel.backward();
+    if (part[k]) {
+      for (int32_t b : kernel.inputs())
+        pending[b] = pending[b] || (writtenOutsideW[b] && !kept[b]);
+      continue;
+    }
+    if (inBackward)
+      for (int32_t b : kernel.outputs())
+        writtenOutsideW[b] = plan.buffers(b).kind() == ACTIVATION;
+  }
+  return pending;
 }
 
 } // namespace
@@ -47,6 +79,41 @@ std::vector<double> keptBytesByStage(const Plan &plan,
   return bytes;
 }
 
+std::vector<schedule::ChunkActivations>
+chunkActivationsByStage(const Plan &plan, const KernelStages &split) {
+  std::vector<double> kept = keptBytesByStage(plan, split);
+  std::vector<schedule::ChunkActivations> chunks(kept.size());
+  for (size_t s = 0; s < kept.size(); ++s)
+    chunks[s].kept = kept[s];
+  if (!plan.memory().weight_gradients_deferred())
+    return chunks;
+  std::vector<char> part = weightGradientPart(plan);
+  std::vector<bool> keptBuffers = keptForBackward(plan);
+  std::vector<bool> pending = pendingForWeights(plan);
+  // Each buffer once per stage whose W part reads it.
+  std::set<std::pair<int32_t, int>> counted;
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    int stage = split.stageOfKernel[k];
+    if (!part[k] || stage < 0)
+      continue;
+    for (int32_t b : plan.kernels(k).inputs()) {
+      if (!counted.insert({b, stage}).second)
+        continue;
+      const Buffer &buffer = plan.buffers(b);
+      double bytes = double(buffer.bytes());
+      if (keptBuffers[b])
+        chunks[stage].keptForWeights += bytes;
+      else if (pending[b])
+        chunks[stage].waitingForWeights +=
+            readsFp8(plan.kernels(k)) && buffer.dtype() == DTYPE_BF16
+                ? double(storageBytes(DTYPE_FP8_E4M3, {buffer.shape().begin(),
+                                                       buffer.shape().end()}))
+                : bytes;
+    }
+  }
+  return chunks;
+}
+
 std::vector<double> workspaceBytesByStage(const Plan &plan,
                                           const KernelStages &split) {
   std::vector<bool> kept = keptForBackward(plan);
@@ -68,6 +135,14 @@ std::vector<double> workspaceBytesByStage(const Plan &plan,
     };
     std::for_each(kernel.inputs().begin(), kernel.inputs().end(), use);
     std::for_each(kernel.outputs().begin(), kernel.outputs().end(), use);
+  }
+  // What deferred weight gradients read waits for them (pendingWeightBytes):
+  // not part of a running chunk's workspace.
+  if (plan.memory().weight_gradients_deferred()) {
+    std::vector<bool> pending = pendingForWeights(plan);
+    for (int32_t b = 0; b < plan.buffers_size(); ++b)
+      if (pending[b])
+        spans[b].stage = -1;
   }
   // Sweep the kernels with the bytes each span adds at its first kernel and
   // removes after its last.

@@ -20,6 +20,7 @@
 #ifndef DSFLOW_COMPILER_STAGES_RANKMEMORY_H
 #define DSFLOW_COMPILER_STAGES_RANKMEMORY_H
 
+#include "Schedule/ScheduleSimulation.h"
 #include "plan/KernelStages.h"
 #include "schemas/plan.pb.h"
 
@@ -42,9 +43,19 @@ std::vector<double> keptBytesByStage(const Plan &plan,
 
 /// Per stage: the most bytes of its other (transient) activations live at
 /// once while one micro-batch runs there, by liveness in the plan's kernel
-/// order (a buffer belongs to the stage of the kernel that writes it first).
+/// order (a buffer belongs to the stage of the kernel that writes it first);
+/// what deferred weight gradients wait for is not part of it.
 std::vector<double> workspaceBytesByStage(const Plan &plan,
                                           const KernelStages &split);
+
+/// Per stage, what a chunk holds for its backward (the schedule's
+/// peakLiveActivations weighs streams with it): the kept bytes and, when the
+/// plan defers weight gradients, the kept bytes the W part reads and the
+/// bytes the B part writes for it. A BF16 tensor waiting for a W kernel the
+/// FP8 pass marked counts at its FP8 size: that kernel reads it quantized
+/// (128x1 tiles), so the quantized copy is all it needs to wait.
+std::vector<schedule::ChunkActivations>
+chunkActivationsByStage(const Plan &plan, const KernelStages &split);
 
 /// For each pipeline rank: `stagesOfRank[r]` the stages it holds and
 /// `activationBytes[r]` the most activation bytes it keeps at once.

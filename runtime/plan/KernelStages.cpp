@@ -128,4 +128,23 @@ io::Expected<KernelStages> assignKernelStages(const Plan &plan) {
   return out;
 }
 
+std::vector<char> weightGradientPart(const Plan &plan) {
+  std::vector<char> part(plan.kernels_size(), 0);
+  std::vector<char> fromW(plan.buffers_size(), 0);
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    const Kernel &kernel = plan.kernels(k);
+    bool readsW = std::any_of(kernel.inputs().begin(), kernel.inputs().end(),
+                              [&](int32_t b) { return fromW[b] != 0; });
+    if (!kernel.weight_gradient() && !readsW)
+      continue;
+    part[k] = 1;
+    // A gradient buffer a W kernel adds into is not "from W" for its other
+    // writers: only activations carry the dependency on.
+    for (int32_t b : kernel.outputs())
+      if (plan.buffers(b).kind() == ACTIVATION)
+        fromW[b] = 1;
+  }
+  return part;
+}
+
 } // namespace dsflow::stages

@@ -59,6 +59,13 @@ struct KernelStages {
 
 io::Expected<KernelStages> assignKernelStages(const Plan &plan);
 
+/// Per kernel: part of the weight-gradient ("W") part of the backward, which
+/// zero-bubble schedules run after the rest (the "B" part): the kernels marked
+/// weight_gradient, and every kernel after them that reads what one of them
+/// (transitively) wrote, such as the addition of two contributions to a
+/// shared parameter's gradient.
+std::vector<char> weightGradientPart(const Plan &plan);
+
 } // namespace dsflow::stages
 
 #endif // DSFLOW_RUNTIME_PLAN_KERNELSTAGES_H

@@ -61,10 +61,17 @@ PipelineRunner::create(exec::Executor &first, dist::Communicator &world) {
   int stageCount = p.pipeline().stages_size();
   r->forwardKernels.assign(stageCount, std::vector<char>(p.kernels_size(), 0));
   r->backwardKernels = r->forwardKernels;
+  r->inputGradientKernels = r->forwardKernels;
+  r->weightGradientKernels = r->forwardKernels;
+  std::vector<char> weightPart = stages::weightGradientPart(p);
   for (int k = 0; k < p.kernels_size(); ++k)
-    if (int stage = split->stageOfKernel[k]; stage >= 0)
+    if (int stage = split->stageOfKernel[k]; stage >= 0) {
       (p.kernels(k).backward() ? r->backwardKernels
                                : r->forwardKernels)[stage][k] = 1;
+      if (p.kernels(k).backward())
+        (weightPart[k] ? r->weightGradientKernels
+                       : r->inputGradientKernels)[stage][k] = 1;
+    }
   r->position.assign(p.kernels_size(), -1);
   std::vector<int32_t> writer(p.buffers_size(), -1);
   for (int i = 0; i < p.programs(0).kernels_size(); ++i) {
@@ -80,6 +87,12 @@ PipelineRunner::create(exec::Executor &first, dist::Communicator &world) {
       r->crossings.push_back(c);
       r->producer.push_back(writer[c.buffer]);
     }
+  // W runs on its own only if the arena was planned for it and it sends
+  // nothing to another stage.
+  r->deferWeights =
+      p.memory().weight_gradients_deferred() &&
+      std::none_of(r->producer.begin(), r->producer.end(),
+                   [&](int32_t k) { return k >= 0 && weightPart[k]; });
   // One executor per micro-batch and stage of this rank, all on `first`'s
   // parameters.
   exec::Executor *next = &first;
@@ -115,7 +128,17 @@ exec::Executor *PipelineRunner::lossExecutor(int microBatch) const {
   return it == slots.end() ? nullptr : it->second;
 }
 
-io::Status PipelineRunner::chunk(const schedule::Chunk &c, bool backward) {
+io::Status PipelineRunner::weights(const schedule::Chunk &c) {
+  exec::Executor::KernelHook none = [](int32_t, bool) -> io::Status {
+    return std::nullopt;
+  };
+  return slots.at({c.microBatch, c.stage})
+      ->runKernels(weightGradientKernels[c.stage], none);
+}
+
+io::Status
+PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
+                      const std::vector<std::vector<char>> &kernels) {
   exec::Executor &e = *slots.at({c.microBatch, c.stage});
   exec::Memory &memory = e.memory();
   int direction = plan.direction[c.microBatch];
@@ -171,8 +194,7 @@ io::Status PipelineRunner::chunk(const schedule::Chunk &c, bool backward) {
     }
     return std::nullopt;
   };
-  if (io::Status s = e.runKernels(
-          backward ? backwardKernels[c.stage] : forwardKernels[c.stage], hook))
+  if (io::Status s = e.runKernels(kernels[c.stage], hook))
     return s;
   // Tensors only a later chunk of this micro-batch reads.
   for (size_t i = 0; i < crossings.size(); ++i)
@@ -187,7 +209,7 @@ io::Status PipelineRunner::runForward() {
   // direction, after the stages before them.
   for (int stage = 0; stage < plan.stages; ++stage)
     if (plan.rankOf(0, stage) == pipelineRank)
-      if (io::Status s = chunk({0, stage}, false))
+      if (io::Status s = chunk({0, stage}, false, forwardKernels))
         return s;
   return world.flushSends();
 }
@@ -198,18 +220,25 @@ io::Status PipelineRunner::runStep() {
     io::Status s;
     switch (i.op) {
     case Op::Forward:
-      s = chunk(i.chunk, false);
+      s = chunk(i.chunk, false, forwardKernels);
+      break;
+    case Op::BackwardInput:
+      s = chunk(i.chunk, true,
+                deferWeights ? inputGradientKernels : backwardKernels);
+      break;
+    case Op::BackwardWeight:
+      if (deferWeights)
+        s = weights(i.chunk);
       break;
     case Op::FullBackward:
-    case Op::BackwardInput: // Runs its weight gradients too (see the header).
-      s = chunk(i.chunk, true);
+      s = chunk(i.chunk, true, backwardKernels);
       break;
     case Op::ForwardBackward:
-      s = chunk(i.chunk, false);
+      s = chunk(i.chunk, false, forwardKernels);
       if (!s)
-        s = chunk(i.backward, true);
+        s = chunk(i.backward, true, backwardKernels);
       break;
-    default: // W (already run) and the schedule's own messages.
+    default: // The schedule's own messages: chunk() sends and receives.
       break;
     }
     if (s)

@@ -15,10 +15,13 @@
 // and tensor; between two stages of one rank (DualPipeV) they are copies.
 //
 // Decisions, for the CPU backend:
-// - A chunk's backward runs its weight gradients too: the activation arena is
-//   planned for the program's order, so deferring W (ZB1P, DualPipe) would
-//   read memory that later kernels of the same micro-batch reuse. The
-//   schedule's W instructions are no-ops and a pair F&B runs F then B.
+// - A schedule's B instruction runs the chunk's backward without its
+//   weight-gradient part, and its W instruction that part
+//   (plan/KernelStages.h: weightGradientPart), when the plan's arena keeps
+//   the W part's inputs to the end of the step (dsflow-compile does for
+//   ZB1P, DualPipe and DualPipeV). Otherwise, and for full backwards, the
+//   backward runs whole and W is a no-op. A pair F&B runs F then B (no
+//   overlap on the CPU).
 // - A rank allocates only its stages' parameters (dsflow-run). A stage's
 //   gradients are reduced over the ranks holding it (experts: those with the
 //   same EP rank), which also keeps DualPipe's two copies of a stage equal
@@ -77,7 +80,12 @@ public:
 
 private:
   PipelineRunner(dist::Communicator &world) : world(world) {}
-  io::Status chunk(const schedule::Chunk &c, bool backward);
+  /// Runs `kernels` of chunk c with its stage's messages (`backward`: the
+  /// backward's crossings).
+  io::Status chunk(const schedule::Chunk &c, bool backward,
+                   const std::vector<std::vector<char>> &kernels);
+  /// The W part of chunk c's backward (no messages: it makes none).
+  io::Status weights(const schedule::Chunk &c);
 
   dist::Communicator &world;
   int inner = 1, pipelineRank = 0;
@@ -87,8 +95,11 @@ private:
   std::map<std::pair<int, int>, exec::Executor *> slots;
   /// Crossings between two stages of this rank: (micro-batch, crossing).
   std::map<std::pair<int, size_t>, std::vector<std::byte>> local;
-  /// Per stage: its forward and its backward kernels.
-  std::vector<std::vector<char>> forwardKernels, backwardKernels;
+  /// Per stage: its forward and its backward kernels; the backward split
+  /// into its B and W parts when W is deferred.
+  std::vector<std::vector<char>> forwardKernels, backwardKernels,
+      inputGradientKernels, weightGradientKernels;
+  bool deferWeights = false;
   /// Distinct crossing tensors (buffer, from, to), in one order on all ranks,
   /// with the kernel writing each.
   std::vector<stages::StageCrossing> crossings;

@@ -104,3 +104,23 @@ TEST(KernelStages, TensorsByName) {
 
 } // namespace
 } // namespace dsflow::stages
+
+namespace dsflow::stages {
+namespace {
+
+TEST(KernelStages, WeightGradientPartFollowsWhatWKernelsWrite) {
+  TwoStages t;
+  t.kernel("linear", {0}, {2}, false, "graph.fwd_id", 0);
+  t.kernel("fill", {}, {4}, true, "unused", 0).clear_attributes();
+  // B, then a W kernel writing an activation, a kernel adding it up (in the
+  // W part through what it reads), and a B kernel after them.
+  t.kernel("linear_grad", {4, 0}, {5}, true, "graph.grad_of", 0);
+  t.kernel("linear_wgrad", {4, 2}, {3}, true, "graph.grad_of", 0)
+      .set_weight_gradient(true);
+  t.kernel("add", {3, 3}, {3}, true, "unused", 0).clear_attributes();
+  t.kernel("scale", {5}, {4}, true, "unused", 0).clear_attributes();
+  EXPECT_EQ(weightGradientPart(t.plan), (std::vector<char>{0, 0, 0, 1, 1, 0}));
+}
+
+} // namespace
+} // namespace dsflow::stages

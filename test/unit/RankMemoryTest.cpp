@@ -113,3 +113,44 @@ TEST(RankMemory, KeptAndWorkspaceBytesPerStage) {
 
 } // namespace
 } // namespace dsflow::stages
+
+namespace dsflow::stages {
+namespace {
+
+TEST(RankMemory, DeferredWeightGradientsHoldTheirOperands) {
+  Plan plan;
+  plan.mutable_pipeline()->add_stages();
+  plan.mutable_memory()->set_weight_gradients_deferred(true);
+  addTensor(plan, "model.layers.0.w", 4); // buffers 0 (param), 1 (grad)
+  int32_t x = addActivation(plan, 100), a = addActivation(plan, 10);
+  int32_t dy = addActivation(plan, 2048);
+  plan.mutable_buffers(dy)->set_dtype(DTYPE_BF16);
+  plan.mutable_buffers(dy)->add_shape(8);
+  plan.mutable_buffers(dy)->add_shape(128);
+  addKernel(plan, false, {0}, {x, a});
+  addKernel(plan, true, {a}, {dy});                              // B
+  addKernel(plan, true, {x, dy}, {1}).set_weight_gradient(true); // W
+  KernelStages split;
+  split.stageOfKernel = {0, 0, 0};
+  // x and a are kept; W reads x, and dy from B, at BF16 size...
+  std::vector<schedule::ChunkActivations> c =
+      chunkActivationsByStage(plan, split);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_DOUBLE_EQ(c[0].kept, 110);
+  EXPECT_DOUBLE_EQ(c[0].keptForWeights, 100);
+  EXPECT_DOUBLE_EQ(c[0].waitingForWeights, 2048);
+  // ...or, the W GEMM reading FP8, as its E4M3 copy: 1024 + 8 scales.
+  Attribute &fp8 = *plan.mutable_kernels(2)->add_attributes();
+  fp8.set_name("graph.fp8.format");
+  fp8.set_str("e4m3");
+  c = chunkActivationsByStage(plan, split);
+  EXPECT_DOUBLE_EQ(c[0].waitingForWeights, 1024 + 8 * 4);
+  // Not deferred: nothing waits for W.
+  plan.mutable_memory()->set_weight_gradients_deferred(false);
+  c = chunkActivationsByStage(plan, split);
+  EXPECT_DOUBLE_EQ(c[0].keptForWeights, 0);
+  EXPECT_DOUBLE_EQ(c[0].waitingForWeights, 0);
+}
+
+} // namespace
+} // namespace dsflow::stages

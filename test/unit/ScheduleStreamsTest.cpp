@@ -239,7 +239,8 @@ TEST(ScheduleStreams, DualPipePairsOppositeDirections) {
 }
 
 TEST(ScheduleStreams, PeakLiveActivationsWeighsChunksByStage) {
-  // F s0, F s1, F&B (F s0 of mb 2 with B s1 of mb 1), B s0, W-split of s0.
+  // F s0, F s1, F&B (F s0 of mb 2 with B s1 of mb 1), B s0, then mb 2's
+  // backward split into B and W.
   auto at = [](Op op, int mb, int stage) {
     Instruction in;
     in.op = op;
@@ -257,16 +258,27 @@ TEST(ScheduleStreams, PeakLiveActivationsWeighsChunksByStage) {
       at(Op::BackwardWeight, 2, 0),
   };
   // Live: 1, 11, 12 while the pair runs, then 2, 1, 1, 0.
-  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {1, 10}), 12);
+  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {{1, 1, 0}, {10, 10, 0}}), 12);
   // One unit per stage counts chunks.
-  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {1, 1}), 3);
+  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {{1, 1, 0}, {1, 1, 0}}), 3);
+  // Stage 0 keeps 4, of which W reads 1, and B writes 6 for W: after the
+  // F&B pair 4 + 4 live, mb 0's backward leaves 4, B of mb 2 holds
+  // 4 + 6 = 10 at its peak and then frees the 3 W does not read.
+  EXPECT_DOUBLE_EQ(peakLiveActivations(stream, {{4, 1, 6}, {0, 0, 0}}), 10);
+  std::vector<Instruction> split = {
+      at(Op::Forward, 0, 0),        at(Op::Forward, 1, 0),
+      at(Op::BackwardInput, 0, 0),  at(Op::BackwardInput, 1, 0),
+      at(Op::BackwardWeight, 0, 0), at(Op::BackwardWeight, 1, 0)};
+  // 4 + 4, then B of mb 0: 8 + 6 = 14, freed to 11; B of mb 1: 17.
+  EXPECT_DOUBLE_EQ(peakLiveActivations(split, {{4, 1, 6}}), 17);
   // The generators' counts are this function's.
   PipelineSchedule s = generate(ScheduleKind::DualPipe, 4, 8);
   io::Expected<SimulationResult> r = simulate(s, kCosts);
   ASSERT_TRUE(r.ok());
   for (int rank = 0; rank < s.ranks; ++rank)
     EXPECT_EQ(r->ranks[rank].peakActivations,
-              peakLiveActivations(s.streams[rank], {1, 1, 1, 1}));
+              peakLiveActivations(s.streams[rank],
+                                  std::vector<ChunkActivations>(4, {1, 1, 0})));
 }
 
 TEST(ScheduleStreams, SizeErrors) {

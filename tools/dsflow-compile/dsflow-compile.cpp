@@ -402,8 +402,12 @@ int main(int argc, char **argv) {
     training.set_bias_update_speed(biasUpdateSpeed);
     training.set_balance_loss_alpha(balanceLossAlpha);
     training.set_seed(seed);
+    // Zero-bubble schedules run the weight gradients after the rest of a
+    // chunk's backward: the arena must keep their inputs.
+    bool deferWeightGradients =
+        cluster->pp() > 1 && pipelineSchedule != ScheduleKind::OneFOneB;
     std::optional<dsflow::Plan> plan =
-        dsflow::buildPlan(*module, *spec, training);
+        dsflow::buildPlan(*module, *spec, training, deferWeightGradients);
     if (!plan)
       return fail(modelPath + ": cannot lower the training step to a plan");
     *plan->mutable_cluster() = *cluster;

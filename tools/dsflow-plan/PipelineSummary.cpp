@@ -21,7 +21,7 @@ constexpr double kGpuBytes = 80e9; // An 80 GB H800 / H100.
 
 void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
                  const schedule::SimulationResult &result,
-                 const std::vector<double> &keptByStage,
+                 const std::vector<schedule::ChunkActivations> &chunks,
                  const std::vector<double> &workspaceByStage) {
   std::vector<std::vector<int>> stagesOfRank(s.ranks);
   for (const std::vector<int> &holders : s.holder)
@@ -41,7 +41,7 @@ void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
     double workspace = 0;
     for (int stage : stagesOfRank[r])
       workspace = std::max(workspace, workspaceByStage[stage]);
-    activations.push_back(schedule::peakLiveActivations(stream, keptByStage) +
+    activations.push_back(schedule::peakLiveActivations(stream, chunks) +
                           (pairs ? 2 : 1) * workspace);
   }
   std::vector<stages::RankMemory> memory =
@@ -71,7 +71,7 @@ void printMemory(const Plan &plan, const schedule::PipelineSchedule &s,
 /// Kernels per stage, the bytes crossing stages and those kept for the
 /// backward, per micro-batch.
 void printKernelStages(const Plan &plan, const stages::KernelStages &split,
-                       const std::vector<double> &keptByStage,
+                       const std::vector<schedule::ChunkActivations> &chunks,
                        const std::vector<double> &workspaceByStage) {
   int count = plan.pipeline().stages_size();
   std::vector<int> forward(count, 0), backward(count, 0);
@@ -96,10 +96,16 @@ void printKernelStages(const Plan &plan, const stages::KernelStages &split,
   for (int s = 0; s < count; ++s)
     std::printf("  stage %d: %d forward + %d backward kernels; sends %s of "
                 "activations on, %s of gradients back; keeps %s for the "
-                "backward, %s workspace\n",
+                "backward, %s workspace%s\n",
                 s, forward[s], backward[s], size(sentForward[s]).c_str(),
-                size(sentBack[s]).c_str(), size(keptByStage[s]).c_str(),
-                size(workspaceByStage[s]).c_str());
+                size(sentBack[s]).c_str(), size(chunks[s].kept).c_str(),
+                size(workspaceByStage[s]).c_str(),
+                plan.memory().weight_gradients_deferred()
+                    ? ("; W reads " + size(chunks[s].keptForWeights) +
+                       " of them and " + size(chunks[s].waitingForWeights) +
+                       " from B")
+                          .c_str()
+                    : "");
   std::string names;
   for (int32_t b : split.sharedParameters)
     names += (names.empty() ? "" : ", ") + plan.buffers(b).name();
@@ -146,11 +152,12 @@ io::Status printPipelineSummary(const Plan &plan,
     std::printf("kernel stages: cannot split: %s\n",
                 split.error().message.c_str());
   } else {
-    std::vector<double> kept = stages::keptBytesByStage(plan, *split);
+    std::vector<schedule::ChunkActivations> chunks =
+        stages::chunkActivationsByStage(plan, *split);
     std::vector<double> workspace = stages::workspaceBytesByStage(plan, *split);
-    printKernelStages(plan, *split, kept, workspace);
+    printKernelStages(plan, *split, chunks, workspace);
     if (plan.has_cluster())
-      printMemory(plan, *s, *result, kept, workspace);
+      printMemory(plan, *s, *result, chunks, workspace);
   }
   if (!timelinePath.empty()) {
     std::string title = p.schedule() + ", " + std::to_string(p.stages_size()) +
