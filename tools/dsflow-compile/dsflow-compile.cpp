@@ -37,8 +37,9 @@ namespace {
 enum class Emit { Summary, Graph, Spec, TrainGraph, Plan };
 enum class PrecisionFlag { FromModel, Fp32, Bf16, Fp8, Fp64 };
 
+cl::OptionCategory compileCategory("Compilation");
 cl::opt<std::string> modelPath(cl::Positional, cl::Required,
-                               cl::desc("<model description>"));
+                               cl::desc("<model description>"), cl::cat(compileCategory));
 cl::opt<Emit> emit(
     "emit", cl::desc("What to produce"), cl::init(Emit::Summary),
     cl::values(
@@ -48,15 +49,15 @@ cl::opt<Emit> emit(
                    "the validated ModelSpec as text proto (converts JSON)"),
         clEnumValN(Emit::TrainGraph, "train-graph",
                    "the training step: the graph after dsflow-autodiff"),
-        clEnumValN(Emit::Plan, "plan", "the executable plan (binary)")));
+        clEnumValN(Emit::Plan, "plan", "the executable plan (binary)")), cl::cat(compileCategory));
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default stdout)"),
-                                cl::value_desc("file"), cl::init("-"));
-cl::opt<int64_t> seqLen("seq-len", cl::desc("Sequence length"), cl::init(4096));
+                                cl::value_desc("file"), cl::init("-"), cl::cat(compileCategory));
+cl::opt<int64_t> seqLen("seq-len", cl::desc("Sequence length"), cl::init(4096), cl::cat(compileCategory));
 cl::opt<int64_t> microBatch("micro-batch",
-                            cl::desc("Sequences per micro-batch"), cl::init(1));
+                            cl::desc("Sequences per micro-batch"), cl::init(1), cl::cat(compileCategory));
 cl::opt<double> mtpLossWeight("mtp-loss-weight",
                               cl::desc("Weight of the MTP loss (lambda)"),
-                              cl::init(0.3));
+                              cl::init(0.3), cl::cat(compileCategory));
 cl::opt<PrecisionFlag> precision(
     "precision", cl::desc("Override the model's precision"),
     cl::init(PrecisionFlag::FromModel),
@@ -64,31 +65,31 @@ cl::opt<PrecisionFlag> precision(
                clEnumValN(PrecisionFlag::Bf16, "bf16", "BF16"),
                clEnumValN(PrecisionFlag::Fp8, "fp8", "BF16 with FP8 GEMMs"),
                clEnumValN(PrecisionFlag::Fp64, "fp64",
-                          "everything in FP64 (gradient checks)")));
+                          "everything in FP64 (gradient checks)")), cl::cat(compileCategory));
 
 cl::list<std::string> recompute(
     "recompute",
     cl::desc("Recompute in the backward: rmsnorm, mla_up_proj, swiglu, "
              "moe_dispatch, all (the first three), none (default)"),
-    cl::CommaSeparated);
+    cl::CommaSeparated, cl::cat(compileCategory));
 
 cl::opt<bool> fp8("fp8",
-                  cl::desc("FP8 GEMMs with fine-grained scaling (DeepSeek-V3); "
+                  cl::desc("FP8 GEMMs with fine-grained scaling (DeepSeek-V3, cl::cat(compileCategory)); "
                            "on by default for FP8 models"),
                   cl::init(false));
 cl::opt<bool>
     fp8Ue8m0("fp8-ue8m0",
              cl::desc("With --fp8: scales rounded up to powers of two"),
-             cl::init(false));
+             cl::init(false), cl::cat(compileCategory));
 
 cl::opt<bool> cuda("cuda",
                    cl::desc("With --emit=plan: generate the memory-bound "
                             "kernels in CUDA and compile them (NVRTC) to PTX "
                             "and machine code for --cuda-arch"),
-                   cl::init(false));
+                   cl::init(false), cl::cat(compileCategory));
 cl::opt<std::string> cudaArch("cuda-arch",
                               cl::desc("GPU architecture for --cuda"),
-                              cl::init("sm_90a"));
+                              cl::init("sm_90a"), cl::cat(compileCategory));
 
 // The cluster, recorded in the plan (docs/distributed.md).
 cl::OptionCategory clusterCategory("Cluster (recorded in the plan)");
@@ -295,6 +296,8 @@ int fail(const std::string &message) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // LLVM's own options (linked in with MLIR) are not for users.
+  cl::HideUnrelatedOptions({&compileCategory, &clusterCategory, &trainingCategory});
   cl::ParseCommandLineOptions(argc, argv, "dsflow model compiler\n");
   if (seqLen <= 0)
     return fail("--seq-len must be positive, got " + std::to_string(seqLen));

@@ -32,6 +32,7 @@ using namespace dsflow::schedule;
 
 namespace {
 
+cl::OptionCategory scheduleCategory("Schedule");
 cl::opt<ScheduleKind>
     kind("schedule", cl::desc("Pipeline schedule"), cl::Required,
          cl::values(clEnumValN(ScheduleKind::OneFOneB, "1f1b",
@@ -41,28 +42,33 @@ cl::opt<ScheduleKind>
                     clEnumValN(ScheduleKind::DualPipe, "dualpipe",
                                "DeepSeek's bidirectional schedule (pp ranks)"),
                     clEnumValN(ScheduleKind::DualPipeV, "dualpipev",
-                               "DualPipe folded into a V (pp/2 ranks)")));
-cl::opt<int> pp("pp", cl::desc("Pipeline stages"), cl::Required);
+                               "DualPipe folded into a V (pp/2 ranks)")),
+         cl::cat(scheduleCategory));
+cl::opt<int> pp("pp", cl::desc("Pipeline stages"), cl::Required,
+                cl::cat(scheduleCategory));
 cl::opt<int> microBatches("micro-batches", cl::desc("Micro-batches per step"),
-                          cl::Required);
+                          cl::Required, cl::cat(scheduleCategory));
 cl::opt<double> costF("cost-f", cl::desc("Time of a forward chunk (F)"),
-                      cl::init(1));
+                      cl::init(1), cl::cat(scheduleCategory));
 cl::opt<double> costB("cost-b",
                       cl::desc("Time of a full backward chunk (B, with W)"),
-                      cl::init(2));
+                      cl::init(2), cl::cat(scheduleCategory));
 cl::opt<double> costW("cost-w",
                       cl::desc("Time of its weight-gradient part (W)"),
-                      cl::init(1));
+                      cl::init(1), cl::cat(scheduleCategory));
 cl::opt<double> costFB("cost-fb",
                        cl::desc("Time of an overlapped forward and backward "
-                                "pair (F&B; default F + B)"));
+                                "pair (F&B; default F + B)"),
+                       cl::cat(scheduleCategory));
 cl::opt<bool> listStreams("streams", cl::desc("List every rank's stream"),
-                          cl::init(false));
+                          cl::init(false), cl::cat(scheduleCategory));
 cl::opt<std::string> timelinePath("timeline",
                                   cl::desc("Draw the timeline (SVG)"),
-                                  cl::value_desc("file"));
+                                  cl::value_desc("file"),
+                                  cl::cat(scheduleCategory));
 cl::opt<std::string> tracePath("trace", cl::desc("Write a Chrome trace (JSON)"),
-                               cl::value_desc("file"));
+                               cl::value_desc("file"),
+                               cl::cat(scheduleCategory));
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-schedule: error: %s\n", message.c_str());
@@ -135,6 +141,8 @@ void printReport(const PipelineSchedule &s, const SimulationResult &r,
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // LLVM's own options (linked in with MLIR) are not for users.
+  cl::HideUnrelatedOptions(scheduleCategory);
   cl::ParseCommandLineOptions(argc, argv, "dsflow pipeline schedules\n");
   ChunkCosts costs{costF, costB, costW,
                    given(costFB) ? double(costFB) : costF + costB};
