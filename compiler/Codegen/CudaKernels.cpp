@@ -414,6 +414,49 @@ std::optional<CudaFunction> crossEntropyGrad(const Operands &o) {
                          std::to_string(tokens) + ".f);\n");
 }
 
+/// combine's gradients read [x, weights [T, k], indices, rowSource [T*k]]:
+/// T and k, if the routing operands agree.
+bool combineRouting(const Operands &o, int64_t &tokens, int64_t &topK) {
+  topK = o.last(o.input(1));
+  tokens = topK ? o.elements(o.input(1)) / topK : 0;
+  return tokens > 0 && o.input(3).dtype() == DTYPE_I32 &&
+         o.elements(o.input(2)) == tokens * topK &&
+         o.elements(o.input(3)) == tokens * topK;
+}
+
+/// dRows[r] += w[p] dy[p / k] with p = rowSource[r]: a gather, one thread
+/// per element of the rows.
+std::optional<CudaFunction> combineGrad(const Operands &o) {
+  int64_t tokens, topK;
+  if (!o.arity(4, 1) || !combineRouting(o, tokens, topK))
+    return std::nullopt;
+  int64_t hidden = o.last(o.input(0));
+  if (o.elements(o.input(0)) != tokens * hidden ||
+      o.elements(o.output(0)) != tokens * topK * hidden)
+    return std::nullopt;
+  std::string h = std::to_string(hidden) + "LL", k = std::to_string(topK);
+  return elementwise(o, tokens * topK * hidden,
+                     "    long long r = i / " + h +
+                         ";\n"
+                         "    int p = in3[r];\n"
+                         "    acc(out0, i, ld(in1, p) * ld(in0, (p / " +
+                         k + ") * " + h + " + i % " + h + "));\n");
+}
+
+/// dw[p] += rowDots[r] / w[p] for p = rowSource[r] (0 where w is 0): a
+/// permutation, so one thread per row writes one weight.
+std::optional<CudaFunction> combineWeightsGrad(const Operands &o) {
+  int64_t tokens, topK;
+  if (!o.arity(4, 1) || !combineRouting(o, tokens, topK) ||
+      o.elements(o.input(0)) != tokens * topK ||
+      o.elements(o.output(0)) != tokens * topK)
+    return std::nullopt;
+  return elementwise(o, tokens * topK,
+                     "    int p = in3[i];\n"
+                     "    float w = ld(in1, p);\n"
+                     "    if (w != 0.f) acc(out0, p, ld(in0, i) / w);\n");
+}
+
 using Generator = std::function<std::optional<CudaFunction>(const Operands &)>;
 
 const std::map<std::string, Generator> &generators() {
@@ -433,6 +476,8 @@ const std::map<std::string, Generator> &generators() {
       {"embedding_wgrad", embeddingWGrad},
       {"cross_entropy", crossEntropy},
       {"cross_entropy_grad", crossEntropyGrad},
+      {"combine_grad", combineGrad},
+      {"combine_weights_grad", combineWeightsGrad},
   };
   return table;
 }

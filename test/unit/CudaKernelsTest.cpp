@@ -128,6 +128,32 @@ TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
   EXPECT_FALSE(generateCudaFunction(plan, plan.kernels(0)));
 }
 
+TEST(CudaKernels, CombineGradientsGoThroughTheRowSources) {
+  Plan plan;
+  int32_t dy = addBuffer(plan, DTYPE_F32, {4, 16}),
+          w = addBuffer(plan, DTYPE_F32, {4, 2}),
+          idx = addBuffer(plan, DTYPE_I32, {4, 2}),
+          source = addBuffer(plan, DTYPE_I32, {8}),
+          dRows = addBuffer(plan, DTYPE_F32, {8, 16}),
+          dots = addBuffer(plan, DTYPE_F32, {8}),
+          dw = addBuffer(plan, DTYPE_F32, {4, 2});
+  std::optional<CudaFunction> rows = generateCudaFunction(
+      plan, addKernel(plan, "combine_grad", {dy, w, idx, source}, {dRows}));
+  ASSERT_TRUE(rows);
+  EXPECT_NE(rows->body.find("ld(in0, (p / 2) * 16LL + i % 16LL)"),
+            std::string::npos);
+  std::optional<CudaFunction> weights = generateCudaFunction(
+      plan,
+      addKernel(plan, "combine_weights_grad", {dots, w, idx, source}, {dw}));
+  ASSERT_TRUE(weights);
+  EXPECT_NE(weights->body.find("if (w != 0.f) acc(out0, p, ld(in0, i) / w)"),
+            std::string::npos);
+  // Row sources of the wrong length: not generated.
+  plan.mutable_buffers(source)->set_shape(0, 7);
+  EXPECT_FALSE(generateCudaFunction(plan, plan.kernels(0)));
+  EXPECT_FALSE(generateCudaFunction(plan, plan.kernels(1)));
+}
+
 TEST(CudaModule, KernelsWithTheSameBodyShareAFunction) {
   if (!haveNvrtc())
     GTEST_SKIP() << "built without NVRTC";

@@ -167,12 +167,16 @@ int check(const Options &o) {
       // Random non-zero values in every buffer the kernel touches; ids
       // below the vocabulary.
       int64_t bound = idBound(*plan, kernel);
+      bool permutation = kernel.op().rfind("combine", 0) == 0;
       auto randomize = [&](int32_t b) {
         int64_t n = plan->buffers(b).bytes() / 4;
         if (plan->buffers(b).dtype() == DTYPE_I32) {
           int32_t *ids = reinterpret_cast<int32_t *>(memory.data(b));
           for (int64_t i = 0; i < n; ++i)
-            ids[i] = static_cast<int32_t>(rng() % uint64_t(bound));
+            ids[i] = static_cast<int32_t>(permutation ? i : rng() % bound);
+          // A combine's row sources are a permutation of its rows.
+          if (permutation)
+            std::shuffle(ids, ids + n, rng);
           return;
         }
         float *p = reinterpret_cast<float *>(memory.data(b));
