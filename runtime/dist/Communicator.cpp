@@ -230,7 +230,9 @@ static std::string peerProblem(int peer, int tag, int me, int size,
 /// the communicator stays usable).
 static std::string noPointToPoint(const char *op, const char *transport) {
   return std::string(op) +
-         ": point-to-point messages need the MPI transport, not " + transport;
+         ": point-to-point messages need the MPI transport "
+         "or the TCP world, not a " +
+         transport + " sub-communicator";
 }
 
 io::Status Communicator::send(int peer, int tag, const void *data,
@@ -245,8 +247,7 @@ io::Status Communicator::send(int peer, int tag, const void *data,
   return record(doSend(peer, tag, data, bytes));
 }
 
-io::Status Communicator::receive(int peer, int tag, void *data,
-                                 int64_t bytes) {
+io::Status Communicator::receive(int peer, int tag, void *data, int64_t bytes) {
   if (io::Status s = checkUsable("receive"))
     return s;
   if (!supportsPointToPoint())

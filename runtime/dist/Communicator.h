@@ -102,9 +102,11 @@ public:
   /// [0, kMaxTag). send() copies the bytes and returns at once; receive()
   /// waits (up to the timeout) for the next message from `peer` with `tag` and
   /// checks its size; messages of one sender and tag arrive in the order they
-  /// were sent. flushSends() waits until every sent message has left. Only the
-  /// MPI transport carries them: the others return an error and stay usable.
+  /// were sent. flushSends() waits until every sent message has left. MPI
+  /// communicators and the TCP world carry them (pointToPoint()); the others
+  /// return an error and stay usable.
   static constexpr int kMaxTag = 16384;
+  bool pointToPoint() const { return supportsPointToPoint(); }
   io::Status send(int peer, int tag, const void *data, int64_t bytes);
   io::Status receive(int peer, int tag, void *data, int64_t bytes);
   io::Status flushSends();

@@ -12,6 +12,12 @@
 // A split opens a new star per group: the group's first rank listens on a
 // free port, and the relay of the parent tells the members where.
 //
+// The world communicator also carries point-to-point messages (pipeline
+// stages) over a mesh of direct connections made at start-up
+// (TcpMesh.cpp): a sender thread writes each queued message to its peer, and
+// receive() reads the peer's connection, keeping messages of other tags for
+// later.
+//
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_DIST_TCPCOMMUNICATOR_H
 #define DSFLOW_DIST_TCPCOMMUNICATOR_H
@@ -54,9 +60,13 @@ struct Part {
 class TcpCommunicator final : public Communicator {
 public:
   TcpCommunicator(int rank, std::vector<int> worldRanks, Links links,
-                  double timeoutSeconds)
-      : me(rank), world(std::move(worldRanks)), links(std::move(links)),
-        timeout(timeoutSeconds) {}
+                  double timeoutSeconds);
+
+  ~TcpCommunicator() override;
+
+  /// Connects every pair of ranks directly (a collective, at start-up), so
+  /// that this communicator carries point-to-point messages.
+  io::Status connectMesh();
 
   int rank() const override { return me; }
   int size() const override { return static_cast<int>(world.size()); }
@@ -77,8 +87,16 @@ protected:
                          const std::vector<int64_t> &recvBytes) override;
   io::Status doBroadcast(void *data, int64_t bytes, int root) override;
   io::Status doBarrier() override;
+  bool supportsPointToPoint() const override { return mesh != nullptr; }
+  io::Status doSend(int peer, int tag, const void *data,
+                    int64_t bytes) override;
+  io::Status doReceive(int peer, int tag, void *data, int64_t bytes) override;
+  io::Status doFlushSends() override;
 
 private:
+  struct Mesh;
+  /// The sender thread's loop.
+  void sendQueued();
   // The relay's side of a round (TcpRelay.cpp). gather() receives one frame
   // of `op` from every other rank; expected[r] is the payload size rank r
   // must send, or -1 for any size. reply() sends each rank its payload.
@@ -106,6 +124,7 @@ private:
   Links links;
   double timeout;
   uint32_t sequence = 0;
+  std::unique_ptr<Mesh> mesh;
 };
 
 /// The relay of a new star: accepts size - 1 members on `listener`, each

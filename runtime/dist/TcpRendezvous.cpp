@@ -235,9 +235,12 @@ connectTcpWorld(const TcpWorldOptions &options) {
   }
   if (!links.ok())
     return links.error();
-  return std::unique_ptr<Communicator>(
-      new TcpCommunicator(options.rank, std::move(worldRanks),
-                          std::move(*links), options.timeoutSeconds));
+  auto world = std::make_unique<TcpCommunicator>(
+      options.rank, std::move(worldRanks), std::move(*links),
+      options.timeoutSeconds);
+  if (io::Status e = world->connectMesh())
+    return *e;
+  return std::unique_ptr<Communicator>(std::move(world));
 }
 
 } // namespace dsflow::dist

@@ -224,11 +224,12 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
                                      " ranks, but the job has " +
                                      std::to_string(world.size()));
   bool pipelined = plan.has_cluster() && plan.cluster().pp() > 1;
-  if (pipelined && std::string(world.transport()) != "mpi")
+  if (pipelined && !world.pointToPoint())
     return io::makeError("plan", std::string("pipeline stages exchange "
                                              "point-to-point messages, which "
-                                             "need the MPI transport, not ") +
-                                     world.transport());
+                                             "the ") +
+                                     world.transport() +
+                                     " transport does not carry");
   io::Expected<ExpertSharding> sharding =
       ExpertSharding::create(plan, world.rank());
   if (!sharding)
