@@ -29,9 +29,17 @@ class Gradients {
 public:
   explicit Gradients(OpBuilder &b) : b(b) {}
 
+  /// A parameter's contributions are each added into its gradient buffer
+  /// (one accumulate_grad per use, so that a weight-gradient kernel adds in
+  /// place); other values' contributions are summed.
   void add(Value value, Value grad) {
     if (!grad)
       return;
+    if (auto param = value.getDefiningOp<ParamOp>()) {
+      if (!param.getNoGrad())
+        AccumulateGradOp::create(b, param.getLoc(), param, grad);
+      return;
+    }
     auto [it, inserted] = grads.try_emplace(value, grad);
     if (!inserted)
       it->second = AddOp::create(b, value.getLoc(), it->second, grad);
@@ -272,15 +280,9 @@ struct AutodiffPass : public dsflow::graph::impl::AutodiffBase<AutodiffPass> {
                                    b.getF64FloatAttr(1.0)));
     for (auto [id, op] : llvm::enumerate(forwardOps))
       op->setAttr(kForwardIdAttr, b.getI64IntegerAttr(id));
-    // A parameter's gradient is complete once its first user (in program
-    // order) is differentiated: accumulate it then, so that weight gradients
-    // do not stay live through the rest of the backward.
-    DenseMap<Operation *, int64_t> usersLeft;
-    for (Operation *op : forwardOps)
-      if (isa<ParamOp>(op))
-        usersLeft[op] = SmallPtrSet<Operation *, 4>(op->getUsers().begin(),
-                                                    op->getUsers().end())
-                            .size();
+    // Each contribution to a parameter's gradient is accumulated as soon as
+    // it is made (Gradients::add), so weight gradients do not stay live
+    // through the rest of the backward.
     for (Operation *op : llvm::reverse(forwardOps)) {
       if (hasResultGradient(op, grads)) {
         Operation *last = ret->getPrevNode();
@@ -289,16 +291,6 @@ struct AutodiffPass : public dsflow::graph::impl::AutodiffBase<AutodiffPass> {
         for (Operation *emitted = last->getNextNode(); emitted != ret;
              emitted = emitted->getNextNode())
           emitted->setAttr(kGradOfAttr, op->getAttr(kForwardIdAttr));
-      }
-      SmallPtrSet<Operation *, 8> params;
-      for (Value operand : op->getOperands())
-        if (auto param = operand.getDefiningOp<ParamOp>())
-          params.insert(param);
-      for (Operation *paramOp : params) {
-        auto param = cast<ParamOp>(paramOp);
-        if (--usersLeft[paramOp] == 0 && !param.getNoGrad())
-          if (Value grad = grads.lookup(param))
-            AccumulateGradOp::create(b, param.getLoc(), param, grad);
       }
     }
     // Mark the backward part: later passes (recompute, schedules) tell the

@@ -26,9 +26,9 @@ func.func @forward() -> tensor<f32> {
   // CHECK: %[[DX:.+]] = graph.linear_grad %[[DLOGITS]], %[[W]]
   // CHECK: %[[DW:.+]] = graph.linear_wgrad %[[DLOGITS]], %[[X]]
   // A parameter's gradient is accumulated as soon as it is complete.
-  // CHECK-NEXT: graph.accumulate_grad %[[W]], %[[DW]] {graph.backward} : tensor<16x8xf32>
+  // CHECK-NEXT: graph.accumulate_grad %[[W]], %[[DW]] {graph.backward, graph.grad_of = {{[0-9]+}} : i64} : tensor<16x8xf32>
   // CHECK: %[[DEMB:.+]] = graph.embedding_wgrad %[[DX]], %[[IDS]]
-  // CHECK-NEXT: graph.accumulate_grad %[[EMB]], %[[DEMB]] {graph.backward} : tensor<16x8xf32>
+  // CHECK-NEXT: graph.accumulate_grad %[[EMB]], %[[DEMB]] {graph.backward, graph.grad_of = {{[0-9]+}} : i64} : tensor<16x8xf32>
   // CHECK: return %[[LOSS]]
   return %loss : tensor<f32>
 }
@@ -117,6 +117,25 @@ func.func @forward(%x: tensor<4x8xf32>, %labels: tensor<1x4xi32>) -> tensor<f32>
   // CHECK: %[[DGW:.+]] = graph.linear_wgrad %[[DLOG]], %{{.+}}
   // CHECK: graph.accumulate_grad %[[GW]], %[[DGW]]
   // CHECK-NOT: graph.accumulate_grad {{.*}}: tensor<4xf32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// A parameter used twice gets two accumulate_grads, one per use, not a sum:
+// each weight-gradient kernel then adds into the gradient buffer in place.
+// CHECK-LABEL: func.func @train_step
+func.func @forward(%x: tensor<1x4x8xf32>, %labels: tensor<1x4xi32>) -> tensor<f32> {
+  // CHECK: %[[W:.+]] = graph.param "w"
+  %w = graph.param "w" : tensor<8x8xf32>
+  %h = graph.linear %x, %w : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+  %y = graph.linear %h, %w : (tensor<1x4x8xf32>, tensor<8x8xf32>) -> tensor<1x4x8xf32>
+  %loss = graph.cross_entropy %y, %labels : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<f32>
+  // CHECK: %[[DW2:.+]] = graph.linear_wgrad
+  // CHECK-NEXT: graph.accumulate_grad %[[W]], %[[DW2]]
+  // CHECK-NOT: graph.add
+  // CHECK: %[[DW1:.+]] = graph.linear_wgrad
+  // CHECK-NEXT: graph.accumulate_grad %[[W]], %[[DW1]]
   return %loss : tensor<f32>
 }
 
