@@ -17,7 +17,11 @@ model=${1:-small-v3}
 steps=${2:-2000}
 lr=${3:-2e-3}
 bin=build/bin
-out=build/fp8-training/$model
+# Runs and results of another learning rate than the default carry it in
+# their names.
+tag=$model
+[ "$lr" = 2e-3 ] || tag=$model-lr$lr
+out=build/fp8-training/$tag
 mkdir -p "$out" bench/results
 export OPENBLAS_NUM_THREADS=1 DSFLOW_NUM_THREADS=1
 # Resumable: each run checkpoints every 100 steps and continues from its latest
@@ -43,9 +47,9 @@ run_variant fp8 &
 run_variant fp32-perturbed &
 wait
 tail -n 1 "$out/fp32.log" "$out/fp8.log" "$out/fp32-perturbed.log"
-/usr/bin/python3 - "$out" "$steps" "$model" "$lr" <<'PY'
+/usr/bin/python3 - "$out" "$steps" "$model" "$lr" "$tag" <<'PY'
 import csv, sys
-out, steps, model, lr = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out, steps, model, lr, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def losses(name):
     with open(f"{out}/{name}.csv") as f:
         return [float(r["loss"]) for r in csv.DictReader(f)]
@@ -55,7 +59,7 @@ def final(xs):
     return sum(xs[-window:]) / window
 a, b, c = final(fp32), final(fp8), final(noise)
 rel, floor = abs(b - a) / a, abs(c - a) / a
-with open(f"bench/results/fp8-training-{model}.md", "w") as f:
+with open(f"bench/results/fp8-training-{tag}.md", "w") as f:
     f.write(f"# FP8 vs FP32 training: {model}\n\n")
     f.write(f"Command: `bench/fp8_training.sh {model} {steps} {lr}`. {model}, sequence 64, micro-batch 8, "
             f"lr {lr}, {steps} steps, seed 7, Tiny Shakespeare; total training loss (LM + 0.3 MTP + balance).\n\n")
@@ -65,7 +69,7 @@ with open(f"bench/results/fp8-training-{model}.md", "w") as f:
     f.write(f"DeepSeek-V3's reported bound: 0.25%. FP8 vs FP32: {'within' if rel < 0.0025 else 'OUTSIDE'} it. "
             f"Two FP32 runs that differ only by rounding-level noise in the initial weights end "
             f"{100 * floor:.3f}% apart: a single run of this size resolves differences down to about that.\n\n")
-    f.write(f"![loss curves](fp8-training-{model}.png)\n")
+    f.write(f"![loss curves](fp8-training-{tag}.png)\n")
 print(f"smoothed final loss: fp32 {a:.5f}, fp8 {b:.5f} ({100 * rel:.3f}%), "
       f"perturbed fp32 {c:.5f} ({100 * floor:.3f}%)")
 try:
@@ -95,7 +99,7 @@ try:
     bottom.set_xlabel("step"); bottom.set_ylabel("vs FP32, 200-step means (%)")
     bottom.legend(); bottom.grid(alpha=0.3)
     fig.tight_layout()
-    plt.savefig(f"bench/results/fp8-training-{model}.png", dpi=100)
+    plt.savefig(f"bench/results/fp8-training-{tag}.png", dpi=100)
 except ImportError:
     print("python3-matplotlib is not installed: no plot")
 PY
