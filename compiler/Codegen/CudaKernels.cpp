@@ -329,10 +329,10 @@ std::optional<CudaFunction> embedding(const Operands &o) {
   if (o.elements(o.output(0)) != tokens * hidden)
     return std::nullopt;
   return elementwise(o, tokens * hidden,
-                     "    long long n = i / " + std::to_string(hidden) +
+                     "    long long t = i / " + std::to_string(hidden) +
                          "LL, h = i % " + std::to_string(hidden) +
                          "LL;\n"
-                         "    int id = in1[n];\n"
+                         "    int id = in1[t];\n"
                          "    if (id >= 0 && id < " +
                          std::to_string(vocab) + ") st(out0, i, ld(in0, id * " +
                          std::to_string(hidden) + "LL + h));\n");
@@ -405,11 +405,11 @@ std::optional<CudaFunction> crossEntropyGrad(const Operands &o) {
       o.elements(o.output(0)) != tokens * vocab)
     return std::nullopt;
   return elementwise(o, tokens * vocab,
-                     "    long long n = i / " + std::to_string(vocab) +
+                     "    long long t = i / " + std::to_string(vocab) +
                          "LL, v = i % " + std::to_string(vocab) +
                          "LL;\n"
-                         "    float p = expf(ld(in1, i) - ld(in3, n));\n"
-                         "    acc(out0, i, (p - (v == in2[n] ? 1.f : 0.f)) * "
+                         "    float p = expf(ld(in1, i) - ld(in3, t));\n"
+                         "    acc(out0, i, (p - (v == in2[t] ? 1.f : 0.f)) * "
                          "ld(in0, 0) / " +
                          std::to_string(tokens) + ".f);\n");
 }
