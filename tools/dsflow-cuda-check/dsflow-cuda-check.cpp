@@ -11,17 +11,22 @@
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
+#include "io/AtomicFile.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cuda/CudaDriver.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 using namespace dsflow;
 
@@ -29,6 +34,8 @@ namespace {
 
 struct Options {
   std::string path;
+  /// Write the cases here instead of running them (no GPU needed).
+  std::string exportDir;
   uint64_t seed = 1;
   double tolerance = 1e-4;
 };
@@ -129,83 +136,95 @@ double relativeError(const std::vector<float> &a, const float *b, size_t n) {
   return scale > 0 ? diff / scale : diff;
 }
 
-int check(const Options &o) {
-  io::Expected<Plan> plan = readPlanFile(o.path);
-  if (!plan)
-    return fail(plan.error().message);
-  if (!plan->has_cuda())
-    return fail(o.path + ": has no CUDA module (compile with --cuda)");
-  for (const Buffer &b : plan->buffers())
-    if (b.dtype() != DTYPE_F32 && b.dtype() != DTYPE_I32)
-      return fail(o.path + ": the check compares FP32 plans (compile with "
-                           "--precision=fp32 --cuda)");
+/// Runs the plan's kernels that have a CUDA launch on the CPU backend, each
+/// from random non-zero inputs (and starting outputs, for kernels that add
+/// into them): `before(k)` once kernel k's buffers hold them, `after(k)` once
+/// the CPU has run it.
+class CpuCases {
+public:
+  CpuCases(const Plan &plan, exec::Executor &cpu, uint64_t seed)
+      : plan(plan), cpu(cpu), rng(seed) {}
+
+  io::Status run(const std::function<io::Status(int32_t)> &before,
+                 const std::function<io::Status(int32_t)> &after) {
+    std::vector<char> selected(plan.kernels_size(), 0);
+    for (int k = 0; k < plan.kernels_size(); ++k)
+      selected[k] = plan.kernels(k).cuda_launch() > 0;
+    exec::Executor::KernelHook hook = [&](int32_t k, bool done) {
+      if (done)
+        return after(k);
+      randomize(plan.kernels(k));
+      return before(k);
+    };
+    return cpu.runKernels(selected, hook);
+  }
+  exec::Memory &memory() { return cpu.memory(); }
+
+private:
+  /// Random non-zero values in every buffer the kernel touches; ids below
+  /// its vocabulary, a combine's row sources a permutation.
+  void randomize(const Kernel &kernel) {
+    std::uniform_real_distribution<float> magnitude(0.1f, 1.0f);
+    int64_t bound = idBound(plan, kernel);
+    bool permutation = kernel.op().rfind("combine", 0) == 0;
+    auto fill = [&](int32_t b) {
+      int64_t n = plan.buffers(b).bytes() / 4;
+      if (plan.buffers(b).dtype() == DTYPE_I32) {
+        int32_t *ids = reinterpret_cast<int32_t *>(memory().data(b));
+        for (int64_t i = 0; i < n; ++i)
+          ids[i] = static_cast<int32_t>(permutation ? i : rng() % bound);
+        if (permutation)
+          std::shuffle(ids, ids + n, rng);
+        return;
+      }
+      float *p = reinterpret_cast<float *>(memory().data(b));
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = magnitude(rng) * (rng() & 1 ? 1.f : -1.f);
+    };
+    std::for_each(kernel.inputs().begin(), kernel.inputs().end(), fill);
+    std::for_each(kernel.outputs().begin(), kernel.outputs().end(), fill);
+  }
+
+  const Plan &plan;
+  exec::Executor &cpu;
+  std::mt19937_64 rng;
+};
+
+int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
       cuda::CudaDriver::open();
   if (!driver)
-    return fail(driver.error().message);
+    return fail(driver.error().message + " (--export DIR writes the cases "
+                                         "for a machine with a GPU)");
   std::printf("device: %s\n", (*driver)->deviceName().c_str());
-  io::Expected<std::unique_ptr<exec::Executor>> cpu =
-      exec::Executor::create(*plan, o.path);
-  if (!cpu)
-    return fail(cpu.error().message);
-  io::Expected<CUmodule> module = (*driver)->loadModule(plan->cuda().cubin());
+  io::Expected<CUmodule> module = (*driver)->loadModule(plan.cuda().cubin());
   if (!module)
     return fail(module.error().message);
-
-  std::vector<char> selected(plan->kernels_size(), 0);
-  for (int k = 0; k < plan->kernels_size(); ++k)
-    selected[k] = plan->kernels(k).cuda_launch() > 0;
-  std::mt19937_64 rng(o.seed);
-  std::uniform_real_distribution<float> magnitude(0.1f, 1.0f);
-  exec::Memory &memory = (*cpu)->memory();
   std::vector<std::vector<float>> gpuOutputs;
   std::map<std::string, std::pair<int, double>> worstByOp;
   int checked = 0, matched = 0;
-  exec::Executor::KernelHook hook = [&](int32_t k, bool after) -> io::Status {
-    const Kernel &kernel = plan->kernels(k);
-    if (!after) {
-      // Random non-zero values in every buffer the kernel touches; ids
-      // below the vocabulary.
-      int64_t bound = idBound(*plan, kernel);
-      bool permutation = kernel.op().rfind("combine", 0) == 0;
-      auto randomize = [&](int32_t b) {
-        int64_t n = plan->buffers(b).bytes() / 4;
-        if (plan->buffers(b).dtype() == DTYPE_I32) {
-          int32_t *ids = reinterpret_cast<int32_t *>(memory.data(b));
-          for (int64_t i = 0; i < n; ++i)
-            ids[i] = static_cast<int32_t>(permutation ? i : rng() % bound);
-          // A combine's row sources are a permutation of its rows.
-          if (permutation)
-            std::shuffle(ids, ids + n, rng);
-          return;
-        }
-        float *p = reinterpret_cast<float *>(memory.data(b));
-        for (int64_t i = 0; i < n; ++i)
-          p[i] = magnitude(rng) * (rng() & 1 ? 1.f : -1.f);
-      };
-      std::for_each(kernel.inputs().begin(), kernel.inputs().end(), randomize);
-      std::for_each(kernel.outputs().begin(), kernel.outputs().end(),
-                    randomize);
-      const std::string &name =
-          plan->cuda().launches(kernel.cuda_launch() - 1).function();
-      io::Expected<CUfunction> f = (*driver)->function(*module, name);
-      if (!f)
-        return f.error();
-      io::Expected<std::vector<std::vector<float>>> out =
-          runOnGpu(**driver, *plan, memory, k, *f);
-      if (!out)
-        return out.error();
-      gpuOutputs = std::move(*out);
-      return std::nullopt;
-    }
+  auto before = [&](int32_t k) -> io::Status {
+    const std::string &name =
+        plan.cuda().launches(plan.kernels(k).cuda_launch() - 1).function();
+    io::Expected<CUfunction> f = (*driver)->function(*module, name);
+    if (!f)
+      return f.error();
+    io::Expected<std::vector<std::vector<float>>> out =
+        runOnGpu(**driver, plan, cases.memory(), k, *f);
+    if (!out)
+      return out.error();
+    gpuOutputs = std::move(*out);
+    return std::nullopt;
+  };
+  auto after = [&](int32_t k) -> io::Status {
+    const Kernel &kernel = plan.kernels(k);
     double worst = 0;
-    for (int i = 0; i < kernel.outputs_size(); ++i) {
-      int32_t b = kernel.outputs(i);
+    for (int i = 0; i < kernel.outputs_size(); ++i)
       worst = std::max(
           worst, relativeError(gpuOutputs[i],
-                               reinterpret_cast<const float *>(memory.data(b)),
+                               reinterpret_cast<const float *>(
+                                   cases.memory().data(kernel.outputs(i))),
                                gpuOutputs[i].size()));
-    }
     auto &[count, opWorst] = worstByOp[kernel.op()];
     ++count;
     opWorst = std::max(opWorst, worst);
@@ -213,7 +232,7 @@ int check(const Options &o) {
     matched += worst <= o.tolerance;
     return std::nullopt;
   };
-  if (io::Status e = (*cpu)->runKernels(selected, hook))
+  if (io::Status e = cases.run(before, after))
     return fail(e->message);
   std::printf("%-22s %8s %14s\n", "op", "kernels", "worst error");
   for (const auto &[op, stats] : worstByOp)
@@ -224,11 +243,113 @@ int check(const Options &o) {
   return matched == checked ? 0 : 1;
 }
 
+/// Writes DIR/module.cubin, each case's buffers (kK.inI, kK.startI: the
+/// outputs before the kernel, kK.outI: the CPU's) and DIR/cases.json, for
+/// check_on_device.py on a machine with a GPU and no dsflow.
+int exportCases(const Options &o, const Plan &plan, CpuCases &cases) {
+  if (::mkdir(o.exportDir.c_str(), 0755) && errno != EEXIST)
+    return fail(o.exportDir + ": " + std::strerror(errno));
+  auto write = [&](const std::string &name, const void *data,
+                   int64_t bytes) -> io::Status {
+    std::string bytesText(static_cast<const char *>(data),
+                          static_cast<size_t>(bytes));
+    return io::writeFileAtomically(o.exportDir + "/" + name, bytesText);
+  };
+  if (io::Status e = write("module.cubin", plan.cuda().cubin().data(),
+                           int64_t(plan.cuda().cubin().size())))
+    return fail(e->message);
+  std::string manifest =
+      "{\"tolerance\": " + std::to_string(o.tolerance) + ", \"cases\": [";
+  int written = 0;
+  auto before = [&](int32_t k) -> io::Status {
+    const Kernel &kernel = plan.kernels(k);
+    const CudaLaunch &l = plan.cuda().launches(kernel.cuda_launch() - 1);
+    std::string base = "k" + std::to_string(k);
+    manifest += std::string(written++ ? ", " : "") +
+                "{\"kernel\": " + std::to_string(k) + ", \"op\": \"" +
+                kernel.op() + "\", \"function\": \"" + l.function() +
+                "\", \"grid\": " + std::to_string(l.grid()) +
+                ", \"block\": " + std::to_string(l.block()) +
+                ", \"shared\": " + std::to_string(l.shared_bytes()) +
+                ", \"params\": [";
+    int params = 0;
+    auto param = [&](int32_t b, const std::string &file, const char *role) {
+      manifest += std::string(params++ ? ", " : "") + "{\"file\": \"" + file +
+                  "\", \"dtype\": \"" +
+                  (plan.buffers(b).dtype() == DTYPE_I32 ? "i32" : "f32") +
+                  "\", \"role\": \"" + role + "\"}";
+    };
+    for (int i = 0; i < kernel.inputs_size(); ++i) {
+      int32_t b = kernel.inputs(i);
+      std::string file = base + ".in" + std::to_string(i);
+      if (io::Status e =
+              write(file, cases.memory().data(b), plan.buffers(b).bytes()))
+        return e;
+      param(b, file, "in");
+    }
+    for (int i = 0; i < kernel.outputs_size(); ++i) {
+      int32_t b = kernel.outputs(i);
+      std::string file = base + ".start" + std::to_string(i);
+      // The runtime zeroes the outputs of a kernel that does not add.
+      std::vector<char> start(size_t(plan.buffers(b).bytes()), 0);
+      const void *from = kernel.accumulates()
+                             ? (const void *)cases.memory().data(b)
+                             : (const void *)start.data();
+      if (io::Status e = write(file, from, plan.buffers(b).bytes()))
+        return e;
+      param(b, file, "out");
+    }
+    manifest += "]}";
+    return std::nullopt;
+  };
+  auto after = [&](int32_t k) -> io::Status {
+    const Kernel &kernel = plan.kernels(k);
+    for (int i = 0; i < kernel.outputs_size(); ++i) {
+      int32_t b = kernel.outputs(i);
+      if (io::Status e =
+              write("k" + std::to_string(k) + ".out" + std::to_string(i),
+                    cases.memory().data(b), plan.buffers(b).bytes()))
+        return e;
+    }
+    return std::nullopt;
+  };
+  if (io::Status e = cases.run(before, after))
+    return fail(e->message);
+  manifest += "]}\n";
+  if (io::Status e =
+          write("cases.json", manifest.data(), int64_t(manifest.size())))
+    return fail(e->message);
+  std::printf("wrote %d cases to %s (run tools/dsflow-cuda-check/"
+              "check_on_device.py %s where there is a GPU)\n",
+              written, o.exportDir.c_str(), o.exportDir.c_str());
+  return 0;
+}
+
+int check(const Options &o) {
+  io::Expected<Plan> plan = readPlanFile(o.path);
+  if (!plan)
+    return fail(plan.error().message);
+  if (!plan->has_cuda())
+    return fail(o.path + ": has no CUDA module (compile with --cuda)");
+  for (const Buffer &b : plan->buffers())
+    if (b.dtype() != DTYPE_F32 && b.dtype() != DTYPE_I32)
+      return fail(o.path + ": the check compares FP32 plans (compile with "
+                           "--precision=fp32 --cuda)");
+  io::Expected<std::unique_ptr<exec::Executor>> cpu =
+      exec::Executor::create(*plan, o.path);
+  if (!cpu)
+    return fail(cpu.error().message);
+  CpuCases cases(*plan, **cpu, o.seed);
+  return o.exportDir.empty() ? checkOnGpu(o, *plan, cases)
+                             : exportCases(o, *plan, cases);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   const char *usage =
-      "usage: dsflow-cuda-check STEP.plan [--seed N] [--tolerance T]\n";
+      "usage: dsflow-cuda-check STEP.plan [--seed N] [--tolerance T] "
+      "[--export DIR]\n";
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -241,6 +362,8 @@ int main(int argc, char **argv) {
       o.seed = std::strtoull(argv[++i], &end, 10);
       if (*end)
         return fail(std::string("bad value for --seed '") + argv[i] + "'");
+    } else if (arg == "--export" && i + 1 < argc) {
+      o.exportDir = argv[++i];
     } else if (arg == "--tolerance" && i + 1 < argc) {
       o.tolerance = std::strtod(argv[++i], &end);
       if (*end || !(o.tolerance > 0))
