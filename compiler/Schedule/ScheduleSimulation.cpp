@@ -26,6 +26,10 @@ io::Status validateCosts(const ChunkCosts &c) {
     if (!std::isfinite(value) || value < 0)
       return fail(std::string("cost ") + name +
                   " must be finite and >= 0, got " + std::to_string(value));
+  for (double scale : c.stageScale)
+    if (!std::isfinite(scale) || scale < 0)
+      return fail("stage cost scale " + std::to_string(scale) +
+                  " must be finite and >= 0");
   if (c.weight > c.backward)
     return fail("cost W (" + std::to_string(c.weight) +
                 ") must not exceed B (" + std::to_string(c.backward) +
@@ -34,17 +38,28 @@ io::Status validateCosts(const ChunkCosts &c) {
 }
 
 double instructionCost(const Instruction &in, const ChunkCosts &c) {
+  auto scale = [&](const Chunk &chunk) {
+    return chunk.stage >= 0 && chunk.stage < int(c.stageScale.size())
+               ? c.stageScale[chunk.stage]
+               : 1.0;
+  };
+  double s = scale(in.chunk);
   switch (in.op) {
   case Op::Forward:
-    return c.forward;
+    return c.forward * s;
   case Op::BackwardInput:
-    return c.backward - c.weight;
+    return (c.backward - c.weight) * s;
   case Op::BackwardWeight:
-    return c.weight;
+    return c.weight * s;
   case Op::FullBackward:
-    return c.backward;
-  case Op::ForwardBackward:
-    return c.forwardBackward;
+    return c.backward * s;
+  case Op::ForwardBackward: {
+    double pair = c.forward + c.backward;
+    if (pair <= 0)
+      return c.forwardBackward * s;
+    return c.forwardBackward *
+           (c.forward * s + c.backward * scale(in.backward)) / pair;
+  }
   default:
     return 0;
   }

@@ -23,6 +23,8 @@
 #include "Schedule/PipelineSchedule.h"
 #include "io/Status.h"
 
+#include <vector>
+
 namespace dsflow::schedule {
 
 /// Time of a forward chunk (F), a full backward chunk (B), its weight-gradient
@@ -33,6 +35,10 @@ struct ChunkCosts {
   double backward = 2;
   double weight = 1;
   double forwardBackward = 3;
+  /// Per stage, what its chunks cost relative to the figures above (empty:
+  /// every stage 1). An F&B pair of stages f and b costs forwardBackward x
+  /// (forward x f's + backward x b's) / (forward + backward).
+  std::vector<double> stageScale;
 };
 
 /// Finite, >= 0, and W <= B.

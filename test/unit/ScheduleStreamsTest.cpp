@@ -281,6 +281,32 @@ TEST(ScheduleStreams, PeakLiveActivationsWeighsChunksByStage) {
                                   std::vector<ChunkActivations>(4, {1, 1, 0})));
 }
 
+TEST(ScheduleStreams, StageScalesWeighTheChunks) {
+  // 1F1B on 2 stages, 2 micro-batches; stage 1 twice as costly.
+  PipelineSchedule s = generate(ScheduleKind::OneFOneB, 2, 2);
+  ChunkCosts costs{1, 2, 1, 3, {1, 2}};
+  io::Expected<SimulationResult> r = simulate(s, costs);
+  ASSERT_TRUE(r.ok());
+  EXPECT_DOUBLE_EQ(r->ranks[0].busy, 2 * (1 + 2));
+  EXPECT_DOUBLE_EQ(r->ranks[1].busy, 2 * (1 + 2) * 2);
+  // All scales 1: the uniform simulation.
+  PipelineSchedule d = generate(ScheduleKind::DualPipe, 4, 8);
+  io::Expected<SimulationResult> even = simulate(d, kCosts);
+  ChunkCosts ones = kCosts;
+  ones.stageScale.assign(4, 1.0);
+  io::Expected<SimulationResult> same = simulate(d, ones);
+  ASSERT_TRUE(even.ok() && same.ok());
+  EXPECT_DOUBLE_EQ(same->makespan, even->makespan);
+  // An F&B pair of stages f and b costs F&B (F f + B b) / (F + B).
+  Instruction pair;
+  pair.op = Op::ForwardBackward;
+  pair.chunk = {0, 0};
+  pair.backward = {1, 1};
+  EXPECT_DOUBLE_EQ(instructionCost(pair, costs), 3.0 * (1 * 1 + 2 * 2) / 3);
+  costs.stageScale = {1, -1};
+  EXPECT_FALSE(simulate(s, costs).ok());
+}
+
 TEST(ScheduleStreams, SizeErrors) {
   auto error = [](ScheduleKind kind, int pp, int m) {
     io::Expected<PipelineSchedule> s = generateSchedule(kind, pp, m);
