@@ -1,5 +1,4 @@
-//===- PipelineRunner.h - A rank's pipeline stages through a step -*- C++
-//-*-===//
+//===- PipelineRunner.h - A rank's pipeline stages through a step -*- C++ -*-===//
 //
 // Under pipeline parallelism (the plan's pipeline record, pp > 1) a rank runs
 // only its stages' kernels (plan/KernelStages.h), for every micro-batch of a
@@ -11,8 +10,9 @@
 // making it; a tensor this stage reads from another is received just before
 // the first of its kernels that comes after the producer in program order
 // (the activation arena is planned for program order: earlier kernels may
-// reuse its memory). Messages are MPI point-to-point, tagged by micro-batch
-// and tensor; between two stages of one rank (DualPipeV) they are copies.
+// reuse its memory). Messages are point-to-point (MPI, or the TCP world's
+// direct connections), tagged by micro-batch and tensor; between two stages
+// of one rank (DualPipeV) they are copies.
 //
 // Decisions, for the CPU backend:
 // - A schedule's B instruction runs the chunk's backward without its
