@@ -16,6 +16,7 @@
 #include "Placement/PlacementProto.h"
 #include "Placement/PlacementReport.h"
 #include "Plan/PlanBuilder.h"
+#include "ScheduleFlag.h"
 #include "Schedule/ScheduleGenerators.h"
 #include "Stages/StagePartition.h"
 #include "plan/PlanFile.h"
@@ -121,16 +122,9 @@ cl::opt<int64_t> slotsPerRank(
     cl::init(0), cl::cat(clusterCategory));
 using dsflow::schedule::ScheduleKind;
 cl::opt<ScheduleKind> pipelineSchedule(
-    "pipeline-schedule", cl::desc("Pipeline schedule when --pp > 1"),
-    cl::init(ScheduleKind::DualPipe),
-    cl::values(clEnumValN(ScheduleKind::OneFOneB, "1f1b",
-                          "one forward, one backward"),
-               clEnumValN(ScheduleKind::ZeroBubble1P, "zb1p",
-                          "1F1B with weight gradients deferred (ZB-H1)"),
-               clEnumValN(ScheduleKind::DualPipe, "dualpipe",
-                          "DeepSeek-V3's bidirectional schedule (default)"),
-               clEnumValN(ScheduleKind::DualPipeV, "dualpipev",
-                          "DualPipe folded into a V: 2 stages per rank")),
+    "pipeline-schedule",
+    cl::desc("Pipeline schedule when --pp > 1 (default dualpipe)"),
+    cl::init(ScheduleKind::DualPipe), dsflow::scheduleKindValues(),
     cl::cat(clusterCategory));
 cl::opt<bool> zero1("zero1",
                     cl::desc("Shard the optimizer state over the data-parallel "

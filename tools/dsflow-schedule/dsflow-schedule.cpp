@@ -17,6 +17,7 @@
 #include "Schedule/DeepSeekFigures.h"
 #include "Schedule/ScheduleGenerators.h"
 #include "Schedule/TimelineSvg.h"
+#include "ScheduleFlag.h"
 #include "io/AtomicFile.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -33,17 +34,9 @@ using namespace dsflow::schedule;
 namespace {
 
 cl::OptionCategory scheduleCategory("Schedule");
-cl::opt<ScheduleKind>
-    kind("schedule", cl::desc("Pipeline schedule"), cl::Required,
-         cl::values(clEnumValN(ScheduleKind::OneFOneB, "1f1b",
-                               "one forward, one backward"),
-                    clEnumValN(ScheduleKind::ZeroBubble1P, "zb1p",
-                               "ZB-H1: 1F1B with weight gradients deferred"),
-                    clEnumValN(ScheduleKind::DualPipe, "dualpipe",
-                               "DeepSeek's bidirectional schedule (pp ranks)"),
-                    clEnumValN(ScheduleKind::DualPipeV, "dualpipev",
-                               "DualPipe folded into a V (pp/2 ranks)")),
-         cl::cat(scheduleCategory));
+cl::opt<ScheduleKind> kind("schedule", cl::desc("Pipeline schedule"),
+                           cl::Required, dsflow::scheduleKindValues(),
+                           cl::cat(scheduleCategory));
 cl::opt<int> pp("pp", cl::desc("Pipeline stages"), cl::Required,
                 cl::cat(scheduleCategory));
 cl::opt<int> microBatches("micro-batches", cl::desc("Micro-batches per step"),
