@@ -7,7 +7,16 @@ the outputs with the CPU backend's (max |gpu - cpu| / max |cpu| per output,
 against the tolerance in DIR/cases.json). Prints the worst error per op and
 "N of M CUDA kernels match the CPU backend"; exits 1 when one does not.
 
+With --bench, DIR is what `dsflow-cuda-check PLAN --export-bench DIR` wrote:
+times one launch of each generated function on fresh random data (median of
+CUDA-event timings after warm-ups, buffers rotated over copies that exceed
+the L2 cache), turns the fewest bytes it must move into GB/s, and divides by
+the device's copy bandwidth measured in the same run (a device-to-device copy
+of 1 GiB, bytes read plus written). Prints the table (and writes it to
+RESULTS.md when given).
+
 Usage: check_on_device.py DIR
+       check_on_device.py --bench DIR [RESULTS.md]
 """
 import json
 import os
@@ -61,7 +70,99 @@ def main(directory):
     return 0 if matched == total else 1
 
 
+def median_ms(run, repeats=20, warmups=3):
+    import cupy
+    for i in range(warmups):
+        run(i)
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    times = []
+    for i in range(repeats):
+        start.record()
+        run(i)
+        stop.record()
+        stop.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, stop))
+    return float(np.median(times))
+
+
+def copy_bandwidth():
+    """Bytes read plus written per second by a 1 GiB device-to-device copy."""
+    import cupy
+    size = 1 << 30
+    src, dst = cupy.empty(size, cupy.uint8), cupy.empty(size, cupy.uint8)
+    src[:] = 1
+    ms = median_ms(lambda i: cupy.cuda.runtime.memcpyAsync(
+        dst.data.ptr, src.data.ptr, size,
+        cupy.cuda.runtime.memcpyDeviceToDevice, 0))
+    return 2 * size / (ms * 1e-3)
+
+
+def random_param(param):
+    """Fresh random non-zero data of the parameter's type and size."""
+    import cupy
+    if param["dtype"] == "i32":
+        n = param["bytes"] // 4
+        if param["permutation"]:
+            return cupy.random.permutation(n).astype(cupy.int32)
+        return cupy.random.randint(0, param["bound"], n, dtype=cupy.int32)
+    if param["dtype"] == "f32":
+        n = param["bytes"] // 4
+        return cupy.random.uniform(0.1, 1.0, n, dtype=cupy.float32) * \
+            cupy.where(cupy.random.rand(n) < 0.5, -1, 1).astype(cupy.float32)
+    n = param["bytes"] // 2  # bf16: the top half of random floats
+    values = cupy.random.uniform(0.1, 1.0, n, dtype=cupy.float32)
+    return (values.view(cupy.uint32) >> 16).astype(cupy.uint16)
+
+
+def bench(directory, results_path=None):
+    import cupy
+
+    with open(os.path.join(directory, "bench.json")) as f:
+        launches = json.load(f)["launches"]
+    module = cupy.RawModule(path=os.path.join(directory, "module.cubin"))
+    device = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    copy = copy_bandwidth()
+    rows, moved_total, ms_total = [], 0, 0.0
+    for launch in launches:
+        function = module.get_function(launch["function"])
+        footprint = sum(p["bytes"] for p in launch["params"])
+        copies = max(1, min(4, -(-200_000_000 // max(footprint, 1))))
+        sets = [tuple(random_param(p) for p in launch["params"])
+                for _ in range(copies)]
+        ms = median_ms(lambda i: function(
+            (launch["grid"],), (launch["block"],), sets[i % copies],
+            shared_mem=launch["shared"]))
+        cupy.cuda.runtime.deviceSynchronize()
+        moved = launch["bytes_moved"]
+        moved_total += moved
+        ms_total += ms
+        rows.append((launch["op"], launch["function"], moved / 1e6, ms * 1e3,
+                     moved / (ms * 1e-3) / 1e9, moved / (ms * 1e-3) / copy))
+        del sets
+        cupy.get_default_memory_pool().free_all_blocks()
+    lines = [f"device: {device}; copy bandwidth {copy / 1e9:.0f} GB/s "
+             "(1 GiB device-to-device, read + written)", "",
+             "| op | function | MB moved | us | GB/s | of copy |",
+             "|---|---|---|---|---|---|"]
+    for op, name, mb, us, gbs, ratio in rows:
+        lines.append(f"| {op} | {name} | {mb:.1f} | {us:.1f} | {gbs:.0f} | "
+                     f"{ratio:.2f} |")
+    overall = moved_total / (ms_total * 1e-3) / copy
+    lines.append(f"| all, bytes-weighted | | {moved_total / 1e6:.1f} | "
+                 f"{ms_total * 1e3:.1f} | "
+                 f"{moved_total / (ms_total * 1e-3) / 1e9:.0f} | "
+                 f"{overall:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if results_path:
+        with open(results_path, "w") as f:
+            f.write(text)
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--bench":
+        sys.exit(bench(*sys.argv[2:]))
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
         sys.exit(__doc__)
     sys.exit(main(sys.argv[1]))

@@ -1,6 +1,7 @@
 //===- dsflow-cuda-check.cpp - Generated CUDA kernels against the CPU -----===//
 //
-// dsflow-cuda-check STEP.plan [--seed N] [--tolerance T]
+// dsflow-cuda-check STEP.plan [--seed N] [--tolerance T] [--export DIR]
+//                   [--export-bench DIR]
 // For an FP32 plan compiled with --cuda: runs every plan kernel that has a
 // generated CUDA function on the GPU and on the CPU backend, from the same
 // random non-zero inputs (and, for kernels that add into their outputs, the
@@ -8,6 +9,12 @@
 // max |cpu| per output must stay within the tolerance. Prints the worst error
 // per op and "N of M CUDA kernels match the CPU backend"; exits 1 when one does
 // not, or when there is no GPU (the error says which).
+//
+// --export DIR writes those cases for check_on_device.py instead (no GPU
+// needed). --export-bench DIR writes, for a plan of any precision, one launch
+// per generated function with its buffers' sizes and the fewest bytes it
+// must move, for check_on_device.py --bench (bandwidth against the device's
+// copy bandwidth); no data and no CPU run.
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
@@ -23,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +44,8 @@ struct Options {
   std::string path;
   /// Write the cases here instead of running them (no GPU needed).
   std::string exportDir;
+  /// Write one launch per function here, for timing on a GPU.
+  std::string benchDir;
   uint64_t seed = 1;
   double tolerance = 1e-4;
 };
@@ -325,12 +335,104 @@ int exportCases(const Options &o, const Plan &plan, CpuCases &cases) {
   return 0;
 }
 
+const char *benchType(DType dtype) {
+  switch (dtype) {
+  case DTYPE_F32:
+    return "f32";
+  case DTYPE_BF16:
+    return "bf16";
+  case DTYPE_I32:
+    return "i32";
+  default:
+    return nullptr;
+  }
+}
+
+/// The fewest bytes kernel k must move through device memory: each input
+/// read once, each output written once (read too when the kernel adds into
+/// it); a gather reads, and a scatter updates, only the rows its ids name.
+int64_t minimumTraffic(const Plan &plan, const Kernel &k) {
+  auto bytes = [&](int32_t b) { return plan.buffers(b).bytes(); };
+  if (k.op() == "embedding")
+    return bytes(k.inputs(1)) + 2 * bytes(k.outputs(0));
+  if (k.op() == "embedding_wgrad") {
+    const Buffer &dy = plan.buffers(k.inputs(0));
+    int64_t touched =
+        numElements(dy) * dtypeBytes(plan.buffers(k.outputs(0)).dtype());
+    return dy.bytes() + bytes(k.inputs(1)) +
+           2 * std::min(touched, bytes(k.outputs(0)));
+  }
+  int64_t total = 0;
+  for (int32_t b : k.inputs())
+    total += bytes(b);
+  for (int32_t b : k.outputs())
+    total += bytes(b) * (k.accumulates() ? 2 : 1);
+  return total;
+}
+
+/// Writes DIR/module.cubin and DIR/bench.json: the first kernel of each
+/// generated function, its launch, its buffers (size, type, the bound of
+/// the ids it reads) and minimumTraffic.
+int exportBench(const Options &o, const Plan &plan) {
+  if (::mkdir(o.benchDir.c_str(), 0755) && errno != EEXIST)
+    return fail(o.benchDir + ": " + std::strerror(errno));
+  if (io::Status e = io::writeFileAtomically(o.benchDir + "/module.cubin",
+                                             plan.cuda().cubin()))
+    return fail(e->message);
+  std::string manifest = "{\"launches\": [";
+  std::set<std::string> seen;
+  for (int k = 0; k < plan.kernels_size(); ++k) {
+    const Kernel &kernel = plan.kernels(k);
+    if (kernel.cuda_launch() <= 0)
+      continue;
+    const CudaLaunch &l = plan.cuda().launches(kernel.cuda_launch() - 1);
+    if (!seen.insert(l.function()).second)
+      continue;
+    manifest += std::string(seen.size() > 1 ? ",\n  " : "\n  ") +
+                "{\"kernel\": " + std::to_string(k) + ", \"op\": \"" +
+                kernel.op() + "\", \"function\": \"" + l.function() +
+                "\", \"grid\": " + std::to_string(l.grid()) +
+                ", \"block\": " + std::to_string(l.block()) +
+                ", \"shared\": " + std::to_string(l.shared_bytes()) +
+                ", \"bytes_moved\": " +
+                std::to_string(minimumTraffic(plan, kernel)) +
+                ", \"params\": [";
+    bool permutation = kernel.op().rfind("combine", 0) == 0;
+    int params = 0;
+    for (bool output : {false, true})
+      for (int32_t b : output ? kernel.outputs() : kernel.inputs()) {
+        const char *type = benchType(plan.buffers(b).dtype());
+        if (!type)
+          return fail(o.path + ": kernel " + std::to_string(k) + " (" +
+                      kernel.op() + ") has a buffer of a type the generated "
+                                    "code does not take");
+        manifest += std::string(params++ ? ", " : "") + "{\"bytes\": " +
+                    std::to_string(plan.buffers(b).bytes()) +
+                    ", \"dtype\": \"" + type + "\", \"bound\": " +
+                    std::to_string(idBound(plan, kernel)) +
+                    ", \"permutation\": " +
+                    (permutation ? "true" : "false") + "}";
+      }
+    manifest += "]}";
+  }
+  manifest += "\n]}\n";
+  if (io::Status e =
+          io::writeFileAtomically(o.benchDir + "/bench.json", manifest))
+    return fail(e->message);
+  std::printf("wrote %zu launches to %s (run tools/dsflow-cuda-check/"
+              "check_on_device.py --bench %s where there is a GPU)\n",
+              seen.size(), o.benchDir.c_str(), o.benchDir.c_str());
+  return 0;
+}
+
 int check(const Options &o) {
   io::Expected<Plan> plan = readPlanFile(o.path);
   if (!plan)
     return fail(plan.error().message);
   if (!plan->has_cuda())
     return fail(o.path + ": has no CUDA module (compile with --cuda)");
+  if (!o.benchDir.empty())
+    return exportBench(o, *plan);
   for (const Buffer &b : plan->buffers())
     if (b.dtype() != DTYPE_F32 && b.dtype() != DTYPE_I32)
       return fail(o.path + ": the check compares FP32 plans (compile with "
@@ -349,7 +451,7 @@ int check(const Options &o) {
 int main(int argc, char **argv) {
   const char *usage =
       "usage: dsflow-cuda-check STEP.plan [--seed N] [--tolerance T] "
-      "[--export DIR]\n";
+      "[--export DIR] [--export-bench DIR]\n";
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -364,6 +466,8 @@ int main(int argc, char **argv) {
         return fail(std::string("bad value for --seed '") + argv[i] + "'");
     } else if (arg == "--export" && i + 1 < argc) {
       o.exportDir = argv[++i];
+    } else if (arg == "--export-bench" && i + 1 < argc) {
+      o.benchDir = argv[++i];
     } else if (arg == "--tolerance" && i + 1 < argc) {
       o.tolerance = std::strtod(argv[++i], &end);
       if (*end || !(o.tolerance > 0))

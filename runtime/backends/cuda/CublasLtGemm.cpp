@@ -1,0 +1,229 @@
+//===- CublasLtGemm.cpp - The plan's GEMMs through cuBLASLt ---------------===//
+#include "runtime/backends/cuda/CublasLtGemm.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <tuple>
+
+namespace dsflow::cuda {
+namespace {
+
+constexpr int64_t kTile = 128;
+int64_t tiles(int64_t size) { return (size + kTile - 1) / kTile; }
+int64_t paddedTo4(int64_t size) { return (size + 3) / 4 * 4; }
+
+io::Status failure(const std::string &what, cublasStatus_t status) {
+  return io::makeError("cuBLASLt", what + ": " + cublasLtGetStatusName(status) +
+                                       " (" + cublasLtGetStatusString(status) +
+                                       ")");
+}
+
+enum class Kind { Bf16, Fp8BlockScaled };
+
+/// A matmul descriptor, its three layouts and the algorithm cuBLASLt's
+/// heuristic chose, for one kind and shape.
+struct Prepared {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+
+  ~Prepared() {
+    if (d)
+      cublasLtMatrixLayoutDestroy(d);
+    if (b)
+      cublasLtMatrixLayoutDestroy(b);
+    if (a)
+      cublasLtMatrixLayoutDestroy(a);
+    if (desc)
+      cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+/// cuBLASLt's A is w, its B is x.
+void setScales(cublasLtMatmulDesc_t desc, const float *xScales,
+               const float *wScales) {
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                 &wScales, sizeof(wScales));
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                 &xScales, sizeof(xScales));
+}
+
+} // namespace
+
+std::vector<float> cublasTileScales(const float *scales, int64_t m,
+                                    int64_t k) {
+  int64_t t = tiles(k);
+  std::vector<float> out(size_t(t * m));
+  for (int64_t row = 0; row < m; ++row)
+    for (int64_t c = 0; c < t; ++c)
+      out[size_t(c * m + row)] = scales[row * t + c];
+  return out;
+}
+
+std::vector<float> cublasBlockScales(const float *scales, int64_t n,
+                                     int64_t k) {
+  int64_t kBlocks = tiles(k), stride = paddedTo4(kBlocks);
+  std::vector<float> out(size_t(tiles(n) * stride), 1.0f);
+  for (int64_t nb = 0; nb < tiles(n); ++nb)
+    for (int64_t kb = 0; kb < kBlocks; ++kb)
+      out[size_t(nb * stride + kb)] = scales[nb * kBlocks + kb];
+  return out;
+}
+
+struct CublasLtGemm::State {
+  cublasLtHandle_t handle = nullptr;
+  void *workspace = nullptr;
+  size_t workspaceBytes = 0;
+  std::map<std::tuple<Kind, int64_t, int64_t, int64_t>,
+           std::unique_ptr<Prepared>>
+      prepared;
+
+  ~State() {
+    prepared.clear();
+    if (workspace)
+      cudaFree(workspace);
+    if (handle)
+      cublasLtDestroy(handle);
+  }
+
+  /// The descriptor for y [m, n] = x [m, k] w [n, k]^T of `kind` (made on
+  /// first use); scale pointers are set per call.
+  io::Expected<Prepared *> prepare(Kind kind, int64_t m, int64_t n, int64_t k,
+                                   const float *xScales,
+                                   const float *wScales) {
+    auto key = std::make_tuple(kind, m, n, k);
+    if (auto it = prepared.find(key); it != prepared.end())
+      return it->second.get();
+    auto p = std::make_unique<Prepared>();
+    cudaDataType_t in = kind == Kind::Bf16 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
+    std::string shape = "[" + std::to_string(m) + "x" + std::to_string(k) +
+                        "] x [" + std::to_string(n) + "x" + std::to_string(k) +
+                        "]^T";
+    cublasStatus_t s =
+        cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (s != CUBLAS_STATUS_SUCCESS)
+      return *failure("matmul descriptor for " + shape, s);
+    cublasOperation_t transA = CUBLAS_OP_T, transB = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                   &transA, sizeof(transA));
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                   &transB, sizeof(transB));
+    if (kind == Kind::Fp8BlockScaled) {
+      // Fast accumulation stays off (the default): block scaling promotes
+      // each K chunk into FP32, as the recipe does.
+      int32_t aMode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
+      int32_t bMode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
+                                     &aMode, sizeof(aMode));
+      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE,
+                                     &bMode, sizeof(bMode));
+      // The heuristic rejects block scaling without scale pointers.
+      setScales(p->desc, xScales, wScales);
+    }
+    // Column-major: A = w as [k x n], B = x as [k x m], D = y as [n x m].
+    if ((s = cublasLtMatrixLayoutCreate(&p->a, in, k, n, k)) ||
+        (s = cublasLtMatrixLayoutCreate(&p->b, in, k, m, k)) ||
+        (s = cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n)))
+      return *failure("matrix layouts for " + shape, s);
+    cublasLtMatmulPreference_t preference = nullptr;
+    cublasLtMatmulPreferenceCreate(&preference);
+    cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
+        sizeof(workspaceBytes));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    s = cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->a, p->b, p->d, p->d,
+                                       preference, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(preference);
+    if (s != CUBLAS_STATUS_SUCCESS || found == 0)
+      return *failure(std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
+                          " GEMM " + shape + ": no algorithm",
+                      s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED
+                                                 : s);
+    p->algo = result.algo;
+    Prepared *raw = p.get();
+    prepared.emplace(key, std::move(p));
+    return raw;
+  }
+
+  io::Status run(Kind kind, const void *x, const float *xScales, const void *w,
+                 const float *wScales, void *y, int64_t m, int64_t n, int64_t k,
+                 void *stream) {
+    if (m == 0 || n == 0)
+      return std::nullopt;
+    io::Expected<Prepared *> p = prepare(kind, m, n, k, xScales, wScales);
+    if (!p)
+      return p.error();
+    if (kind == Kind::Fp8BlockScaled)
+      setScales((*p)->desc, xScales, wScales);
+    float alpha = 1.0f, beta = 0.0f;
+    cublasStatus_t s = cublasLtMatmul(
+        handle, (*p)->desc, &alpha, w, (*p)->a, x, (*p)->b, &beta, y, (*p)->d,
+        y, (*p)->d, &(*p)->algo, workspace, workspaceBytes,
+        static_cast<cudaStream_t>(stream));
+    if (s != CUBLAS_STATUS_SUCCESS)
+      return failure("matmul [" + std::to_string(m) + "x" + std::to_string(k) +
+                         "] x [" + std::to_string(n) + "x" + std::to_string(k) +
+                         "]^T",
+                     s);
+    return std::nullopt;
+  }
+};
+
+io::Expected<std::unique_ptr<CublasLtGemm>>
+CublasLtGemm::create(size_t workspaceBytes) {
+  std::unique_ptr<CublasLtGemm> gemm(new CublasLtGemm());
+  gemm->state = std::make_unique<State>();
+  if (cublasStatus_t s = cublasLtCreate(&gemm->state->handle))
+    return *failure("creating a handle", s);
+  if (cudaError_t e = cudaMalloc(&gemm->state->workspace, workspaceBytes))
+    return io::makeError("cuBLASLt", "workspace of " +
+                                         std::to_string(workspaceBytes) +
+                                         " bytes: " + cudaGetErrorString(e));
+  gemm->state->workspaceBytes = workspaceBytes;
+  return gemm;
+}
+
+CublasLtGemm::~CublasLtGemm() = default;
+
+io::Status CublasLtGemm::bf16(const void *x, const void *w, void *y, int64_t m,
+                              int64_t n, int64_t k, void *stream) {
+  return state->run(Kind::Bf16, x, nullptr, w, nullptr, y, m, n, k, stream);
+}
+
+io::Status CublasLtGemm::fp8BlockScaled(const void *qx, const float *xScales,
+                                        const void *qw, const float *wScales,
+                                        void *y, int64_t m, int64_t n,
+                                        int64_t k, void *stream) {
+  return state->run(Kind::Fp8BlockScaled, qx, xScales, qw, wScales, y, m, n, k,
+                    stream);
+}
+
+io::Status CublasLtGemm::groupedBf16(const void *x,
+                                     const std::vector<GemmGroup> &groups,
+                                     void *y, int64_t n, int64_t k,
+                                     void *stream) {
+  for (const GemmGroup &g : groups)
+    if (io::Status e = bf16(static_cast<const uint16_t *>(x) + g.firstRow * k,
+                            g.weight, static_cast<uint16_t *>(y) + g.firstRow * n,
+                            g.rows, n, k, stream))
+      return e;
+  return std::nullopt;
+}
+
+io::Status CublasLtGemm::groupedFp8(const void *qx, const float *xScales,
+                                    const std::vector<GemmGroup> &groups,
+                                    void *y, int64_t n, int64_t k,
+                                    void *stream) {
+  for (const GemmGroup &g : groups)
+    if (io::Status e = fp8BlockScaled(
+            static_cast<const uint8_t *>(qx) + g.firstRow * k,
+            xScales + tiles(k) * g.firstRow, g.weight, g.weightScales,
+            static_cast<uint16_t *>(y) + g.firstRow * n, g.rows, n, k, stream))
+      return e;
+  return std::nullopt;
+}
+
+} // namespace dsflow::cuda

@@ -1,0 +1,94 @@
+//===- CublasLtGemm.h - The plan's GEMMs through cuBLASLt --------*- C++ -*-===//
+//
+// The CUDA backend's GEMMs: y [m, n] = x [m, k] w [n, k]^T in row-major
+// storage, as the CPU backend's linear (runtime/backends/cpu/Kernels.h):
+//  - BF16 operands and output, FP32 accumulation;
+//  - DeepSeek-V3's FP8 recipe: E4M3 operands, x scaled per 1x128 tile and w
+//    per 128x128 block (CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F and
+//    BLK128x128_32F, cuBLASLt >= 12.9, Hopper), BF16 output. cuBLASLt applies
+//    each K chunk's two scales as it promotes the chunk into the FP32
+//    accumulator, which is what cpu::fp8GemmBlockScaled computes;
+//  - grouped: one GEMM per MoE expert over its rows, issued back to back on
+//    one stream with one descriptor (cuBLASLt 13.1 has no grouped call).
+//
+// Row-major y = x w^T is column-major y^T = w x^T, so cuBLASLt's A is w
+// (transposed) and its B is x: the "TN" layout FP8 requires, K contiguous in
+// both operands.
+//
+// Scale layouts. The CPU backend stores x's scales as [m][ceil(k/128)] and
+// w's as [ceil(n/128)][ceil(k/128)] (runtime/backends/cpu/Fp8.h). cuBLASLt
+// reads a VEC128 operand's scales with the outer dimension fastest,
+// [ceil(k/128)][m], and a BLK128x128 operand's with K fastest and each row
+// padded to a multiple of 4, [ceil(n/128)][round_up(ceil(k/128), 4)]: the
+// two functions below convert.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_CUBLASLTGEMM_H
+#define DSFLOW_RUNTIME_BACKENDS_CUDA_CUBLASLTGEMM_H
+
+#include "io/Status.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace dsflow::cuda {
+
+/// x's 1x128 tile scales, [m][tiles] as the CPU stores them, in cuBLASLt's
+/// VEC128_32F order [tiles][m].
+std::vector<float> cublasTileScales(const float *scales, int64_t m, int64_t k);
+
+/// w's 128x128 block scales, [nBlocks][kBlocks] as the CPU stores them, in
+/// cuBLASLt's BLK128x128_32F order (each row padded to a multiple of 4 with
+/// ones).
+std::vector<float> cublasBlockScales(const float *scales, int64_t n, int64_t k);
+
+/// One group of a grouped GEMM: rows [first, first + rows) of x and y, and
+/// the group's weight (and block scales).
+struct GemmGroup {
+  int64_t firstRow = 0;
+  int64_t rows = 0;
+  const void *weight = nullptr;
+  const float *weightScales = nullptr;
+};
+
+class CublasLtGemm {
+public:
+  /// A cuBLASLt handle and a device workspace of `workspaceBytes`.
+  static io::Expected<std::unique_ptr<CublasLtGemm>>
+  create(size_t workspaceBytes = size_t(32) << 20);
+  ~CublasLtGemm();
+  CublasLtGemm(const CublasLtGemm &) = delete;
+  CublasLtGemm &operator=(const CublasLtGemm &) = delete;
+
+  /// y = x w^T, BF16 (device pointers to __nv_bfloat16), on `stream`
+  /// (a cudaStream_t; null for the default stream).
+  io::Status bf16(const void *x, const void *w, void *y, int64_t m, int64_t n,
+                  int64_t k, void *stream = nullptr);
+
+  /// y = x w^T from E4M3 codes qx [m, k] and qw [n, k] with scales in
+  /// cuBLASLt's order (cublasTileScales, cublasBlockScales); y BF16.
+  io::Status fp8BlockScaled(const void *qx, const float *xScales,
+                            const void *qw, const float *wScales, void *y,
+                            int64_t m, int64_t n, int64_t k,
+                            void *stream = nullptr);
+
+  /// The grouped forms: for each group, y[rows] = x[rows] weight^T, with x
+  /// [total rows, k] and y [total rows, n]. For FP8, xScales are per group in
+  /// cuBLASLt's order, stored one group after another (group g's at offset
+  /// tiles(k) * firstRow).
+  io::Status groupedBf16(const void *x, const std::vector<GemmGroup> &groups,
+                         void *y, int64_t n, int64_t k, void *stream = nullptr);
+  io::Status groupedFp8(const void *qx, const float *xScales,
+                        const std::vector<GemmGroup> &groups, void *y,
+                        int64_t n, int64_t k, void *stream = nullptr);
+
+private:
+  CublasLtGemm() = default;
+  struct State;
+  std::unique_ptr<State> state;
+};
+
+} // namespace dsflow::cuda
+
+#endif // DSFLOW_RUNTIME_BACKENDS_CUDA_CUBLASLTGEMM_H
