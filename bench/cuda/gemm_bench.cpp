@@ -141,8 +141,8 @@ Fp8Matrix quantizeActivations(const std::vector<float> &x, int64_t m,
 Fp8Matrix quantizeWeights(const std::vector<float> &w, int64_t n, int64_t k) {
   Fp8Matrix q{std::vector<uint8_t>(w.size()),
               std::vector<float>(size_t(cpu::fp8Tiles(n) * cpu::fp8Tiles(k)))};
-  cpu::quantizeFp8Blocks128x128(w.data(), q.codes.data(), q.scales.data(), n,
-                                k, {});
+  cpu::quantizeFp8Blocks128x128(w.data(), q.codes.data(), q.scales.data(), n, k,
+                                {});
   return q;
 }
 
@@ -198,19 +198,26 @@ void probeFp8Heuristics(int64_t m, int64_t n, int64_t k, const float *scales) {
   const int32_t blk = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
                 vec = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F,
                 scalar = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
-  const int32_t modes[][2] = {{blk, vec}, {vec, blk}, {vec, vec}, {scalar, scalar}};
+  const int32_t modes[][2] = {
+      {blk, vec}, {vec, blk}, {vec, vec}, {scalar, scalar}};
   cublasLtHandle_t handle;
   cublasLtCreate(&handle);
   for (const auto &mode : modes) {
     cublasLtMatmulDesc_t desc;
     cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
     cublasOperation_t t = CUBLAS_OP_T, nop = CUBLAS_OP_N;
-    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t));
-    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &nop, sizeof(nop));
-    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode[0], 4);
-    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode[1], 4);
-    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scales, sizeof(scales));
-    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &scales, sizeof(scales));
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &t,
+                                   sizeof(t));
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &nop,
+                                   sizeof(nop));
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
+                                   &mode[0], 4);
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE,
+                                   &mode[1], 4);
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                   &scales, sizeof(scales));
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                   &scales, sizeof(scales));
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatrixLayoutCreate(&a, CUDA_R_8F_E4M3, k, n, k);
     cublasLtMatrixLayoutCreate(&b, CUDA_R_8F_E4M3, k, m, k);
@@ -218,16 +225,18 @@ void probeFp8Heuristics(int64_t m, int64_t n, int64_t k, const float *scales) {
     cublasLtMatmulPreference_t preference;
     cublasLtMatmulPreferenceCreate(&preference);
     size_t workspace = size_t(32) << 20;
-    cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                         &workspace, sizeof(workspace));
+    cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+        sizeof(workspace));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, preference,
-                                                       1, &result, &found);
-    std::printf("  probe: A mode %d, B mode %d: %s, %d algorithms\n", mode[0], mode[1],
-                cublasLtGetStatusName(st), found);
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        handle, desc, a, b, d, d, preference, 1, &result, &found);
+    std::printf("  probe: A mode %d, B mode %d: %s, %d algorithms\n", mode[0],
+                mode[1], cublasLtGetStatusName(st), found);
     cublasLtMatmulPreferenceDestroy(preference);
-    cublasLtMatrixLayoutDestroy(a), cublasLtMatrixLayoutDestroy(b), cublasLtMatrixLayoutDestroy(d);
+    cublasLtMatrixLayoutDestroy(a), cublasLtMatrixLayoutDestroy(b),
+        cublasLtMatrixLayoutDestroy(d);
     cublasLtMatmulDescDestroy(desc);
   }
   cublasLtDestroy(handle);
@@ -372,9 +381,10 @@ Timing timeShape(cuda::CublasLtGemm &gemm, const Shape &s,
     float *sx, *sw;
   };
   std::vector<Operands> ops;
-  std::vector<float> ones(size_t(cpu::fp8Tiles(s.k) *
-                                 std::max(rows, s.experts * cpu::fp8Tiles(s.n) * 4)),
-                          1.0f / 64);
+  std::vector<float> ones(
+      size_t(cpu::fp8Tiles(s.k) *
+             std::max(rows, s.experts * cpu::fp8Tiles(s.n) * 4)),
+      1.0f / 64);
   for (int c = 0; c < copies; ++c)
     ops.push_back({randomDevice(size_t(rows * s.k) * 2, false, rng),
                    randomDevice(size_t(s.experts * s.n * s.k) * 2, false, rng),
@@ -384,7 +394,8 @@ Timing timeShape(cuda::CublasLtGemm &gemm, const Shape &s,
   uint16_t *y = poisonedOutput(rows * s.n);
   auto groups = [&](const Operands &o, bool fp8) {
     std::vector<cuda::GemmGroup> g;
-    const int64_t wBlockScales = cpu::fp8Tiles(s.n) * ((cpu::fp8Tiles(s.k) + 3) / 4 * 4);
+    const int64_t wBlockScales =
+        cpu::fp8Tiles(s.n) * ((cpu::fp8Tiles(s.k) + 3) / 4 * 4);
     for (int e = 0; e < s.experts; ++e)
       g.push_back({e * s.m, s.m,
                    static_cast<const uint8_t *>(fp8 ? o.qw : o.w) +
@@ -457,7 +468,9 @@ int main(int argc, char **argv) {
     std::snprintf(row, sizeof(row),
                   "| %s | %s%lld x %lld x %lld | %.3f | %.0f | %.3f | %.0f | "
                   "%.2fx |\n",
-                  s.name, s.experts > 1 ? (std::to_string(s.experts) + " x ").c_str() : "",
+                  s.name,
+                  s.experts > 1 ? (std::to_string(s.experts) + " x ").c_str()
+                                : "",
                   (long long)s.m, (long long)s.n, (long long)s.k, t.bf16Ms,
                   flops / t.bf16Ms / 1e9, t.fp8Ms, flops / t.fp8Ms / 1e9,
                   t.bf16Ms / t.fp8Ms);
@@ -468,9 +481,8 @@ int main(int argc, char **argv) {
                 "| all of the above | | %.3f | | %.3f | | %.2fx |\n", bf16Total,
                 fp8Total, bf16Total / fp8Total);
   table += total;
-  std::string header = std::string("device: ") + prop.name +
-                       ", cuBLASLt " + std::to_string(cublasLtGetVersion()) +
-                       "\n\n";
+  std::string header = std::string("device: ") + prop.name + ", cuBLASLt " +
+                       std::to_string(cublasLtGetVersion()) + "\n\n";
   std::printf("\n%s%s", header.c_str(), table.c_str());
   if (argc == 2) {
     if (FILE *f = std::fopen(argv[1], "w")) {

@@ -94,16 +94,19 @@ private:
   const Kernel &kernel;
 };
 
+/// `before` goes ahead of the function (tables), `qualifiers` into its
+/// declaration (a cluster shape).
 std::optional<CudaFunction> function(const Operands &o, const std::string &code,
                                      int64_t grid, int32_t block,
-                                     const std::string &before = "") {
+                                     const std::string &before = "",
+                                     const std::string &qualifiers = "") {
   std::optional<std::string> parameters = o.parameters();
   if (!parameters || grid < 1)
     return std::nullopt;
   CudaFunction f;
-  f.body = before + "extern \"C\" __global__ void __launch_bounds__(" +
-           std::to_string(block) + ") @NAME@" + *parameters + " {\n" + code +
-           "}\n";
+  f.body = before + "extern \"C\" __global__ void " + qualifiers +
+           "__launch_bounds__(" + std::to_string(block) + ") @NAME@" +
+           *parameters + " {\n" + code + "}\n";
   f.grid = grid;
   f.block = block;
   return f;
@@ -118,6 +121,41 @@ std::optional<CudaFunction> elementwise(const Operands &o, int64_t n,
                       "LL;\n  DSFLOW_GRID_STRIDE(i, n) {\n" + statement +
                       "  }\n",
                   grid, kBlock);
+}
+
+/// Elements per thread step: 8 (16-byte BF16 accesses) when `n` allows.
+int vectorWidth(int64_t n) { return n % 8 == 0 ? 8 : 1; }
+
+/// W elements per thread step (grid-stride over n / W, W = vectorWidth):
+/// x<k>[W] hold inputs `loaded` at element i, y<k>[W] the outputs (loaded
+/// first when the kernel adds into them), and `body` runs for each j < W.
+std::optional<CudaFunction> vectorized(const Operands &o, int64_t n,
+                                       const std::vector<int> &loaded,
+                                       int outputs, bool accumulates,
+                                       const std::string &body) {
+  int width = vectorWidth(n);
+  std::string w = std::to_string(width),
+              code = "  constexpr int W = " + w +
+                     ";\n  const long long n = " + std::to_string(n) + "LL;\n" +
+                     "  DSFLOW_GRID_STRIDE(b, n / W) "
+                     "{\n    const long long i = b * W;\n";
+  for (int k : loaded)
+    code += "    float x" + std::to_string(k) + "[W];\n    ldv<W>(in" +
+            std::to_string(k) + ", i, x" + std::to_string(k) + ");\n";
+  for (int k = 0; k < outputs; ++k) {
+    code += "    float y" + std::to_string(k) + "[W];\n";
+    if (accumulates)
+      code += "    ldv<W>(out" + std::to_string(k) + ", i, y" +
+              std::to_string(k) + ");\n";
+  }
+  code +=
+      "#pragma unroll\n    for (int j = 0; j < W; ++j) {\n" + body + "    }\n";
+  for (int k = 0; k < outputs; ++k)
+    code += "    stv<W>(out" + std::to_string(k) + ", i, y" +
+            std::to_string(k) + ");\n";
+  code += "  }\n";
+  int64_t grid = std::min((n / width + kBlock - 1) / kBlock, kMaxGrid);
+  return function(o, code, std::max<int64_t>(grid, 1), kBlock);
 }
 
 /// All inputs and outputs of the same size n.
@@ -138,7 +176,7 @@ std::optional<CudaFunction> add(const Operands &o) {
   std::optional<int64_t> n = sameSize(o, 2, 1);
   if (!n)
     return std::nullopt;
-  return elementwise(o, *n, "    st(out0, i, ld(in0, i) + ld(in1, i));\n");
+  return vectorized(o, *n, {0, 1}, 1, false, "      y0[j] = x0[j] + x1[j];\n");
 }
 
 std::optional<CudaFunction> scale(const Operands &o) {
@@ -146,9 +184,8 @@ std::optional<CudaFunction> scale(const Operands &o) {
   std::optional<double> factor = o.f64("factor");
   if (!n || !factor)
     return std::nullopt;
-  return elementwise(o, *n,
-                     "    st(out0, i, ld(in0, i) * float(" + literal(*factor) +
-                         "));\n");
+  return vectorized(o, *n, {0}, 1, false,
+                    "      y0[j] = x0[j] * float(" + literal(*factor) + ");\n");
 }
 
 std::optional<CudaFunction> fill(const Operands &o) {
@@ -156,35 +193,34 @@ std::optional<CudaFunction> fill(const Operands &o) {
   std::optional<double> value = o.f64("value");
   if (!n || !value)
     return std::nullopt;
-  return elementwise(o, *n,
-                     "    st(out0, i, float(" + literal(*value) + "));\n");
+  return vectorized(o, *n, {}, 1, false,
+                    "      y0[j] = float(" + literal(*value) + ");\n");
 }
 
 std::optional<CudaFunction> swiglu(const Operands &o) {
   std::optional<int64_t> n = sameSize(o, 2, 1);
   if (!n)
     return std::nullopt;
-  return elementwise(o, *n,
-                     "    float g = ld(in0, i);\n"
-                     "    st(out0, i, g * sigmoid(g) * ld(in1, i));\n");
+  return vectorized(o, *n, {0, 1}, 1, false,
+                    "      y0[j] = x0[j] * sigmoid(x0[j]) * x1[j];\n");
 }
 
 std::optional<CudaFunction> swigluGrad(const Operands &o) {
   std::optional<int64_t> n = sameSize(o, 3, 2);
   if (!n)
     return std::nullopt;
-  return elementwise(o, *n,
-                     "    float dy = ld(in0, i), g = ld(in1, i), u = ld(in2, "
-                     "i), s = sigmoid(g);\n"
-                     "    acc(out0, i, dy * u * s * (1.f + g * (1.f - s)));\n"
-                     "    acc(out1, i, dy * g * s);\n");
+  return vectorized(o, *n, {0, 1, 2}, 2, true,
+                    "      float dy = x0[j], g = x1[j], u = x2[j], s = "
+                    "sigmoid(g);\n"
+                    "      y0[j] += dy * u * s * (1.f + g * (1.f - s));\n"
+                    "      y1[j] += dy * g * s;\n");
 }
 
 std::optional<CudaFunction> accumulateGrad(const Operands &o) {
   std::optional<int64_t> n = sameSize(o, 1, 1);
   if (!n)
     return std::nullopt;
-  return elementwise(o, *n, "    acc(out0, i, ld(in0, i));\n");
+  return vectorized(o, *n, {0}, 1, true, "      y0[j] += x0[j];\n");
 }
 
 /// x [rows, dim] at input `x`: rows and dim, if the other sizes agree.
@@ -194,13 +230,43 @@ bool rowsOf(const Operands &o, int x, int64_t &rows, int64_t &dim) {
   return rows > 0 && rows * dim == o.elements(o.input(x));
 }
 
-/// One block per row; `code` runs with row r and dim (kBlock threads).
+/// One block per row; `code` runs with row r and dim, on `block` threads
+/// (kBlock unless given).
 std::optional<CudaFunction> perRow(const Operands &o, int64_t rows, int64_t dim,
-                                   const std::string &code) {
+                                   const std::string &code,
+                                   int32_t block = kBlock) {
   return function(o,
                   "  const long long dim = " + std::to_string(dim) +
                       "LL, r = blockIdx.x;\n" + code,
-                  rows, kBlock);
+                  rows, block);
+}
+
+/// Threads for a row of `dim` elements taken W at a time: enough for one
+/// piece each, in whole warps, at most kBlock.
+int32_t rowThreads(int64_t dim) {
+  int64_t pieces = dim / vectorWidth(dim);
+  return int32_t(std::clamp<int64_t>((pieces + 31) / 32 * 32, 32, kBlock));
+}
+
+/// A row's elements spread over the block in W-wide pieces, at most 16 per
+/// thread so that a row stays in registers between passes: "constexpr int
+/// W, C" (width, pieces per thread). None for rows too long to hold.
+std::optional<std::string> rowPieces(int64_t dim) {
+  int width = vectorWidth(dim);
+  int64_t pieces = (dim / width + rowThreads(dim) - 1) / rowThreads(dim);
+  if (pieces > 16)
+    return std::nullopt;
+  return "  constexpr int W = " + std::to_string(width) +
+         ", C = " + std::to_string(std::max<int64_t>(pieces, 1)) + ";\n";
+}
+
+/// `code` for each piece c of this thread that lies in the row, with its
+/// first element e.
+std::string forEachPiece(const std::string &code) {
+  return "#pragma unroll\n  for (int c = 0; c < C; ++c) {\n"
+         "    const long long e = ((long long)c * blockDim.x + threadIdx.x) * "
+         "W;\n    if (e < dim) {\n" +
+         code + "    }\n  }\n";
 }
 
 std::optional<CudaFunction> rmsNorm(const Operands &o) {
@@ -209,21 +275,27 @@ std::optional<CudaFunction> rmsNorm(const Operands &o) {
   if (!o.arity(2, 2) || !rowsOf(o, 0, rows, dim) || !eps ||
       o.elements(o.input(1)) != dim || o.elements(o.output(1)) != rows)
     return std::nullopt;
+  std::optional<std::string> pieces = rowPieces(dim);
+  if (!pieces)
+    return std::nullopt;
+  // The row is read once, into registers.
   return perRow(
       o, rows, dim,
-      "  float sumSq = 0.f;\n"
-      "  for (long long i = threadIdx.x; i < dim; i += blockDim.x) {\n"
-      "    float x = ld(in0, r * dim + i);\n"
-      "    sumSq += x * x;\n"
-      "  }\n"
-      "  float inv = 1.f / sqrtf(blockSum(sumSq) / float(dim) + float(" +
+      *pieces + "  float x[C][W], sumSq = 0.f;\n" +
+          forEachPiece("      ldv<W>(in0, r * dim + e, x[c]);\n"
+                       "      for (int j = 0; j < W; ++j) sumSq += x[c][j] * "
+                       "x[c][j];\n") +
+          "  const float inv = 1.f / sqrtf(blockSum(sumSq) / float(dim) + "
+          "float(" +
           literal(*eps) +
           "));\n"
-          "  if (threadIdx.x == 0) st(out1, r, inv);\n"
-          "  for (long long i = threadIdx.x; i < dim; i += "
-          "blockDim.x)\n"
-          "    st(out0, r * dim + i, ld(in0, r * dim + i) * inv * "
-          "ld(in1, i));\n");
+          "  if (threadIdx.x == 0) st(out1, r, inv);\n" +
+          forEachPiece("      float w[W], y[W];\n"
+                       "      ldv<W>(in1, e, w);\n"
+                       "      for (int j = 0; j < W; ++j) y[j] = x[c][j] * inv "
+                       "* w[j];\n"
+                       "      stv<W>(out0, r * dim + e, y);\n"),
+      rowThreads(dim));
 }
 
 std::optional<CudaFunction> rmsNormGrad(const Operands &o) {
@@ -232,17 +304,35 @@ std::optional<CudaFunction> rmsNormGrad(const Operands &o) {
       o.elements(o.input(0)) != rows * dim || o.elements(o.input(2)) != dim ||
       o.elements(o.input(3)) != rows)
     return std::nullopt;
+  std::optional<std::string> pieces = rowPieces(dim);
+  if (!pieces)
+    return std::nullopt;
+  // dx += inv w dy - x inv^3 <dy w, x> / dim; dy and x stay in registers.
   return perRow(
       o, rows, dim,
-      "  float dot = 0.f;\n"
-      "  for (long long i = threadIdx.x; i < dim; i += blockDim.x)\n"
-      "    dot += ld(in0, r * dim + i) * ld(in2, i) * ld(in1, r * dim + i);\n"
-      "  float inv = ld(in3, r);\n"
-      "  float coef = blockSum(dot) * inv * inv * inv / float(dim);\n"
-      "  for (long long j = threadIdx.x; j < dim; j += blockDim.x)\n"
-      "    acc(out0, r * dim + j, inv * ld(in2, j) * ld(in0, r * dim + j) - "
-      "ld(in1, r * dim + j) * coef);\n");
+      *pieces + "  float dy[C][W], x[C][W], dot = 0.f;\n" +
+          forEachPiece("      float w[W];\n"
+                       "      ldv<W>(in0, r * dim + e, dy[c]);\n"
+                       "      ldv<W>(in1, r * dim + e, x[c]);\n"
+                       "      ldv<W>(in2, e, w);\n"
+                       "      for (int j = 0; j < W; ++j) dot += dy[c][j] * "
+                       "w[j] * x[c][j];\n") +
+          "  const float inv = ld(in3, r);\n"
+          "  const float coef = blockSum(dot) * inv * inv * inv / "
+          "float(dim);\n" +
+          forEachPiece(
+              "      float w[W], dx[W];\n"
+              "      ldv<W>(in2, e, w);\n"
+              "      ldv<W>(out0, r * dim + e, dx);\n"
+              "      for (int j = 0; j < W; ++j) dx[j] += inv * w[j] * "
+              "dy[c][j] - x[c][j] * coef;\n"
+              "      stv<W>(out0, r * dim + e, dx);\n"),
+      rowThreads(dim));
 }
+
+/// rms_norm_wgrad: blocks of 32 columns x kWGradLanes rows, in clusters of
+/// kWGradSplits blocks that split the rows of the same columns.
+constexpr int kWGradLanes = 8, kWGradSplits = 8;
 
 std::optional<CudaFunction> rmsNormWGrad(const Operands &o) {
   int64_t rows, dim;
@@ -250,20 +340,76 @@ std::optional<CudaFunction> rmsNormWGrad(const Operands &o) {
       o.elements(o.input(0)) != rows * dim || o.elements(o.input(2)) != rows ||
       o.elements(o.output(0)) != dim)
     return std::nullopt;
-  // One thread per column, the rows in order (as the CPU sums them).
-  return function(o,
-                  "  const long long rows = " + std::to_string(rows) +
-                      "LL, dim = " + std::to_string(dim) +
-                      "LL;\n"
-                      "  long long i = blockIdx.x * (long long)blockDim.x + "
-                      "threadIdx.x;\n"
-                      "  if (i >= dim) return;\n"
-                      "  float sum = 0.f;\n"
-                      "  for (long long r = 0; r < rows; ++r)\n"
-                      "    sum += ld(in0, r * dim + i) * ld(in1, r * dim + i) "
-                      "* ld(in2, r);\n"
-                      "  acc(out0, i, sum);\n",
-                  (dim + kBlock - 1) / kBlock, kBlock);
+  // dw[i] += sum over rows of dy[r, i] x[r, i] inv[r]. Each of a cluster's
+  // blocks sums every 64th row from its own start (4 rows in flight), adds
+  // its lanes in shared memory, and the cluster's first block adds the
+  // blocks' sums through distributed shared memory, always in the same
+  // order: deterministic, with 64 row streams per column.
+  std::string lanes = std::to_string(kWGradLanes),
+              splits = std::to_string(kWGradSplits),
+              stride = std::to_string(kWGradLanes * kWGradSplits);
+  return function(
+      o,
+      "  namespace cg = cooperative_groups;\n"
+      "  cg::cluster_group cluster = cg::this_cluster();\n"
+      "  const long long rows = " +
+          std::to_string(rows) + "LL, dim = " + std::to_string(dim) +
+          "LL;\n"
+          "  const int split = int(cluster.block_rank()), lane = threadIdx.x / "
+          "32, x = threadIdx.x % 32;\n"
+          "  const long long i = (blockIdx.x / " +
+          splits +
+          ") * 32LL + x;\n"
+          "  float sum = 0.f;\n"
+          "  if (i < dim) {\n"
+          "    long long r = split * " +
+          lanes +
+          " + lane;\n"
+          "    for (; r + 3 * " +
+          stride + " < rows; r += 4 * " + stride +
+          ") {\n"
+          "      float a[4];\n"
+          "#pragma unroll\n"
+          "      for (int q = 0; q < 4; ++q) {\n"
+          "        long long rq = r + q * " +
+          stride +
+          ";\n"
+          "        a[q] = ld(in0, rq * dim + i) * ld(in1, rq * dim + i) * "
+          "ld(in2, rq);\n"
+          "      }\n"
+          "      sum += (a[0] + a[1]) + (a[2] + a[3]);\n"
+          "    }\n"
+          "    for (; r < rows; r += " +
+          stride +
+          ")\n"
+          "      sum += ld(in0, r * dim + i) * ld(in1, r * dim + i) * ld(in2, "
+          "r);\n"
+          "  }\n"
+          "  __shared__ float part[" +
+          lanes +
+          "][33];\n"
+          "  part[lane][x] = sum;\n"
+          "  __syncthreads();\n"
+          "  if (lane == 0) {\n"
+          "    float blockTotal = 0.f;\n"
+          "    for (int l = 0; l < " +
+          lanes +
+          "; ++l) blockTotal += part[l][x];\n"
+          "    part[0][x] = blockTotal;\n"
+          "  }\n"
+          "  cluster.sync();\n"
+          "  if (split == 0 && lane == 0 && i < dim) {\n"
+          "    float total = 0.f;\n"
+          "    for (int b = 0; b < " +
+          splits +
+          "; ++b)\n"
+          "      total += *cluster.map_shared_rank(&part[0][x], b);\n"
+          "    acc(out0, i, total);\n"
+          "  }\n"
+          "  cluster.sync(); // the first block has read the others' sums\n",
+      (dim + 31) / 32 * kWGradSplits, 32 * kWGradLanes,
+      "#include <cooperative_groups.h>\n",
+      "__cluster_dims__(" + splits + ", 1, 1) ");
 }
 
 /// Rotary embedding of x [batch, seq, heads, dim]: one thread per pair, the
@@ -293,33 +439,65 @@ std::optional<CudaFunction> rope(const Operands &o, bool backward) {
   for (size_t i = 0; i < invFreq.size(); ++i)
     table += (i ? ", " : "") + literal(invFreq[i]);
   table += "};\n";
-  int64_t half = dim / 2, pairs = o.elements(o.input(0)) / 2;
+  int64_t half = dim / 2, tokens = o.elements(o.input(0)) / (heads * dim);
+  if (half > 1024)
+    return std::nullopt;
+  // A block per token: its angles' sines and cosines once, in double as on
+  // the CPU, then every head's pairs (two elements in one access).
   std::string rotate =
-      backward ? "    acc(out0, base, float(x0 * c + x1 * sn));\n"
-                 "    acc(out0, base + 1, float(x1 * c - x0 * sn));\n"
-               : "    st(out0, base, float(x0 * c - x1 * sn));\n"
-                 "    st(out0, base + 1, float(x0 * sn + x1 * c));\n";
-  int64_t grid = std::min((pairs + kBlock - 1) / kBlock, kMaxGrid);
+      backward ? "        r[2 * u] += float(x0 * c + x1 * sn);\n"
+                 "        r[2 * u + 1] += float(x1 * c - x0 * sn);\n"
+               : "        r[2 * u] = float(x0 * c - x1 * sn);\n"
+                 "        r[2 * u + 1] = float(x0 * sn + x1 * c);\n";
+  std::string h = std::to_string(half);
+  // Four pairs (one 16-byte BF16 access) a thread step when a head has a
+  // multiple of four.
+  std::string perStep = half % 4 == 0 ? "4" : "1";
   return function(
       o,
-      "  const long long pairs = " + std::to_string(pairs) + "LL, half = " +
-          std::to_string(half) + "LL, heads = " + std::to_string(heads) +
-          "LL, seq = " + std::to_string(seq) +
+      "  const long long tokens = " + std::to_string(tokens) + "LL, seq = " +
+          std::to_string(seq) + "LL, pairs = " + std::to_string(heads * half) +
           "LL;\n"
-          "  DSFLOW_GRID_STRIDE(p, pairs) {\n"
-          "    long long i = p % half, s = (p / half / heads) % "
-          "seq, base = 2 * p;\n"
-          "    double sn, c;\n"
-          "    sincos(double(s) * @NAME@_inv_freq[i], &sn, &c);\n"
-          "    double x0 = ld(in0, base), x1 = ld(in0, base + 1);\n" +
-          rotate + "  }\n",
-      grid, kBlock, table);
+          "  __shared__ double sines[" +
+          h + "], cosines[" + h +
+          "];\n"
+          "  for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {\n"
+          "    __syncthreads(); // the last token's angles are read\n"
+          "    for (int i = threadIdx.x; i < " +
+          h +
+          "; i += blockDim.x)\n"
+          "      sincos(double(t % seq) * @NAME@_inv_freq[i], &sines[i], "
+          "&cosines[i]);\n"
+          "    __syncthreads();\n"
+          "    constexpr int P = " +
+          perStep +
+          ";\n"
+          "    for (long long q = threadIdx.x * P; q < pairs; q += blockDim.x "
+          "* "
+          "P) {\n"
+          "      const long long base = (t * pairs + q) * 2;\n"
+          "      float x[2 * P], r[2 * P];\n"
+          "      ldv<2 * P>(in0, base, x);\n" +
+          (backward ? "      ldv<2 * P>(out0, base, r);\n" : "") +
+          "#pragma unroll\n"
+          "      for (int u = 0; u < P; ++u) {\n"
+          "        const int i = int((q + u) % " +
+          h +
+          ");\n"
+          "        const double sn = sines[i], c = cosines[i], x0 = x[2 * u], "
+          "x1 = x[2 * u + 1];\n" +
+          rotate +
+          "      }\n"
+          "      stv<2 * P>(out0, base, r);\n"
+          "    }\n"
+          "  }\n",
+      std::min(tokens, kMaxGrid), kBlock, table);
 }
 
 /// Token ids and labels are checked on the host (the data loader's tokens
 /// are below the vocabulary); an id out of range leaves its row alone.
 
-/// y[n, :] = table[ids[n], :]: one thread per element.
+/// y[n, :] = table[ids[n], :]: W elements of a row per thread step.
 std::optional<CudaFunction> embedding(const Operands &o) {
   if (!o.arity(2, 1) || o.input(0).shape_size() != 2 ||
       o.input(1).dtype() != DTYPE_I32)
@@ -328,14 +506,28 @@ std::optional<CudaFunction> embedding(const Operands &o) {
           tokens = o.elements(o.input(1));
   if (o.elements(o.output(0)) != tokens * hidden)
     return std::nullopt;
-  return elementwise(o, tokens * hidden,
-                     "    long long t = i / " + std::to_string(hidden) +
-                         "LL, h = i % " + std::to_string(hidden) +
-                         "LL;\n"
-                         "    int id = in1[t];\n"
-                         "    if (id >= 0 && id < " +
-                         std::to_string(vocab) + ") st(out0, i, ld(in0, id * " +
-                         std::to_string(hidden) + "LL + h));\n");
+  int width = vectorWidth(hidden);
+  std::string w = std::to_string(width), hid = std::to_string(hidden) + "LL";
+  return function(
+      o,
+      "  constexpr int W = " + w + ";\n  DSFLOW_GRID_STRIDE(b, " +
+          std::to_string(tokens * hidden / width) +
+          "LL) {\n"
+          "    const long long i = b * W, t = i / " +
+          hid + ", h = i % " + hid +
+          ";\n"
+          "    const int id = in1[t];\n"
+          "    if (id < 0 || id >= " +
+          std::to_string(vocab) +
+          ") continue;\n"
+          "    float v[W];\n"
+          "    ldv<W>(in0, id * " +
+          hid +
+          " + h, v);\n"
+          "    stv<W>(out0, i, v);\n"
+          "  }\n",
+      std::min((tokens * hidden / width + kBlock - 1) / kBlock, kMaxGrid),
+      kBlock);
 }
 
 /// dtable[ids[n], h] += dy[n, h]: a thread per column h, the tokens in order
@@ -365,10 +557,11 @@ std::optional<CudaFunction> embeddingWGrad(const Operands &o) {
                   (hidden + kBlock - 1) / kBlock, kBlock);
 }
 
-/// Mean cross-entropy: a block per token computes its log-sum-exp (saved)
-/// and adds (lse - logit[label]) / tokens to the loss, which starts at zero
-/// (the runtime zeroes a forward kernel's outputs); the order of those adds
-/// is the GPU's.
+/// Mean cross-entropy: a block per token reads its logits once, keeping a
+/// running maximum and sum of exponentials (online softmax), saves the
+/// log-sum-exp and adds (lse - logit[label]) / tokens to the loss, which
+/// starts at zero (the runtime zeroes a forward kernel's outputs); the order
+/// of those adds is the GPU's.
 std::optional<CudaFunction> crossEntropy(const Operands &o) {
   if (!o.arity(2, 2) || o.input(1).dtype() != DTYPE_I32)
     return std::nullopt;
@@ -376,26 +569,33 @@ std::optional<CudaFunction> crossEntropy(const Operands &o) {
   if (o.elements(o.input(0)) != tokens * vocab ||
       o.elements(o.output(0)) != 1 || o.elements(o.output(1)) != tokens)
     return std::nullopt;
-  return perRow(o, tokens, vocab,
-                "  float most = -__int_as_float(0x7f800000);\n"
-                "  for (long long v = threadIdx.x; v < dim; v += blockDim.x)\n"
-                "    most = fmaxf(most, ld(in0, r * dim + v));\n"
-                "  most = blockMax(most);\n"
-                "  float sum = 0.f;\n"
-                "  for (long long v = threadIdx.x; v < dim; v += blockDim.x)\n"
-                "    sum += expf(ld(in0, r * dim + v) - most);\n"
-                "  float lse = most + logf(blockSum(sum));\n"
-                "  int label = in1[r];\n"
-                "  if (threadIdx.x == 0 && label >= 0 && label < dim) {\n"
-                "    st(out1, r, lse);\n"
-                "    atomicAddTo(out0, (lse - ld(in0, r * dim + label)) / " +
-                    std::to_string(tokens) +
-                    ".f);\n"
-                    "  }\n");
+  return perRow(
+      o, tokens, vocab,
+      "  constexpr int W = " + std::to_string(vectorWidth(vocab)) +
+          ";\n"
+          "  float most = -__int_as_float(0x7f800000), sum = 0.f;\n"
+          "  for (long long v = threadIdx.x * W; v < dim; v += blockDim.x * "
+          "W) {\n"
+          "    float x[W], top = most;\n"
+          "    ldv<W>(in0, r * dim + v, x);\n"
+          "    for (int j = 0; j < W; ++j) top = fmaxf(top, x[j]);\n"
+          "    sum *= expf(most - top);\n"
+          "    most = top;\n"
+          "    for (int j = 0; j < W; ++j) sum += expf(x[j] - most);\n"
+          "  }\n"
+          "  blockMaxSum(most, sum);\n"
+          "  const float lse = most + logf(sum);\n"
+          "  const int label = in1[r];\n"
+          "  if (threadIdx.x == 0 && label >= 0 && label < dim) {\n"
+          "    st(out1, r, lse);\n"
+          "    atomicAddTo(out0, (lse - ld(in0, r * dim + label)) / " +
+          std::to_string(tokens) +
+          ".f);\n"
+          "  }\n");
 }
 
-/// dlogits += (softmax - onehot(label)) * dLoss / tokens, one thread per
-/// logit.
+/// dlogits += (softmax - onehot(label)) * dLoss / tokens: a block per
+/// token, W logits a thread step.
 std::optional<CudaFunction> crossEntropyGrad(const Operands &o) {
   if (!o.arity(4, 1) || o.input(2).dtype() != DTYPE_I32)
     return std::nullopt;
@@ -404,14 +604,25 @@ std::optional<CudaFunction> crossEntropyGrad(const Operands &o) {
       o.elements(o.input(3)) != tokens ||
       o.elements(o.output(0)) != tokens * vocab)
     return std::nullopt;
-  return elementwise(o, tokens * vocab,
-                     "    long long t = i / " + std::to_string(vocab) +
-                         "LL, v = i % " + std::to_string(vocab) +
-                         "LL;\n"
-                         "    float p = expf(ld(in1, i) - ld(in3, t));\n"
-                         "    acc(out0, i, (p - (v == in2[t] ? 1.f : 0.f)) * "
-                         "ld(in0, 0) / " +
-                         std::to_string(tokens) + ".f);\n");
+  return perRow(
+      o, tokens, vocab,
+      "  constexpr int W = " + std::to_string(vectorWidth(vocab)) +
+          ";\n"
+          "  const float g = ld(in0, 0) / " +
+          std::to_string(tokens) +
+          ".f, lse = ld(in3, r);\n"
+          "  const int label = in2[r];\n"
+          "  for (long long v = threadIdx.x * W; v < dim; v += blockDim.x * "
+          "W) {\n"
+          "    float x[W], d[W];\n"
+          "    ldv<W>(in1, r * dim + v, x);\n"
+          "    ldv<W>(out0, r * dim + v, d);\n"
+          "#pragma unroll\n"
+          "    for (int j = 0; j < W; ++j)\n"
+          "      d[j] += (expf(x[j] - lse) - (v + j == label ? 1.f : 0.f)) * "
+          "g;\n"
+          "    stv<W>(out0, r * dim + v, d);\n"
+          "  }\n");
 }
 
 /// combine's gradients read [x, weights [T, k], indices, rowSource [T*k]]:
@@ -424,8 +635,8 @@ bool combineRouting(const Operands &o, int64_t &tokens, int64_t &topK) {
          o.elements(o.input(3)) == tokens * topK;
 }
 
-/// dRows[r] += w[p] dy[p / k] with p = rowSource[r]: a gather, one thread
-/// per element of the rows.
+/// dRows[r] += w[p] dy[p / k] with p = rowSource[r]: a gather, a block per
+/// row, W elements a thread step.
 std::optional<CudaFunction> combineGrad(const Operands &o) {
   int64_t tokens, topK;
   if (!o.arity(4, 1) || !combineRouting(o, tokens, topK))
@@ -434,13 +645,25 @@ std::optional<CudaFunction> combineGrad(const Operands &o) {
   if (o.elements(o.input(0)) != tokens * hidden ||
       o.elements(o.output(0)) != tokens * topK * hidden)
     return std::nullopt;
-  std::string h = std::to_string(hidden) + "LL", k = std::to_string(topK);
-  return elementwise(o, tokens * topK * hidden,
-                     "    long long r = i / " + h +
-                         ";\n"
-                         "    int p = in3[r];\n"
-                         "    acc(out0, i, ld(in1, p) * ld(in0, (p / " +
-                         k + ") * " + h + " + i % " + h + "));\n");
+  return perRow(
+      o, tokens * topK, hidden,
+      "  constexpr int W = " + std::to_string(vectorWidth(hidden)) +
+          ";\n"
+          "  const int p = in3[r];\n"
+          "  const float w = ld(in1, p);\n"
+          "  const long long from = (long long)(p / " +
+          std::to_string(topK) +
+          ") * dim;\n"
+          "  for (long long e = threadIdx.x * W; e < dim; e += blockDim.x * "
+          "W) {\n"
+          "    float dy[W], d[W];\n"
+          "    ldv<W>(in0, from + e, dy);\n"
+          "    ldv<W>(out0, r * dim + e, d);\n"
+          "#pragma unroll\n"
+          "    for (int j = 0; j < W; ++j) d[j] += w * dy[j];\n"
+          "    stv<W>(out0, r * dim + e, d);\n"
+          "  }\n",
+      rowThreads(hidden));
 }
 
 /// dw[p] += rowDots[r] / w[p] for p = rowSource[r] (0 where w is 0): a
@@ -490,69 +713,6 @@ std::optional<CudaFunction> generateCudaFunction(const Plan &plan,
   if (it == generators().end())
     return std::nullopt;
   return it->second(Operands(plan, kernel));
-}
-
-const char *cudaModulePrelude() {
-  return R"(// Generated by dsflow-compile --cuda (compiler/Codegen).
-#include <cuda_bf16.h>
-
-__device__ __forceinline__ float ld(const float *p, long long i) { return p[i]; }
-__device__ __forceinline__ float ld(const __nv_bfloat16 *p, long long i) {
-  return __bfloat162float(p[i]);
-}
-__device__ __forceinline__ void st(float *p, long long i, float v) { p[i] = v; }
-__device__ __forceinline__ void st(__nv_bfloat16 *p, long long i, float v) {
-  p[i] = __float2bfloat16(v);
-}
-// Backward kernels add into their outputs, as the CPU's do.
-__device__ __forceinline__ void acc(float *p, long long i, float v) { p[i] += v; }
-__device__ __forceinline__ void acc(__nv_bfloat16 *p, long long i, float v) {
-  p[i] = __float2bfloat16(__bfloat162float(p[i]) + v);
-}
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-
-// The sum of v over the block (blockDim.x a multiple of 32), in every thread.
-__device__ float blockSum(float v) {
-  __shared__ float partial[32];
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads(); // an earlier call may still read partial
-  if (lane == 0)
-    partial[warp] = v;
-  __syncthreads();
-  v = lane < int(blockDim.x >> 5) ? partial[lane] : 0.f;
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// The maximum of v over the block, in every thread.
-__device__ float blockMax(float v) {
-  __shared__ float partial[32];
-  for (int o = 16; o > 0; o >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0)
-    partial[warp] = v;
-  __syncthreads();
-  v = lane < int(blockDim.x >> 5) ? partial[lane] : -__int_as_float(0x7f800000);
-  for (int o = 16; o > 0; o >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-__device__ __forceinline__ void atomicAddTo(float *p, float v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomicAddTo(__nv_bfloat16 *p, float v) {
-  atomicAdd(p, __float2bfloat16(v));
-}
-
-#define DSFLOW_GRID_STRIDE(i, n)                                               \
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
-       i += (long long)gridDim.x * blockDim.x)
-
-)";
 }
 
 } // namespace dsflow::codegen

@@ -23,9 +23,11 @@ io::Expected<std::string> compileFor(const std::string &source,
     return io::makeError("cuda", "NVRTC could not create a program");
   std::string archFlag = "--gpu-architecture=" + arch;
   std::string include = std::string("-I") + DSFLOW_CUDA_INCLUDE_DIR;
-  const char *options[] = {archFlag.c_str(), include.c_str(), "--std=c++17",
-                           "-lineinfo"};
-  nvrtcResult result = nvrtcCompileProgram(program, 4, options);
+  // CUDA 13 keeps libcu++ (which cooperative_groups.h includes) under cccl/.
+  std::string cccl = include + "/cccl";
+  const char *options[] = {archFlag.c_str(), include.c_str(), cccl.c_str(),
+                           "--std=c++17", "-lineinfo"};
+  nvrtcResult result = nvrtcCompileProgram(program, 5, options);
   auto finish = [&](io::Expected<std::string> value) {
     nvrtcDestroyProgram(&program);
     return value;

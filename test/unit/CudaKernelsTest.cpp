@@ -57,6 +57,18 @@ TEST(CudaKernels, RmsNormIsOneBlockPerRowWithItsEpsilon) {
             std::string::npos);
   EXPECT_NE(f->body.find("dim = 7168LL"), std::string::npos);
   EXPECT_NE(f->body.find("float(9.9999999999999995e-07)"), std::string::npos);
+  // 7168 = 896 pieces of 8: 4 a thread, held in registers between passes.
+  EXPECT_NE(f->body.find("constexpr int W = 8, C = 4;"), std::string::npos);
+  // The weight gradient: 32 columns a block, 8 lanes a column, in clusters
+  // of 8 blocks that split the rows.
+  int32_t dy = addBuffer(plan, DTYPE_BF16, {6, 7168}),
+          dw = addBuffer(plan, DTYPE_BF16, {7168});
+  std::optional<CudaFunction> wgrad = generateCudaFunction(
+      plan, addKernel(plan, "rms_norm_wgrad", {dy, x, inv}, {dw}));
+  ASSERT_TRUE(wgrad);
+  EXPECT_EQ(wgrad->grid, 224 * 8);
+  EXPECT_EQ(wgrad->block, 256);
+  EXPECT_NE(wgrad->body.find("__cluster_dims__(8, 1, 1)"), std::string::npos);
   // Without its epsilon, or with a statistics buffer of the wrong size,
   // nothing is generated.
   k.clear_attributes();
@@ -76,9 +88,22 @@ TEST(CudaKernels, ElementwiseGridStrideAndAccumulatingBackward) {
   std::optional<CudaFunction> f = generateCudaFunction(
       plan, addKernel(plan, "swiglu_grad", {dy, g, u}, {dg, du}));
   ASSERT_TRUE(f);
-  EXPECT_EQ(f->grid, 4); // ceil(1000 / 256)
-  EXPECT_NE(f->body.find("acc(out0, i,"), std::string::npos);
-  EXPECT_NE(f->body.find("acc(out1, i,"), std::string::npos);
+  // 1000 elements: 8 a thread step (16-byte BF16 accesses), ceil(125 / 256)
+  // blocks; the outputs are read first, since the backward adds into them.
+  EXPECT_EQ(f->grid, 1);
+  EXPECT_NE(f->body.find("constexpr int W = 8;"), std::string::npos);
+  EXPECT_NE(f->body.find("ldv<W>(out1, i, y1);"), std::string::npos);
+  EXPECT_NE(f->body.find("y1[j] += dy * g * s;"), std::string::npos);
+  // A size that is not a multiple of 8 goes one element a step; a forward
+  // kernel does not read its output.
+  int32_t a = addBuffer(plan, DTYPE_F32, {1001}),
+          b = addBuffer(plan, DTYPE_F32, {1001}),
+          c = addBuffer(plan, DTYPE_F32, {1001});
+  f = generateCudaFunction(plan, addKernel(plan, "add", {a, b}, {c}));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 4); // ceil(1001 / 256)
+  EXPECT_NE(f->body.find("constexpr int W = 1;"), std::string::npos);
+  EXPECT_EQ(f->body.find("ldv<W>(out0"), std::string::npos);
   // Sizes that disagree, FP8 storage, GEMMs: not generated.
   int32_t small = addBuffer(plan, DTYPE_F32, {999});
   EXPECT_FALSE(generateCudaFunction(
@@ -102,11 +127,21 @@ TEST(CudaKernels, RopeBakesTheCpuFrequencies) {
   EXPECT_NE(f->body.find("@NAME@_inv_freq[] = {1, 0.10000000000000001, "
                          "0.01, 0.001}"),
             std::string::npos);
-  EXPECT_NE(f->body.find("st(out0, base,"), std::string::npos);
+  // A block per token (4 of them) computes its 4 angles once for both heads.
+  EXPECT_EQ(f->grid, 4);
+  EXPECT_NE(f->body.find("__shared__ double sines[4], cosines[4];"),
+            std::string::npos);
+  // Four pairs (8 elements) a thread step.
+  EXPECT_NE(f->body.find("constexpr int P = 4;"), std::string::npos);
+  EXPECT_NE(f->body.find("r[2 * u] = float(x0 * c - x1 * sn);"),
+            std::string::npos);
+  EXPECT_EQ(f->body.find("ldv<2 * P>(out0"), std::string::npos);
   k.set_op("rope_grad");
   f = generateCudaFunction(plan, k);
   ASSERT_TRUE(f);
-  EXPECT_NE(f->body.find("acc(out0, base,"), std::string::npos);
+  EXPECT_NE(f->body.find("ldv<2 * P>(out0, base, r);"), std::string::npos);
+  EXPECT_NE(f->body.find("r[2 * u] += float(x0 * c + x1 * sn);"),
+            std::string::npos);
 }
 
 TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
@@ -140,11 +175,13 @@ TEST(CudaKernels, CombineGradientsGoThroughTheRowSources) {
   std::optional<CudaFunction> rows = generateCudaFunction(
       plan, addKernel(plan, "combine_grad", {dy, w, idx, source}, {dRows}));
   ASSERT_TRUE(rows);
-  EXPECT_NE(rows->body.find("ld(in0, (p / 2) * 16LL + i % 16LL)"),
+  // A block per row (8 of them), reading token p / k's gradient.
+  EXPECT_EQ(rows->grid, 8);
+  EXPECT_NE(rows->body.find("const long long from = (long long)(p / 2) * dim;"),
             std::string::npos);
-  std::optional<CudaFunction> weights = generateCudaFunction(
-      plan,
-      addKernel(plan, "combine_weights_grad", {dots, w, idx, source}, {dw}));
+  std::optional<CudaFunction> weights =
+      generateCudaFunction(plan, addKernel(plan, "combine_weights_grad",
+                                           {dots, w, idx, source}, {dw}));
   ASSERT_TRUE(weights);
   EXPECT_NE(weights->body.find("if (w != 0.f) acc(out0, p, ld(in0, i) / w)"),
             std::string::npos);

@@ -371,14 +371,19 @@ int64_t minimumTraffic(const Plan &plan, const Kernel &k) {
 }
 
 /// Writes DIR/module.cubin and DIR/bench.json: the first kernel of each
-/// generated function, its launch, its buffers (size, type, the bound of
-/// the ids it reads) and minimumTraffic.
+/// generated function, its launch, how many of the plan's kernels run that
+/// function, its buffers (size, type, the bound of the ids it reads) and
+/// minimumTraffic.
 int exportBench(const Options &o, const Plan &plan) {
   if (::mkdir(o.benchDir.c_str(), 0755) && errno != EEXIST)
     return fail(o.benchDir + ": " + std::strerror(errno));
   if (io::Status e = io::writeFileAtomically(o.benchDir + "/module.cubin",
                                              plan.cuda().cubin()))
     return fail(e->message);
+  std::map<std::string, int> uses; // kernels per function
+  for (const Kernel &kernel : plan.kernels())
+    if (kernel.cuda_launch() > 0)
+      ++uses[plan.cuda().launches(kernel.cuda_launch() - 1).function()];
   std::string manifest = "{\"launches\": [";
   std::set<std::string> seen;
   for (int k = 0; k < plan.kernels_size(); ++k) {
@@ -394,6 +399,7 @@ int exportBench(const Options &o, const Plan &plan) {
                 "\", \"grid\": " + std::to_string(l.grid()) +
                 ", \"block\": " + std::to_string(l.block()) +
                 ", \"shared\": " + std::to_string(l.shared_bytes()) +
+                ", \"kernels\": " + std::to_string(uses[l.function()]) +
                 ", \"bytes_moved\": " +
                 std::to_string(minimumTraffic(plan, kernel)) +
                 ", \"params\": [";

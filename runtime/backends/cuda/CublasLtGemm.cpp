@@ -52,8 +52,7 @@ void setScales(cublasLtMatmulDesc_t desc, const float *xScales,
 
 } // namespace
 
-std::vector<float> cublasTileScales(const float *scales, int64_t m,
-                                    int64_t k) {
+std::vector<float> cublasTileScales(const float *scales, int64_t m, int64_t k) {
   int64_t t = tiles(k);
   std::vector<float> out(size_t(t * m));
   for (int64_t row = 0; row < m; ++row)
@@ -91,8 +90,7 @@ struct CublasLtGemm::State {
   /// The descriptor for y [m, n] = x [m, k] w [n, k]^T of `kind` (made on
   /// first use); scale pointers are set per call.
   io::Expected<Prepared *> prepare(Kind kind, int64_t m, int64_t n, int64_t k,
-                                   const float *xScales,
-                                   const float *wScales) {
+                                   const float *xScales, const float *wScales) {
     auto key = std::make_tuple(kind, m, n, k);
     if (auto it = prepared.find(key); it != prepared.end())
       return it->second.get();
@@ -138,10 +136,10 @@ struct CublasLtGemm::State {
                                        preference, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(preference);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-      return *failure(std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
-                          " GEMM " + shape + ": no algorithm",
-                      s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED
-                                                 : s);
+      return *failure(
+          std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
+              " GEMM " + shape + ": no algorithm",
+          s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : s);
     p->algo = result.algo;
     Prepared *raw = p.get();
     prepared.emplace(key, std::move(p));
@@ -159,10 +157,10 @@ struct CublasLtGemm::State {
     if (kind == Kind::Fp8BlockScaled)
       setScales((*p)->desc, xScales, wScales);
     float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t s = cublasLtMatmul(
-        handle, (*p)->desc, &alpha, w, (*p)->a, x, (*p)->b, &beta, y, (*p)->d,
-        y, (*p)->d, &(*p)->algo, workspace, workspaceBytes,
-        static_cast<cudaStream_t>(stream));
+    cublasStatus_t s =
+        cublasLtMatmul(handle, (*p)->desc, &alpha, w, (*p)->a, x, (*p)->b,
+                       &beta, y, (*p)->d, y, (*p)->d, &(*p)->algo, workspace,
+                       workspaceBytes, static_cast<cudaStream_t>(stream));
     if (s != CUBLAS_STATUS_SUCCESS)
       return failure("matmul [" + std::to_string(m) + "x" + std::to_string(k) +
                          "] x [" + std::to_string(n) + "x" + std::to_string(k) +
@@ -206,9 +204,9 @@ io::Status CublasLtGemm::groupedBf16(const void *x,
                                      void *y, int64_t n, int64_t k,
                                      void *stream) {
   for (const GemmGroup &g : groups)
-    if (io::Status e = bf16(static_cast<const uint16_t *>(x) + g.firstRow * k,
-                            g.weight, static_cast<uint16_t *>(y) + g.firstRow * n,
-                            g.rows, n, k, stream))
+    if (io::Status e = bf16(
+            static_cast<const uint16_t *>(x) + g.firstRow * k, g.weight,
+            static_cast<uint16_t *>(y) + g.firstRow * n, g.rows, n, k, stream))
       return e;
   return std::nullopt;
 }
