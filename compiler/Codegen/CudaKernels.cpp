@@ -53,6 +53,20 @@ public:
   int64_t last(const Buffer &b) const {
     return b.shape_size() ? b.shape(b.shape_size() - 1) : 1;
   }
+  /// Whether the kernel adds into outputs that hold data (a gradient
+  /// accumulated in place); otherwise the runtime zeroes them first, so a
+  /// backward kernel's "+=" can start from zero without reading them.
+  bool accumulates() const { return kernel.accumulates(); }
+  /// Declares `name`[width] holding output `k`'s values at `at` when the
+  /// kernel accumulates, zeros otherwise.
+  std::string startOutput(int k, const std::string &name, const std::string &at,
+                          const std::string &width = "W") const {
+    return "    float " + name + "[" + width + "];\n    " +
+           (accumulates() ? "ldv<" + width + ">(out" + std::to_string(k) +
+                                ", " + at + ", " + name + ");\n"
+                          : "for (int j = 0; j < " + width + "; ++j) " + name +
+                                "[j] = 0.f;\n");
+  }
   bool arity(int inputs, int outputs) const {
     return kernel.inputs_size() == inputs && kernel.outputs_size() == outputs;
   }
@@ -127,11 +141,12 @@ std::optional<CudaFunction> elementwise(const Operands &o, int64_t n,
 int vectorWidth(int64_t n) { return n % 8 == 0 ? 8 : 1; }
 
 /// W elements per thread step (grid-stride over n / W, W = vectorWidth):
-/// x<k>[W] hold inputs `loaded` at element i, y<k>[W] the outputs (loaded
-/// first when the kernel adds into them), and `body` runs for each j < W.
+/// x<k>[W] hold inputs `loaded` at element i, y<k>[W] the outputs (when the
+/// body `adds` into them: their values if the kernel accumulates, else
+/// zeros), and `body` runs for each j < W.
 std::optional<CudaFunction> vectorized(const Operands &o, int64_t n,
                                        const std::vector<int> &loaded,
-                                       int outputs, bool accumulates,
+                                       int outputs, bool adds,
                                        const std::string &body) {
   int width = vectorWidth(n);
   std::string w = std::to_string(width),
@@ -142,12 +157,9 @@ std::optional<CudaFunction> vectorized(const Operands &o, int64_t n,
   for (int k : loaded)
     code += "    float x" + std::to_string(k) + "[W];\n    ldv<W>(in" +
             std::to_string(k) + ", i, x" + std::to_string(k) + ");\n";
-  for (int k = 0; k < outputs; ++k) {
-    code += "    float y" + std::to_string(k) + "[W];\n";
-    if (accumulates)
-      code += "    ldv<W>(out" + std::to_string(k) + ", i, y" +
-              std::to_string(k) + ");\n";
-  }
+  for (int k = 0; k < outputs; ++k)
+    code += adds ? o.startOutput(k, "y" + std::to_string(k), "i")
+                 : "    float y" + std::to_string(k) + "[W];\n";
   code +=
       "#pragma unroll\n    for (int j = 0; j < W; ++j) {\n" + body + "    }\n";
   for (int k = 0; k < outputs; ++k)
@@ -321,18 +333,20 @@ std::optional<CudaFunction> rmsNormGrad(const Operands &o) {
           "  const float coef = blockSum(dot) * inv * inv * inv / "
           "float(dim);\n" +
           forEachPiece(
-              "      float w[W], dx[W];\n"
-              "      ldv<W>(in2, e, w);\n"
-              "      ldv<W>(out0, r * dim + e, dx);\n"
+              "      float w[W];\n"
+              "      ldv<W>(in2, e, w);\n  " +
+              o.startOutput(0, "dx", "r * dim + e") +
               "      for (int j = 0; j < W; ++j) dx[j] += inv * w[j] * "
               "dy[c][j] - x[c][j] * coef;\n"
               "      stv<W>(out0, r * dim + e, dx);\n"),
       rowThreads(dim));
 }
 
-/// rms_norm_wgrad: blocks of 32 columns x kWGradLanes rows, in clusters of
-/// kWGradSplits blocks that split the rows of the same columns.
-constexpr int kWGradLanes = 8, kWGradSplits = 8;
+/// rms_norm_wgrad: blocks of 32 columns x wgradLanes rows, in clusters of
+/// kWGradSplits blocks that split the rows of the same columns; narrower
+/// rows get more lanes, so that enough row streams are in flight.
+constexpr int kWGradSplits = 8;
+int wgradLanes(int64_t dim) { return dim >= 2048 ? 8 : dim >= 1024 ? 16 : 32; }
 
 std::optional<CudaFunction> rmsNormWGrad(const Operands &o) {
   int64_t rows, dim;
@@ -340,14 +354,15 @@ std::optional<CudaFunction> rmsNormWGrad(const Operands &o) {
       o.elements(o.input(0)) != rows * dim || o.elements(o.input(2)) != rows ||
       o.elements(o.output(0)) != dim)
     return std::nullopt;
-  // dw[i] += sum over rows of dy[r, i] x[r, i] inv[r]. Each of a cluster's
-  // blocks sums every 64th row from its own start (4 rows in flight), adds
+  // dw[i] += sum over rows of dy[r, i] x[r, i] inv[r]. Each lane of a
+  // cluster's blocks sums every (lanes x 8)th row (4 rows in flight), adds
   // its lanes in shared memory, and the cluster's first block adds the
   // blocks' sums through distributed shared memory, always in the same
-  // order: deterministic, with 64 row streams per column.
-  std::string lanes = std::to_string(kWGradLanes),
+  // order: deterministic.
+  const int laneCount = wgradLanes(dim);
+  std::string lanes = std::to_string(laneCount),
               splits = std::to_string(kWGradSplits),
-              stride = std::to_string(kWGradLanes * kWGradSplits);
+              stride = std::to_string(laneCount * kWGradSplits);
   return function(
       o,
       "  namespace cg = cooperative_groups;\n"
@@ -407,7 +422,7 @@ std::optional<CudaFunction> rmsNormWGrad(const Operands &o) {
           "    acc(out0, i, total);\n"
           "  }\n"
           "  cluster.sync(); // the first block has read the others' sums\n",
-      (dim + 31) / 32 * kWGradSplits, 32 * kWGradLanes,
+      (dim + 31) / 32 * kWGradSplits, 32 * laneCount,
       "#include <cooperative_groups.h>\n",
       "__cluster_dims__(" + splits + ", 1, 1) ");
 }
@@ -442,8 +457,6 @@ std::optional<CudaFunction> rope(const Operands &o, bool backward) {
   int64_t half = dim / 2, tokens = o.elements(o.input(0)) / (heads * dim);
   if (half > 1024)
     return std::nullopt;
-  // A block per token: its angles' sines and cosines once, in double as on
-  // the CPU, then every head's pairs (two elements in one access).
   std::string rotate =
       backward ? "        r[2 * u] += float(x0 * c + x1 * sn);\n"
                  "        r[2 * u + 1] += float(x1 * c - x0 * sn);\n"
@@ -452,14 +465,48 @@ std::optional<CudaFunction> rope(const Operands &o, bool backward) {
   std::string h = std::to_string(half);
   // Four pairs (one 16-byte BF16 access) a thread step when a head has a
   // multiple of four.
-  std::string perStep = half % 4 == 0 ? "4" : "1";
+  int perStep = half % 4 == 0 ? 4 : 1;
+  // Rotates P pairs from pair q of token t, given `angle`: sn and c of
+  // frequency i, in double as on the CPU.
+  auto pairs = [&](const std::string &angle) {
+    return "      const long long base = (t * pairs + q) * 2;\n"
+           "      float x[2 * P];\n"
+           "      ldv<2 * P>(in0, base, x);\n" +
+           (backward ? "  " + o.startOutput(0, "r", "base", "2 * P")
+                     : "      float r[2 * P];\n") +
+           "#pragma unroll\n"
+           "      for (int u = 0; u < P; ++u) {\n"
+           "        const int i = int((q + u) % " +
+           h + ");\n" + angle +
+           "        const double x0 = x[2 * u], x1 = x[2 * u + 1];\n" + rotate +
+           "      }\n"
+           "      stv<2 * P>(out0, base, r);\n";
+  };
+  std::string sizes =
+      "  constexpr int P = " + std::to_string(perStep) +
+      ";\n  const long long tokens = " + std::to_string(tokens) +
+      "LL, seq = " + std::to_string(seq) +
+      "LL, pairs = " + std::to_string(heads * half) + "LL;\n";
+  if (heads * half / perStep < 64) {
+    // Few pairs a token (the keys' shared rotary part): a thread step per P
+    // pairs of any token, each angle computed where it is used.
+    int64_t steps = tokens * heads * half / perStep;
+    return function(
+        o,
+        sizes + "  DSFLOW_GRID_STRIDE(b, " + std::to_string(steps) +
+            "LL) {\n"
+            "      const long long t = b * P / pairs, q = b * P % pairs;\n" +
+            pairs("        double sn, c;\n"
+                  "        sincos(double(t % seq) * @NAME@_inv_freq[i], &sn, "
+                  "&c);\n") +
+            "  }\n",
+        std::min((steps + kBlock - 1) / kBlock, kMaxGrid), kBlock, table);
+  }
+  // A block per token: its angles' sines and cosines once, then every
+  // head's pairs.
   return function(
       o,
-      "  const long long tokens = " + std::to_string(tokens) + "LL, seq = " +
-          std::to_string(seq) + "LL, pairs = " + std::to_string(heads * half) +
-          "LL;\n"
-          "  __shared__ double sines[" +
-          h + "], cosines[" + h +
+      sizes + "  __shared__ double sines[" + h + "], cosines[" + h +
           "];\n"
           "  for (long long t = blockIdx.x; t < tokens; t += gridDim.x) {\n"
           "    __syncthreads(); // the last token's angles are read\n"
@@ -469,26 +516,9 @@ std::optional<CudaFunction> rope(const Operands &o, bool backward) {
           "      sincos(double(t % seq) * @NAME@_inv_freq[i], &sines[i], "
           "&cosines[i]);\n"
           "    __syncthreads();\n"
-          "    constexpr int P = " +
-          perStep +
-          ";\n"
           "    for (long long q = threadIdx.x * P; q < pairs; q += blockDim.x "
-          "* "
-          "P) {\n"
-          "      const long long base = (t * pairs + q) * 2;\n"
-          "      float x[2 * P], r[2 * P];\n"
-          "      ldv<2 * P>(in0, base, x);\n" +
-          (backward ? "      ldv<2 * P>(out0, base, r);\n" : "") +
-          "#pragma unroll\n"
-          "      for (int u = 0; u < P; ++u) {\n"
-          "        const int i = int((q + u) % " +
-          h +
-          ");\n"
-          "        const double sn = sines[i], c = cosines[i], x0 = x[2 * u], "
-          "x1 = x[2 * u + 1];\n" +
-          rotate +
-          "      }\n"
-          "      stv<2 * P>(out0, base, r);\n"
+          "* P) {\n" +
+          pairs("        const double sn = sines[i], c = cosines[i];\n") +
           "    }\n"
           "  }\n",
       std::min(tokens, kMaxGrid), kBlock, table);
@@ -530,8 +560,14 @@ std::optional<CudaFunction> embedding(const Operands &o) {
       kBlock);
 }
 
-/// dtable[ids[n], h] += dy[n, h]: a thread per column h, the tokens in order
-/// (as the CPU adds them, and with no atomics).
+/// The vocabulary rows one embedding_wgrad block owns.
+constexpr int64_t kEmbeddingRowsPerBlock = 64;
+
+/// dtable[ids[n], :] += dy[n, :]. A block owns 64 vocabulary rows: it scans
+/// the ids 256 at a time, lists the tokens whose id it owns in token order,
+/// and adds their rows (W elements a thread step). Each table row is
+/// updated by one block, its tokens in order, as the CPU adds them: no
+/// atomics, the same result every run.
 std::optional<CudaFunction> embeddingWGrad(const Operands &o) {
   if (!o.arity(2, 1) || o.input(1).dtype() != DTYPE_I32)
     return std::nullopt;
@@ -540,21 +576,49 @@ std::optional<CudaFunction> embeddingWGrad(const Operands &o) {
   if (!vocab || o.elements(o.input(0)) != tokens * hidden ||
       o.elements(o.output(0)) != vocab * hidden)
     return std::nullopt;
-  return function(o,
-                  "  const long long hidden = " + std::to_string(hidden) +
-                      "LL;\n"
-                      "  long long h = blockIdx.x * (long long)blockDim.x + "
-                      "threadIdx.x;\n"
-                      "  if (h >= hidden) return;\n"
-                      "  for (long long n = 0; n < " +
-                      std::to_string(tokens) +
-                      "LL; ++n) {\n"
-                      "    int id = in1[n];\n"
-                      "    if (id >= 0 && id < " +
-                      std::to_string(vocab) +
-                      ") acc(out0, id * hidden + h, ld(in0, n * hidden + h));\n"
-                      "  }\n",
-                  (hidden + kBlock - 1) / kBlock, kBlock);
+  std::string rows = std::to_string(kEmbeddingRowsPerBlock);
+  return function(
+      o,
+      "  constexpr int W = " + std::to_string(vectorWidth(hidden)) +
+          ";\n"
+          "  const long long hidden = " +
+          std::to_string(hidden) + "LL, tokens = " + std::to_string(tokens) +
+          "LL;\n"
+          "  const int first = blockIdx.x * " +
+          rows + ", last = min(first + " + rows + ", " + std::to_string(vocab) +
+          ");\n"
+          "  __shared__ int mine[256], perWarp[8];\n"
+          "  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
+          "  for (long long n0 = 0; n0 < tokens; n0 += 256) {\n"
+          "    const long long n = n0 + threadIdx.x;\n"
+          "    const int id = n < tokens ? in1[n] : -1;\n"
+          "    const bool owned = id >= first && id < last;\n"
+          "    const unsigned ballot = __ballot_sync(0xffffffffu, owned);\n"
+          "    if (lane == 0) perWarp[warp] = __popc(ballot);\n"
+          "    __syncthreads();\n"
+          "    int before = 0, found = 0;\n"
+          "    for (int w = 0; w < 8; ++w) {\n"
+          "      before += w < warp ? perWarp[w] : 0;\n"
+          "      found += perWarp[w];\n"
+          "    }\n"
+          "    if (owned) mine[before + __popc(ballot & ((1u << lane) - 1u))] "
+          "= int(n - n0);\n"
+          "    __syncthreads();\n"
+          "    for (int f = 0; f < found; ++f) {\n"
+          "      const long long t = n0 + mine[f], row = in1[t];\n"
+          "      for (long long e = threadIdx.x * W; e < hidden; e += "
+          "blockDim.x * W) {\n"
+          "        float d[W], g[W];\n"
+          "        ldv<W>(in0, t * hidden + e, d);\n"
+          "        ldv<W>(out0, row * hidden + e, g);\n"
+          "#pragma unroll\n"
+          "        for (int j = 0; j < W; ++j) g[j] += d[j];\n"
+          "        stv<W>(out0, row * hidden + e, g);\n"
+          "      }\n"
+          "    }\n"
+          "    __syncthreads(); // mine and perWarp are reused\n"
+          "  }\n",
+      (vocab + kEmbeddingRowsPerBlock - 1) / kEmbeddingRowsPerBlock, kBlock);
 }
 
 /// Mean cross-entropy: a block per token reads its logits once, keeping a
@@ -614,9 +678,9 @@ std::optional<CudaFunction> crossEntropyGrad(const Operands &o) {
           "  const int label = in2[r];\n"
           "  for (long long v = threadIdx.x * W; v < dim; v += blockDim.x * "
           "W) {\n"
-          "    float x[W], d[W];\n"
-          "    ldv<W>(in1, r * dim + v, x);\n"
-          "    ldv<W>(out0, r * dim + v, d);\n"
+          "    float x[W];\n"
+          "    ldv<W>(in1, r * dim + v, x);\n" +
+          o.startOutput(0, "d", "r * dim + v") +
           "#pragma unroll\n"
           "    for (int j = 0; j < W; ++j)\n"
           "      d[j] += (expf(x[j] - lse) - (v + j == label ? 1.f : 0.f)) * "
@@ -656,9 +720,9 @@ std::optional<CudaFunction> combineGrad(const Operands &o) {
           ") * dim;\n"
           "  for (long long e = threadIdx.x * W; e < dim; e += blockDim.x * "
           "W) {\n"
-          "    float dy[W], d[W];\n"
-          "    ldv<W>(in0, from + e, dy);\n"
-          "    ldv<W>(out0, r * dim + e, d);\n"
+          "    float dy[W];\n"
+          "    ldv<W>(in0, from + e, dy);\n" +
+          o.startOutput(0, "d", "r * dim + e") +
           "#pragma unroll\n"
           "    for (int j = 0; j < W; ++j) d[j] += w * dy[j];\n"
           "    stv<W>(out0, r * dim + e, d);\n"

@@ -85,15 +85,23 @@ TEST(CudaKernels, ElementwiseGridStrideAndAccumulatingBackward) {
           u = addBuffer(plan, DTYPE_F32, {1000}),
           dg = addBuffer(plan, DTYPE_F32, {1000}),
           du = addBuffer(plan, DTYPE_F32, {1000});
-  std::optional<CudaFunction> f = generateCudaFunction(
-      plan, addKernel(plan, "swiglu_grad", {dy, g, u}, {dg, du}));
+  Kernel &grad = addKernel(plan, "swiglu_grad", {dy, g, u}, {dg, du});
+  std::optional<CudaFunction> f = generateCudaFunction(plan, grad);
   ASSERT_TRUE(f);
   // 1000 elements: 8 a thread step (16-byte BF16 accesses), ceil(125 / 256)
-  // blocks; the outputs are read first, since the backward adds into them.
+  // blocks. The backward's "+=" starts from zeros: the runtime zeroes the
+  // outputs of a kernel that does not accumulate, so they are not read.
   EXPECT_EQ(f->grid, 1);
   EXPECT_NE(f->body.find("constexpr int W = 8;"), std::string::npos);
-  EXPECT_NE(f->body.find("ldv<W>(out1, i, y1);"), std::string::npos);
+  EXPECT_NE(f->body.find("for (int j = 0; j < W; ++j) y1[j] = 0.f;"),
+            std::string::npos);
+  EXPECT_EQ(f->body.find("ldv<W>(out1"), std::string::npos);
   EXPECT_NE(f->body.find("y1[j] += dy * g * s;"), std::string::npos);
+  // A kernel that accumulates (into a gradient in place) reads them first.
+  grad.set_accumulates(true);
+  f = generateCudaFunction(plan, grad);
+  ASSERT_TRUE(f);
+  EXPECT_NE(f->body.find("ldv<W>(out1, i, y1);"), std::string::npos);
   // A size that is not a multiple of 8 goes one element a step; a forward
   // kernel does not read its output.
   int32_t a = addBuffer(plan, DTYPE_F32, {1001}),
@@ -127,9 +135,10 @@ TEST(CudaKernels, RopeBakesTheCpuFrequencies) {
   EXPECT_NE(f->body.find("@NAME@_inv_freq[] = {1, 0.10000000000000001, "
                          "0.01, 0.001}"),
             std::string::npos);
-  // A block per token (4 of them) computes its 4 angles once for both heads.
-  EXPECT_EQ(f->grid, 4);
-  EXPECT_NE(f->body.find("__shared__ double sines[4], cosines[4];"),
+  // 2 heads of 4 pairs a token: each thread step computes its own angles.
+  EXPECT_EQ(f->body.find("__shared__"), std::string::npos);
+  EXPECT_NE(f->body.find("sincos(double(t % seq) * @NAME@_inv_freq[i], &sn, "
+                         "&c);"),
             std::string::npos);
   // Four pairs (8 elements) a thread step.
   EXPECT_NE(f->body.find("constexpr int P = 4;"), std::string::npos);
@@ -137,11 +146,43 @@ TEST(CudaKernels, RopeBakesTheCpuFrequencies) {
             std::string::npos);
   EXPECT_EQ(f->body.find("ldv<2 * P>(out0"), std::string::npos);
   k.set_op("rope_grad");
+  k.set_accumulates(true);
   f = generateCudaFunction(plan, k);
   ASSERT_TRUE(f);
   EXPECT_NE(f->body.find("ldv<2 * P>(out0, base, r);"), std::string::npos);
   EXPECT_NE(f->body.find("r[2 * u] += float(x0 * c + x1 * sn);"),
             std::string::npos);
+}
+
+TEST(CudaKernels, RopeOfManyHeadsSharesEachTokensAngles) {
+  Plan plan;
+  int32_t x = addBuffer(plan, DTYPE_BF16, {1, 4, 128, 64}),
+          y = addBuffer(plan, DTYPE_BF16, {1, 4, 128, 64});
+  Kernel &k = addKernel(plan, "rope", {x}, {y});
+  setF64(k, "theta", 10000.0);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  // A block per token (4 of them) computes its 32 angles once for 128 heads.
+  EXPECT_EQ(f->grid, 4);
+  EXPECT_NE(f->body.find("__shared__ double sines[32], cosines[32];"),
+            std::string::npos);
+  EXPECT_NE(f->body.find("const double sn = sines[i], c = cosines[i];"),
+            std::string::npos);
+}
+
+TEST(CudaKernels, EmbeddingGradientBlocksOwnVocabularyRows) {
+  Plan plan;
+  int32_t dy = addBuffer(plan, DTYPE_BF16, {2, 5, 64}),
+          ids = addBuffer(plan, DTYPE_I32, {2, 5}),
+          table = addBuffer(plan, DTYPE_BF16, {1000, 64});
+  std::optional<CudaFunction> f = generateCudaFunction(
+      plan, addKernel(plan, "embedding_wgrad", {dy, ids}, {table}));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 16); // ceil(1000 / 64) blocks of 64 rows
+  EXPECT_NE(f->body.find("const int first = blockIdx.x * 64, last = min(first "
+                         "+ 64, 1000);"),
+            std::string::npos);
+  EXPECT_EQ(f->body.find("atomic"), std::string::npos);
 }
 
 TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {

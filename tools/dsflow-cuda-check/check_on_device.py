@@ -8,14 +8,15 @@ against the tolerance in DIR/cases.json). Prints the worst error per op and
 "N of M CUDA kernels match the CPU backend"; exits 1 when one does not.
 
 With --bench, DIR is what `dsflow-cuda-check PLAN --export-bench DIR` wrote:
-times each generated function on fresh random data (10 launches back to
-back between two CUDA events, median of 10 such timings after warm-ups,
-buffers rotated over copies that exceed the L2 cache), turns the fewest bytes
-it must move into GB/s, and divides by the device's copy bandwidth measured
-the same way in the same run (a device-to-device copy of 1 GiB, bytes read
-plus written). The last row weighs each function by the number of the plan's
-kernels that run it: the step's memory-bound kernels together. Prints the
-table (and writes it to RESULTS.md when given).
+times each generated function on fresh random data (10 launches captured in
+a CUDA graph, median of 10 timed replays after warm-ups, buffers rotated
+over copies that exceed the L2 cache), turns the fewest bytes it must move
+into GB/s, and divides by the device's copy bandwidth measured in the same
+run (the faster of a 1 GiB device-to-device cudaMemcpyAsync and a 16-byte
+copy kernel, bytes read plus written). The last row weighs each function by
+the number of the plan's kernels that run it: the step's memory-bound
+kernels together. Prints the table (and writes it to RESULTS.md when
+given).
 
 Usage: check_on_device.py DIR
        check_on_device.py --bench DIR [RESULTS.md]
@@ -72,34 +73,60 @@ def main(directory):
     return 0 if matched == total else 1
 
 
-def median_ms(run, repeats=10, back_to_back=10, warmups=3):
-    """Median time of one run(i): back-to-back runs between two events, so
-    that the launch overhead overlaps the previous run."""
+def median_ms(run, repeats=10, back_to_back=10, warmups=3, graph=True):
+    """Median GPU time of one run(i, stream): `back_to_back` runs captured
+    in a CUDA graph (so that host launch overhead stays out, as it would for
+    a C++ runtime), or issued back to back, timed between two events."""
     import cupy
-    for i in range(warmups):
-        run(i)
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    times = []
-    for _ in range(repeats):
-        start.record()
-        for i in range(back_to_back):
-            run(i)
-        stop.record()
-        stop.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, stop) / back_to_back)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        for i in range(warmups):
+            run(i, stream)
+        if graph:
+            stream.begin_capture()
+            for i in range(back_to_back):
+                run(i, stream)
+            captured = stream.end_capture()
+            captured.launch(stream)
+
+        def runs():
+            if graph:
+                captured.launch(stream)
+            else:
+                for i in range(back_to_back):
+                    run(i, stream)
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        times = []
+        for _ in range(repeats):
+            start.record(stream)
+            runs()
+            stop.record(stream)
+            stop.synchronize()
+            times.append(cupy.cuda.get_elapsed_time(start, stop) / back_to_back)
     return float(np.median(times))
 
 
 def copy_bandwidth():
-    """Bytes read plus written per second by a 1 GiB device-to-device copy."""
+    """Bytes read plus written per second by the faster of two copies of
+    1 GiB: cudaMemcpyAsync device to device, and a 16-byte-per-thread copy
+    kernel replayed from a graph (a graph's memcpy node can be slower)."""
     import cupy
     size = 1 << 30
     src, dst = cupy.empty(size, cupy.uint8), cupy.empty(size, cupy.uint8)
     src[:] = 1
-    ms = median_ms(lambda i: cupy.cuda.runtime.memcpyAsync(
+    memcpy_ms = median_ms(lambda i, stream: cupy.cuda.runtime.memcpyAsync(
         dst.data.ptr, src.data.ptr, size,
-        cupy.cuda.runtime.memcpyDeviceToDevice, 0))
-    return 2 * size / (ms * 1e-3)
+        cupy.cuda.runtime.memcpyDeviceToDevice, stream.ptr), graph=False)
+    copy = cupy.RawKernel(r"""
+extern "C" __global__ void copy16(const uint4 *from, uint4 *to, long long n) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x)
+    to[i] = from[i];
+}""", "copy16")
+    n = size // 16
+    kernel_ms = median_ms(lambda i, stream: copy(
+        (132 * 16,), (256,), (src, dst, cupy.int64(n)), stream=stream))
+    return 2 * size / (min(memcpy_ms, kernel_ms) * 1e-3)
 
 
 def random_param(param):
@@ -135,9 +162,9 @@ def bench(directory, results_path=None):
         copies = max(1, min(4, -(-200_000_000 // max(footprint, 1))))
         sets = [tuple(random_param(p) for p in launch["params"])
                 for _ in range(copies)]
-        ms = median_ms(lambda i: function(
+        ms = median_ms(lambda i, stream: function(
             (launch["grid"],), (launch["block"],), sets[i % copies],
-            shared_mem=launch["shared"]))
+            shared_mem=launch["shared"], stream=stream))
         cupy.cuda.runtime.deviceSynchronize()
         moved = launch["bytes_moved"]
         moved_total += moved
@@ -150,7 +177,7 @@ def bench(directory, results_path=None):
         del sets
         cupy.get_default_memory_pool().free_all_blocks()
     lines = [f"device: {device}; copy bandwidth {copy / 1e9:.0f} GB/s "
-             "(1 GiB device-to-device, read + written)", "",
+             "(1 GiB, read + written)", "",
              "| op | function | kernels in plan | MB moved | us | GB/s "
              "| of copy |",
              "|---|---|---|---|---|---|---|"]

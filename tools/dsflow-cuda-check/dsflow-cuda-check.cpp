@@ -393,16 +393,16 @@ int exportBench(const Options &o, const Plan &plan) {
     const CudaLaunch &l = plan.cuda().launches(kernel.cuda_launch() - 1);
     if (!seen.insert(l.function()).second)
       continue;
-    manifest += std::string(seen.size() > 1 ? ",\n  " : "\n  ") +
-                "{\"kernel\": " + std::to_string(k) + ", \"op\": \"" +
-                kernel.op() + "\", \"function\": \"" + l.function() +
-                "\", \"grid\": " + std::to_string(l.grid()) +
-                ", \"block\": " + std::to_string(l.block()) +
-                ", \"shared\": " + std::to_string(l.shared_bytes()) +
-                ", \"kernels\": " + std::to_string(uses[l.function()]) +
-                ", \"bytes_moved\": " +
-                std::to_string(minimumTraffic(plan, kernel)) +
-                ", \"params\": [";
+    manifest +=
+        std::string(seen.size() > 1 ? ",\n  " : "\n  ") +
+        "{\"kernel\": " + std::to_string(k) + ", \"op\": \"" + kernel.op() +
+        "\", \"function\": \"" + l.function() +
+        "\", \"grid\": " + std::to_string(l.grid()) +
+        ", \"block\": " + std::to_string(l.block()) +
+        ", \"shared\": " + std::to_string(l.shared_bytes()) +
+        ", \"kernels\": " + std::to_string(uses[l.function()]) +
+        ", \"bytes_moved\": " + std::to_string(minimumTraffic(plan, kernel)) +
+        ", \"params\": [";
     bool permutation = kernel.op().rfind("combine", 0) == 0;
     int params = 0;
     for (bool output : {false, true})
@@ -410,14 +410,15 @@ int exportBench(const Options &o, const Plan &plan) {
         const char *type = benchType(plan.buffers(b).dtype());
         if (!type)
           return fail(o.path + ": kernel " + std::to_string(k) + " (" +
-                      kernel.op() + ") has a buffer of a type the generated "
-                                    "code does not take");
-        manifest += std::string(params++ ? ", " : "") + "{\"bytes\": " +
-                    std::to_string(plan.buffers(b).bytes()) +
-                    ", \"dtype\": \"" + type + "\", \"bound\": " +
-                    std::to_string(idBound(plan, kernel)) +
-                    ", \"permutation\": " +
-                    (permutation ? "true" : "false") + "}";
+                      kernel.op() +
+                      ") has a buffer of a type the generated "
+                      "code does not take");
+        manifest += std::string(params++ ? ", " : "") +
+                    "{\"bytes\": " + std::to_string(plan.buffers(b).bytes()) +
+                    ", \"dtype\": \"" + type +
+                    "\", \"bound\": " + std::to_string(idBound(plan, kernel)) +
+                    ", \"permutation\": " + (permutation ? "true" : "false") +
+                    "}";
       }
     manifest += "]}";
   }
