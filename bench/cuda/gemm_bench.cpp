@@ -9,7 +9,8 @@
 //     same codes and scales. Outputs are poisoned (NaN) first, so an element
 //     left unwritten fails. Error: ||gpu - cpu||_F / ||cpu||_F.
 //  2. Times BF16 and FP8 block-scaled GEMMs at DeepSeek-V3's shapes (one
-//     micro-batch of 4096 tokens; the experts grouped) with CUDA events:
+//     micro-batch of 4096 tokens; the experts grouped), with cuBLASLt's
+//     first heuristic choice and with tuned algorithms, with CUDA events:
 //     median of 30 runs after 5 warm-ups, operands rotated over enough copies
 //     to exceed the L2 cache. Prints and writes the table with the FP8/BF16
 //     speed ratio. Exits 1 when a check fails.
@@ -456,37 +457,49 @@ int main(int argc, char **argv) {
       {"8 experts gate+up (grouped)", 1024, 4096, 7168, 8},
       {"8 experts down (grouped)", 1024, 7168, 2048, 8},
   };
-  std::string table =
-      "| GEMM | M x N x K | BF16 ms | BF16 TFLOP/s | FP8 ms | FP8 TFLOP/s | "
-      "FP8 / BF16 speed |\n|---|---|---|---|---|---|---|\n";
-  double bf16Total = 0, fp8Total = 0;
-  for (const Shape &s : shapes) {
-    Timing t = timeShape(**gemm, s, rng);
-    double flops = 2.0 * double(s.m * s.experts) * double(s.n) * double(s.k);
-    bf16Total += t.bf16Ms, fp8Total += t.fp8Ms;
-    char row[256];
-    std::snprintf(row, sizeof(row),
-                  "| %s | %s%lld x %lld x %lld | %.3f | %.0f | %.3f | %.0f | "
-                  "%.2fx |\n",
-                  s.name,
-                  s.experts > 1 ? (std::to_string(s.experts) + " x ").c_str()
-                                : "",
-                  (long long)s.m, (long long)s.n, (long long)s.k, t.bf16Ms,
-                  flops / t.bf16Ms / 1e9, t.fp8Ms, flops / t.fp8Ms / 1e9,
-                  t.bf16Ms / t.fp8Ms);
-    table += row;
+  // Timed twice: with cuBLASLt's first heuristic choice, and with the
+  // fastest of its 8 best candidates (CublasLtGemm's tuning), both for BF16
+  // and FP8 alike.
+  std::string tables;
+  for (bool tune : {false, true}) {
+    io::Expected<std::unique_ptr<cuda::CublasLtGemm>> timed =
+        cuda::CublasLtGemm::create(size_t(32) << 20, tune);
+    check(timed.status());
+    std::string table =
+        std::string(tune ? "Algorithms tuned (the fastest of cuBLASLt's 8 "
+                           "best candidates, per shape):"
+                         : "cuBLASLt's first heuristic choice:") +
+        "\n\n| GEMM | M x N x K | BF16 ms | BF16 TFLOP/s | FP8 ms | FP8 "
+        "TFLOP/s | FP8 / BF16 speed |\n|---|---|---|---|---|---|---|\n";
+    double bf16Total = 0, fp8Total = 0;
+    for (const Shape &s : shapes) {
+      Timing t = timeShape(**timed, s, rng);
+      double flops = 2.0 * double(s.m * s.experts) * double(s.n) * double(s.k);
+      bf16Total += t.bf16Ms, fp8Total += t.fp8Ms;
+      char row[256];
+      std::snprintf(row, sizeof(row),
+                    "| %s | %s%lld x %lld x %lld | %.3f | %.0f | %.3f | %.0f | "
+                    "%.2fx |\n",
+                    s.name,
+                    s.experts > 1 ? (std::to_string(s.experts) + " x ").c_str()
+                                  : "",
+                    (long long)s.m, (long long)s.n, (long long)s.k, t.bf16Ms,
+                    flops / t.bf16Ms / 1e9, t.fp8Ms, flops / t.fp8Ms / 1e9,
+                    t.bf16Ms / t.fp8Ms);
+      table += row;
+    }
+    char total[160];
+    std::snprintf(total, sizeof(total),
+                  "| all of the above | | %.3f | | %.3f | | %.2fx |\n\n",
+                  bf16Total, fp8Total, bf16Total / fp8Total);
+    tables += table + total;
   }
-  char total[160];
-  std::snprintf(total, sizeof(total),
-                "| all of the above | | %.3f | | %.3f | | %.2fx |\n", bf16Total,
-                fp8Total, bf16Total / fp8Total);
-  table += total;
   std::string header = std::string("device: ") + prop.name + ", cuBLASLt " +
                        std::to_string(cublasLtGetVersion()) + "\n\n";
-  std::printf("\n%s%s", header.c_str(), table.c_str());
+  std::printf("\n%s%s", header.c_str(), tables.c_str());
   if (argc == 2) {
     if (FILE *f = std::fopen(argv[1], "w")) {
-      std::fputs((header + table).c_str(), f);
+      std::fputs((header + tables).c_str(), f);
       std::fclose(f);
     }
   }

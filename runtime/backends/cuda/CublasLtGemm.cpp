@@ -4,6 +4,8 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <tuple>
 
@@ -28,6 +30,8 @@ struct Prepared {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  /// The heuristic's candidates, best first, until the first run times them.
+  std::vector<cublasLtMatmulAlgo_t> candidates;
 
   ~Prepared() {
     if (d)
@@ -72,7 +76,10 @@ std::vector<float> cublasBlockScales(const float *scales, int64_t n,
 }
 
 struct CublasLtGemm::State {
+  /// Algorithms the heuristic is asked for when tuning.
+  static constexpr int kCandidates = 8;
   cublasLtHandle_t handle = nullptr;
+  bool tune = false;
   void *workspace = nullptr;
   size_t workspaceBytes = 0;
   std::map<std::tuple<Kind, int64_t, int64_t, int64_t>,
@@ -130,20 +137,56 @@ struct CublasLtGemm::State {
     cublasLtMatmulPreferenceSetAttribute(
         preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
         sizeof(workspaceBytes));
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     s = cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->a, p->b, p->d, p->d,
-                                       preference, 1, &result, &found);
+                                       preference, tune ? kCandidates : 1,
+                                       results, &found);
     cublasLtMatmulPreferenceDestroy(preference);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
       return *failure(
           std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
               " GEMM " + shape + ": no algorithm",
           s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : s);
-    p->algo = result.algo;
+    p->algo = results[0].algo;
+    for (int i = 1; i < found; ++i) {
+      if (i == 1)
+        p->candidates.push_back(results[0].algo);
+      p->candidates.push_back(results[i].algo);
+    }
     Prepared *raw = p.get();
     prepared.emplace(key, std::move(p));
     return raw;
+  }
+
+  /// Times each candidate on this call's operands (median of 5 after a
+  /// warm-up) and keeps the fastest; candidates that fail are skipped.
+  template <typename Matmul>
+  void pickFastest(Prepared &p, Matmul &matmul, cudaStream_t stream) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    float best = INFINITY;
+    for (const cublasLtMatmulAlgo_t &algo : p.candidates) {
+      if (matmul(algo) != CUBLAS_STATUS_SUCCESS)
+        continue;
+      std::vector<float> times;
+      for (int i = 0; i < 5; ++i) {
+        cudaEventRecord(start, stream);
+        matmul(algo);
+        cudaEventRecord(stop, stream);
+        cudaEventSynchronize(stop);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, start, stop);
+        times.push_back(ms);
+      }
+      std::nth_element(times.begin(), times.begin() + 2, times.end());
+      if (times[2] < best)
+        best = times[2], p.algo = algo;
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    p.candidates.clear();
   }
 
   io::Status run(Kind kind, const void *x, const float *xScales, const void *w,
@@ -156,11 +199,15 @@ struct CublasLtGemm::State {
       return p.error();
     if (kind == Kind::Fp8BlockScaled)
       setScales((*p)->desc, xScales, wScales);
-    float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t s =
-        cublasLtMatmul(handle, (*p)->desc, &alpha, w, (*p)->a, x, (*p)->b,
-                       &beta, y, (*p)->d, y, (*p)->d, &(*p)->algo, workspace,
-                       workspaceBytes, static_cast<cudaStream_t>(stream));
+    auto matmul = [&](const cublasLtMatmulAlgo_t &algo) {
+      float alpha = 1.0f, beta = 0.0f;
+      return cublasLtMatmul(handle, (*p)->desc, &alpha, w, (*p)->a, x, (*p)->b,
+                            &beta, y, (*p)->d, y, (*p)->d, &algo, workspace,
+                            workspaceBytes, static_cast<cudaStream_t>(stream));
+    };
+    if (!(*p)->candidates.empty())
+      pickFastest(**p, matmul, static_cast<cudaStream_t>(stream));
+    cublasStatus_t s = matmul((*p)->algo);
     if (s != CUBLAS_STATUS_SUCCESS)
       return failure("matmul [" + std::to_string(m) + "x" + std::to_string(k) +
                          "] x [" + std::to_string(n) + "x" + std::to_string(k) +
@@ -171,9 +218,10 @@ struct CublasLtGemm::State {
 };
 
 io::Expected<std::unique_ptr<CublasLtGemm>>
-CublasLtGemm::create(size_t workspaceBytes) {
+CublasLtGemm::create(size_t workspaceBytes, bool tune) {
   std::unique_ptr<CublasLtGemm> gemm(new CublasLtGemm());
   gemm->state = std::make_unique<State>();
+  gemm->state->tune = tune;
   if (cublasStatus_t s = cublasLtCreate(&gemm->state->handle))
     return *failure("creating a handle", s);
   if (cudaError_t e = cudaMalloc(&gemm->state->workspace, workspaceBytes))

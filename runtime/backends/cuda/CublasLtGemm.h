@@ -55,9 +55,15 @@ struct GemmGroup {
 
 class CublasLtGemm {
 public:
-  /// A cuBLASLt handle and a device workspace of `workspaceBytes`.
+  /// A cuBLASLt handle and a device workspace of `workspaceBytes`. With
+  /// `tune`, the first GEMM of each kind and shape times the heuristic's
+  /// best 8 algorithms on its own operands and keeps the fastest (so it
+  /// synchronizes its stream, and must not run under graph capture); else
+  /// the heuristic's first choice is used. Tuning gained nothing at
+  /// DeepSeek-V3's shapes on an H100 (bench/results/cuda-h100), so it is off
+  /// by default.
   static io::Expected<std::unique_ptr<CublasLtGemm>>
-  create(size_t workspaceBytes = size_t(32) << 20);
+  create(size_t workspaceBytes = size_t(32) << 20, bool tune = false);
   ~CublasLtGemm();
   CublasLtGemm(const CublasLtGemm &) = delete;
   CublasLtGemm &operator=(const CublasLtGemm &) = delete;
