@@ -185,6 +185,49 @@ TEST(CudaKernels, EmbeddingGradientBlocksOwnVocabularyRows) {
   EXPECT_EQ(f->body.find("atomic"), std::string::npos);
 }
 
+TEST(CudaKernels, SplitAndConcatFindThePieceFromTheColumn) {
+  Plan plan;
+  int32_t whole = addBuffer(plan, DTYPE_BF16, {4, 24}),
+          a = addBuffer(plan, DTYPE_BF16, {4, 16}),
+          b = addBuffer(plan, DTYPE_BF16, {4, 8});
+  std::optional<CudaFunction> split =
+      generateCudaFunction(plan, addKernel(plan, "split", {whole}, {a, b}));
+  ASSERT_TRUE(split);
+  EXPECT_NE(split->body.find("if (c < 16) {\n      stv<W>(out0, r * 16LL + c "
+                             "- 0, v);"),
+            std::string::npos);
+  EXPECT_NE(split->body.find("else {\n      stv<W>(out1, r * 8LL + c - 16, "
+                             "v);"),
+            std::string::npos);
+  // concat adds into its output, from zeros unless it accumulates.
+  std::optional<CudaFunction> concat =
+      generateCudaFunction(plan, addKernel(plan, "concat", {a, b}, {whole}));
+  ASSERT_TRUE(concat);
+  EXPECT_NE(concat->body.find("ldv<W>(in1, r * 8LL + c - 16, v);"),
+            std::string::npos);
+  EXPECT_NE(concat->body.find("y[j] = 0.f"), std::string::npos);
+  // Pieces that do not add up to the whole: not generated.
+  int32_t c = addBuffer(plan, DTYPE_BF16, {4, 4});
+  EXPECT_FALSE(
+      generateCudaFunction(plan, addKernel(plan, "split", {whole}, {a, c})));
+}
+
+TEST(CudaKernels, TokenWindowCopiesEachRowsWindow) {
+  Plan plan;
+  int32_t ids = addBuffer(plan, DTYPE_I32, {2, 9}),
+          window = addBuffer(plan, DTYPE_I32, {2, 8});
+  Kernel &k = addKernel(plan, "token_window", {ids}, {window});
+  Attribute &offset = *k.add_attributes();
+  offset.set_name("offset");
+  offset.set_i64(1);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_NE(f->body.find("out0[i] = in0[(i / 8LL) * 9LL + 1LL + i % 8LL];"),
+            std::string::npos);
+  offset.set_i64(2); // past the end
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+}
+
 TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
   Plan plan;
   int32_t logits = addBuffer(plan, DTYPE_BF16, {6, 1000}),

@@ -59,9 +59,9 @@ public:
   /// `tune`, the first GEMM of each kind and shape times the heuristic's
   /// best 8 algorithms on its own operands and keeps the fastest (so it
   /// synchronizes its stream, and must not run under graph capture); else
-  /// the heuristic's first choice is used. Tuning gained nothing at
-  /// DeepSeek-V3's shapes on an H100 (bench/results/cuda-h100), so it is off
-  /// by default.
+  /// the heuristic's first choice is used. Tuning gave no consistent gain
+  /// at DeepSeek-V3's shapes on an H100 (bench/results/cuda-h100), so it is
+  /// off by default.
   static io::Expected<std::unique_ptr<CublasLtGemm>>
   create(size_t workspaceBytes = size_t(32) << 20, bool tune = false);
   ~CublasLtGemm();
