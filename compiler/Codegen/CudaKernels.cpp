@@ -1,5 +1,6 @@
 //===- CudaKernels.cpp - CUDA C++ for the plan's memory-bound kernels -----===//
 #include "Codegen/CudaKernels.h"
+#include "Codegen/CudaGenerator.h"
 
 #include "runtime/backends/cpu/Kernels.h"
 
@@ -11,122 +12,6 @@
 
 namespace dsflow::codegen {
 namespace {
-
-constexpr int32_t kBlock = 256;
-/// Grid-stride loops need no more blocks than this to fill an H100.
-constexpr int64_t kMaxGrid = 132 * 16;
-
-std::optional<std::string> cudaType(DType dtype) {
-  switch (dtype) {
-  case DTYPE_F32:
-    return "float";
-  case DTYPE_BF16:
-    return "__nv_bfloat16";
-  case DTYPE_I32:
-    return "int";
-  default:
-    return std::nullopt;
-  }
-}
-
-/// A double as a CUDA literal that reads back exactly.
-std::string literal(double value) {
-  char text[40];
-  std::snprintf(text, sizeof(text), "%.17g", value);
-  return text;
-}
-
-/// What a generator sees of its kernel.
-class Operands {
-public:
-  Operands(const Plan &plan, const Kernel &kernel)
-      : plan(plan), kernel(kernel) {}
-
-  const Buffer &input(int i) const { return plan.buffers(kernel.inputs(i)); }
-  const Buffer &output(int i) const { return plan.buffers(kernel.outputs(i)); }
-  int64_t elements(const Buffer &b) const {
-    int64_t n = 1;
-    for (int64_t d : b.shape())
-      n *= d;
-    return n;
-  }
-  int64_t last(const Buffer &b) const {
-    return b.shape_size() ? b.shape(b.shape_size() - 1) : 1;
-  }
-  /// Whether the kernel adds into outputs that hold data (a gradient
-  /// accumulated in place); otherwise the runtime zeroes them first, so a
-  /// backward kernel's "+=" can start from zero without reading them.
-  bool accumulates() const { return kernel.accumulates(); }
-  /// Declares `name`[width] holding output `k`'s values at `at` when the
-  /// kernel accumulates, zeros otherwise.
-  std::string startOutput(int k, const std::string &name, const std::string &at,
-                          const std::string &width = "W") const {
-    return "    float " + name + "[" + width + "];\n    " +
-           (accumulates() ? "ldv<" + width + ">(out" + std::to_string(k) +
-                                ", " + at + ", " + name + ");\n"
-                          : "for (int j = 0; j < " + width + "; ++j) " + name +
-                                "[j] = 0.f;\n");
-  }
-  int inputs() const { return kernel.inputs_size(); }
-  int outputs() const { return kernel.outputs_size(); }
-  bool arity(int inputs, int outputs) const {
-    return kernel.inputs_size() == inputs && kernel.outputs_size() == outputs;
-  }
-  std::optional<double> f64(const std::string &name) const {
-    for (const Attribute &a : kernel.attributes())
-      if (a.name() == name && a.has_f64())
-        return a.f64();
-    return std::nullopt;
-  }
-  std::optional<int64_t> i64(const std::string &name) const {
-    for (const Attribute &a : kernel.attributes())
-      if (a.name() == name && a.has_i64())
-        return a.i64();
-    return std::nullopt;
-  }
-  /// "(const float *__restrict__ in0, ..., float *__restrict__ out0)", or
-  /// none when a buffer's type is not handled.
-  std::optional<std::string> parameters() const {
-    std::string list;
-    for (int i = 0; i < kernel.inputs_size(); ++i) {
-      std::optional<std::string> type = cudaType(input(i).dtype());
-      if (!type)
-        return std::nullopt;
-      list += (i ? ", const " : "const ") + *type + " *__restrict__ in" +
-              std::to_string(i);
-    }
-    for (int i = 0; i < kernel.outputs_size(); ++i) {
-      std::optional<std::string> type = cudaType(output(i).dtype());
-      if (!type)
-        return std::nullopt;
-      list += (list.empty() ? "" : ", ") + *type + " *__restrict__ out" +
-              std::to_string(i);
-    }
-    return "(" + list + ")";
-  }
-
-private:
-  const Plan &plan;
-  const Kernel &kernel;
-};
-
-/// `before` goes ahead of the function (tables), `qualifiers` into its
-/// declaration (a cluster shape).
-std::optional<CudaFunction> function(const Operands &o, const std::string &code,
-                                     int64_t grid, int32_t block,
-                                     const std::string &before = "",
-                                     const std::string &qualifiers = "") {
-  std::optional<std::string> parameters = o.parameters();
-  if (!parameters || grid < 1)
-    return std::nullopt;
-  CudaFunction f;
-  f.body = before + "extern \"C\" __global__ void " + qualifiers +
-           "__launch_bounds__(" + std::to_string(block) + ") @NAME@" +
-           *parameters + " {\n" + code + "}\n";
-  f.grid = grid;
-  f.block = block;
-  return f;
-}
 
 /// One thread per element (grid-stride): `statement` uses index i; n elements.
 std::optional<CudaFunction> elementwise(const Operands &o, int64_t n,
@@ -848,6 +733,7 @@ const std::map<std::string, Generator> &generators() {
       {"token_window", tokenWindow},
       {"split", [](const Operands &o) { return pieces(o, true); }},
       {"concat", [](const Operands &o) { return pieces(o, false); }},
+      {"mla_attention", mlaAttention},
       {"rms_norm", rmsNorm},
       {"rms_norm_grad", rmsNormGrad},
       {"rms_norm_wgrad", rmsNormWGrad},

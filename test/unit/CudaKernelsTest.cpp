@@ -228,6 +228,35 @@ TEST(CudaKernels, TokenWindowCopiesEachRowsWindow) {
   EXPECT_FALSE(generateCudaFunction(plan, k));
 }
 
+TEST(CudaKernels, MlaAttentionIsOneFusedKernelPerHeadAndQueryTile) {
+  Plan plan;
+  // DeepSeek-V3's head: nope 128 + rope 64 for the scores, values 128.
+  int32_t qn = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          qp = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 64}),
+          kn = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          kp = addBuffer(plan, DTYPE_BF16, {2, 100, 1, 64}),
+          v = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          out = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          lse = addBuffer(plan, DTYPE_F32, {2, 100, 3});
+  Kernel &k = addKernel(plan, "mla_attention", {qn, qp, kn, kp, v}, {out, lse});
+  setF64(k, "softmax_scale", 0.125);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 2 * 3 * 7); // batch x heads x ceil(100 / 16) query tiles
+  EXPECT_EQ(f->block, 256);
+  EXPECT_NE(f->body.find("constexpr int S = 100, H = 3, N = 128, R = 64, V = "
+                         "128, D = 192"),
+            std::string::npos);
+  EXPECT_NE(f->body.find("const float scale = float(0.125);"),
+            std::string::npos);
+  // Without its scale, or with a key of another width: not generated.
+  k.clear_attributes();
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  setF64(k, "softmax_scale", 0.125);
+  plan.mutable_buffers(kp)->set_shape(3, 32);
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+}
+
 TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
   Plan plan;
   int32_t logits = addBuffer(plan, DTYPE_BF16, {6, 1000}),
