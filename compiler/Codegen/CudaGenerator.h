@@ -69,6 +69,18 @@ public:
         return a.f64();
     return std::nullopt;
   }
+  std::optional<std::string> str(const std::string &name) const {
+    for (const Attribute &a : kernel.attributes())
+      if (a.name() == name && a.has_str())
+        return a.str();
+    return std::nullopt;
+  }
+  std::optional<bool> boolean(const std::string &name) const {
+    for (const Attribute &a : kernel.attributes())
+      if (a.name() == name && a.has_boolean())
+        return a.boolean();
+    return std::nullopt;
+  }
   std::optional<int64_t> i64(const std::string &name) const {
     for (const Attribute &a : kernel.attributes())
       if (a.name() == name && a.has_i64())
@@ -111,6 +123,12 @@ std::optional<CudaFunction> function(const Operands &o, const std::string &code,
 
 /// The MLA attention core's forward (CudaAttention.cpp).
 std::optional<CudaFunction> mlaAttention(const Operands &o);
+
+/// The router's logit gradient and the sequence-wise balance loss with its
+/// gradient (CudaRouting.cpp).
+std::optional<CudaFunction> moeGateGrad(const Operands &o);
+std::optional<CudaFunction> balanceLoss(const Operands &o);
+std::optional<CudaFunction> balanceLossGrad(const Operands &o);
 
 } // namespace dsflow::codegen
 

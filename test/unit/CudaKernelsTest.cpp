@@ -257,6 +257,66 @@ TEST(CudaKernels, MlaAttentionIsOneFusedKernelPerHeadAndQueryTile) {
   EXPECT_FALSE(generateCudaFunction(plan, k));
 }
 
+void setStr(Kernel &k, const std::string &name, const std::string &value) {
+  Attribute &a = *k.add_attributes();
+  a.set_name(name);
+  a.set_str(value);
+}
+
+TEST(CudaKernels, RouterGradientIsAWarpPerToken) {
+  Plan plan;
+  int32_t dw = addBuffer(plan, DTYPE_F32, {10, 8}),
+          scores = addBuffer(plan, DTYPE_F32, {10, 256}),
+          idx = addBuffer(plan, DTYPE_I32, {10, 8}),
+          dl = addBuffer(plan, DTYPE_F32, {10, 256});
+  Kernel &k = addKernel(plan, "moe_gate_grad", {dw, scores, idx}, {dl});
+  setF64(k, "route_scale", 2.5);
+  setStr(k, "score_function", "sigmoid");
+  Attribute &normalize = *k.add_attributes();
+  normalize.set_name("normalize_topk");
+  normalize.set_boolean(true);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 2); // 8 tokens a block
+  EXPECT_EQ(f->block, 256);
+  EXPECT_NE(f->body.find("c * (dw / denom - dot / (denom * denom))"),
+            std::string::npos);
+  EXPECT_NE(f->body.find("dS[q] * s * (1.f - s)"), std::string::npos);
+  // An unknown score function: not generated.
+  k.mutable_attributes(1)->set_str("tanh");
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+}
+
+TEST(CudaKernels, BalanceLossBlocksTakeChunksOfASequence) {
+  Plan plan;
+  int32_t scores = addBuffer(plan, DTYPE_F32, {12, 16}),
+          idx = addBuffer(plan, DTYPE_I32, {12, 4}),
+          loss = addBuffer(plan, DTYPE_F32, {});
+  Kernel &k = addKernel(plan, "balance_loss", {scores, idx}, {loss});
+  setF64(k, "alpha", 1e-4);
+  Attribute &sequences = *k.add_attributes();
+  sequences.set_name("sequences");
+  sequences.set_i64(3);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 3); // 3 sequences of 4 tokens: a block each
+  EXPECT_NE(f->body.find("constexpr int E = 16, K = 4;"), std::string::npos);
+  EXPECT_NE(f->body.find("blockSumDouble"), std::string::npos);
+  sequences.set_i64(5); // 12 tokens do not split into 5 sequences
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  // 2 sequences of 4096 tokens: 64 blocks of 64 tokens each.
+  int32_t longScores = addBuffer(plan, DTYPE_F32, {8192, 16}),
+          longIdx = addBuffer(plan, DTYPE_I32, {8192, 4});
+  Kernel &two = addKernel(plan, "balance_loss", {longScores, longIdx}, {loss});
+  setF64(two, "alpha", 1e-4);
+  Attribute &runs = *two.add_attributes();
+  runs.set_name("sequences");
+  runs.set_i64(2);
+  f = generateCudaFunction(plan, two);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 128);
+}
+
 TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
   Plan plan;
   int32_t logits = addBuffer(plan, DTYPE_BF16, {6, 1000}),

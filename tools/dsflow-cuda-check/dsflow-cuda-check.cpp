@@ -131,6 +131,10 @@ int64_t idBound(const Plan &plan, const Kernel &k) {
     return plan.buffers(k.outputs(0)).bytes() / 4 / last(k.inputs(0));
   if (k.op() == "token_window") // token ids of any vocabulary
     return 1 << 20;
+  if (k.op() == "moe_gate_grad" || k.op() == "balance_loss_grad") // experts
+    return last(k.inputs(1));
+  if (k.op() == "balance_loss")
+    return last(k.inputs(0));
   if (k.op() == "cross_entropy")
     return last(k.inputs(0));
   if (k.op() == "cross_entropy_grad")
