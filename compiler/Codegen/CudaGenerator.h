@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dsflow::codegen {
 
@@ -121,8 +122,10 @@ std::optional<CudaFunction> function(const Operands &o, const std::string &code,
                                      const std::string &before = "",
                                      const std::string &qualifiers = "");
 
-/// The MLA attention core's forward (CudaAttention.cpp).
+/// The MLA attention core's forward, and its backward in three launches
+/// (CudaAttention.cpp; none when not generated).
 std::optional<CudaFunction> mlaAttention(const Operands &o);
+std::vector<CudaFunction> mlaAttentionGrad(const Operands &o);
 
 /// The router's logit gradient and the sequence-wise balance loss with its
 /// gradient (CudaRouting.cpp).

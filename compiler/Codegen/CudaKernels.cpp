@@ -754,6 +754,15 @@ const std::map<std::string, Generator> &generators() {
 
 } // namespace
 
+std::vector<CudaFunction> generateCudaFunctions(const Plan &plan,
+                                                const Kernel &kernel) {
+  Operands o(plan, kernel);
+  if (kernel.op() == "mla_attention_grad")
+    return mlaAttentionGrad(o);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, kernel);
+  return f ? std::vector<CudaFunction>{*f} : std::vector<CudaFunction>{};
+}
+
 std::optional<CudaFunction> generateCudaFunction(const Plan &plan,
                                                  const Kernel &kernel) {
   auto it = generators().find(kernel.op());

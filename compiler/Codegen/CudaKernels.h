@@ -20,6 +20,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dsflow::codegen {
 
@@ -32,8 +33,13 @@ struct CudaFunction {
   int32_t sharedBytes = 0;
 };
 
-/// The CUDA function for `kernel` of `plan`; none when its op is not generated
-/// here or its buffers have a type the generator does not handle.
+/// The CUDA functions for `kernel` of `plan`, launched in this order (one for
+/// most ops); empty when its op is not generated here or its buffers have a
+/// type the generator does not handle.
+std::vector<CudaFunction> generateCudaFunctions(const Plan &plan,
+                                                const Kernel &kernel);
+
+/// The function of a kernel that takes a single launch; none otherwise.
 std::optional<CudaFunction> generateCudaFunction(const Plan &plan,
                                                  const Kernel &kernel);
 

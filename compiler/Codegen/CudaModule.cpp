@@ -28,20 +28,24 @@ io::Status buildCudaModule(Plan &plan, const std::string &arch) {
   std::map<std::string, std::string> functionOf; // body -> name
   std::vector<int32_t> launchOf(plan.kernels_size(), 0);
   for (int k = 0; k < plan.kernels_size(); ++k) {
-    std::optional<CudaFunction> f = generateCudaFunction(plan, plan.kernels(k));
-    if (!f)
-      continue;
-    auto [it, added] =
-        functionOf.try_emplace(f->body, "dsflow_" + plan.kernels(k).op() + "_" +
-                                            std::to_string(functionOf.size()));
-    if (added)
-      source += named(f->body, it->second) + "\n";
-    CudaLaunch &launch = *module.add_launches();
-    launch.set_function(it->second);
-    launch.set_grid(f->grid);
-    launch.set_block(f->block);
-    launch.set_shared_bytes(f->sharedBytes);
-    launchOf[k] = module.launches_size();
+    CudaLaunch *previous = nullptr;
+    for (const CudaFunction &f : generateCudaFunctions(plan, plan.kernels(k))) {
+      auto [it, added] = functionOf.try_emplace(
+          f.body, "dsflow_" + plan.kernels(k).op() + "_" +
+                      std::to_string(functionOf.size()));
+      if (added)
+        source += named(f.body, it->second) + "\n";
+      CudaLaunch &launch = *module.add_launches();
+      launch.set_function(it->second);
+      launch.set_grid(f.grid);
+      launch.set_block(f.block);
+      launch.set_shared_bytes(f.sharedBytes);
+      if (previous)
+        previous->set_then(module.launches_size());
+      else
+        launchOf[k] = module.launches_size();
+      previous = &launch;
+    }
   }
   module.set_functions(static_cast<int32_t>(functionOf.size()));
   io::Expected<CompiledCuda> compiled = compileCuda(source, arch);

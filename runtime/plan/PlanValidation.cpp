@@ -156,6 +156,11 @@ std::optional<std::string> checkCuda(const Plan &plan) {
         l.block() > 1024 || l.shared_bytes() < 0)
       return "CUDA launch " + std::to_string(i) + " ('" + l.function() +
              "') has no function or an invalid shape";
+    // A later launch, so that a kernel's chain ends.
+    if (l.then() != 0 && (l.then() <= i + 1 || l.then() > cuda.launches_size()))
+      return "CUDA launch " + std::to_string(i) + " ('" + l.function() +
+             "') continues with launch " + std::to_string(l.then() - 1) +
+             ", which is not a later one";
   }
   if (cuda.launches_size() > 0 && cuda.cubin().empty())
     return "the CUDA module has launches but no machine code";

@@ -263,6 +263,42 @@ void setStr(Kernel &k, const std::string &name, const std::string &value) {
   a.set_str(value);
 }
 
+TEST(CudaKernels, MlaAttentionGradientTakesThreeLaunches) {
+  Plan plan;
+  int32_t dOut = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          qn = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          qp = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 64}),
+          kn = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          kp = addBuffer(plan, DTYPE_BF16, {2, 100, 1, 64}),
+          v = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          lse = addBuffer(plan, DTYPE_F32, {2, 100, 3});
+  int32_t dqn = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          dqp = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 64}),
+          dkn = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128}),
+          dkp = addBuffer(plan, DTYPE_BF16, {2, 100, 1, 64}),
+          dv = addBuffer(plan, DTYPE_BF16, {2, 100, 3, 128});
+  Kernel &k =
+      addKernel(plan, "mla_attention_grad", {dOut, qn, qp, kn, kp, v, lse},
+                {dqn, dqp, dkn, dkp, dv});
+  setF64(k, "softmax_scale", 0.125);
+  std::vector<CudaFunction> launches = generateCudaFunctions(plan, k);
+  ASSERT_EQ(launches.size(), 3u);
+  // Per query tile: the rows' <dO, O>; per key tile (all heads): dk, dv and
+  // dk_pe; per query tile: dq.
+  EXPECT_EQ(launches[0].grid, 2 * 3 * 7);
+  EXPECT_EQ(launches[1].grid, 2 * 7);
+  EXPECT_EQ(launches[2].grid, 2 * 3 * 7);
+  EXPECT_NE(launches[0].body.find("*reinterpret_cast<float *>(out1 + "),
+            std::string::npos);
+  EXPECT_NE(launches[1].body.find("st(out3, (b * S + j) * R"),
+            std::string::npos);
+  // Not one launch: generateCudaFunction has none to give.
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  // Outputs that hold gradients already cannot hold D: not generated.
+  k.set_accumulates(true);
+  EXPECT_TRUE(generateCudaFunctions(plan, k).empty());
+}
+
 TEST(CudaKernels, RouterGradientIsAWarpPerToken) {
   Plan plan;
   int32_t dw = addBuffer(plan, DTYPE_F32, {10, 8}),

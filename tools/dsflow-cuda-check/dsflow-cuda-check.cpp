@@ -75,13 +75,34 @@ private:
   std::vector<CUdeviceptr> addresses;
 };
 
+/// A kernel's launches, in order (CudaLaunch.then).
+std::vector<const CudaLaunch *> launchesOf(const Plan &plan,
+                                           const Kernel &kernel) {
+  std::vector<const CudaLaunch *> chain;
+  for (int32_t l = kernel.cuda_launch(); l > 0;
+       l = plan.cuda().launches(l - 1).then())
+    chain.push_back(&plan.cuda().launches(l - 1));
+  return chain;
+}
+
+/// `"launches": [{"function": .., "grid": .., "block": .., "shared": ..}]`.
+std::string launchesJson(const Plan &plan, const Kernel &kernel) {
+  std::string json = "\"launches\": [";
+  for (const CudaLaunch *l : launchesOf(plan, kernel))
+    json += std::string(json.back() == '[' ? "" : ", ") + "{\"function\": \"" +
+            l->function() + "\", \"grid\": " + std::to_string(l->grid()) +
+            ", \"block\": " + std::to_string(l->block()) +
+            ", \"shared\": " + std::to_string(l->shared_bytes()) + "}";
+  return json + "]";
+}
+
 /// Runs kernel k on the GPU from the host buffers' current contents (outputs
-/// zeroed unless the kernel accumulates) and returns its outputs.
+/// zeroed unless the kernel accumulates), all its launches in order, and
+/// returns its outputs.
 io::Expected<std::vector<std::vector<float>>>
 runOnGpu(cuda::CudaDriver &driver, const Plan &plan, exec::Memory &memory,
-         int32_t k, CUfunction function) {
+         int32_t k, CUmodule module) {
   const Kernel &kernel = plan.kernels(k);
-  const CudaLaunch &launch = plan.cuda().launches(kernel.cuda_launch() - 1);
   DeviceBuffers device(driver);
   std::vector<CUdeviceptr> arguments;
   auto place = [&](int32_t b, bool upload) -> io::Status {
@@ -102,9 +123,15 @@ runOnGpu(cuda::CudaDriver &driver, const Plan &plan, exec::Memory &memory,
   std::vector<void *> pointers;
   for (CUdeviceptr &a : arguments)
     pointers.push_back(&a);
-  if (io::Status e = driver.launch(function, launch.grid(), launch.block(),
-                                   launch.shared_bytes(), pointers.data()))
-    return *e;
+  for (const CudaLaunch *launch : launchesOf(plan, kernel)) {
+    io::Expected<CUfunction> function =
+        driver.function(module, launch->function());
+    if (!function)
+      return function.error();
+    if (io::Status e = driver.launch(*function, launch->grid(), launch->block(),
+                                     launch->shared_bytes(), pointers.data()))
+      return *e;
+  }
   if (io::Status e = driver.synchronize())
     return *e;
   std::vector<std::vector<float>> outputs;
@@ -220,13 +247,8 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   std::map<std::string, std::pair<int, double>> worstByOp;
   int checked = 0, matched = 0;
   auto before = [&](int32_t k) -> io::Status {
-    const std::string &name =
-        plan.cuda().launches(plan.kernels(k).cuda_launch() - 1).function();
-    io::Expected<CUfunction> f = (*driver)->function(*module, name);
-    if (!f)
-      return f.error();
     io::Expected<std::vector<std::vector<float>>> out =
-        runOnGpu(**driver, plan, cases.memory(), k, *f);
+        runOnGpu(**driver, plan, cases.memory(), k, *module);
     if (!out)
       return out.error();
     gpuOutputs = std::move(*out);
@@ -279,14 +301,10 @@ int exportCases(const Options &o, const Plan &plan, CpuCases &cases) {
   int written = 0;
   auto before = [&](int32_t k) -> io::Status {
     const Kernel &kernel = plan.kernels(k);
-    const CudaLaunch &l = plan.cuda().launches(kernel.cuda_launch() - 1);
     std::string base = "k" + std::to_string(k);
     manifest += std::string(written++ ? ", " : "") +
                 "{\"kernel\": " + std::to_string(k) + ", \"op\": \"" +
-                kernel.op() + "\", \"function\": \"" + l.function() +
-                "\", \"grid\": " + std::to_string(l.grid()) +
-                ", \"block\": " + std::to_string(l.block()) +
-                ", \"shared\": " + std::to_string(l.shared_bytes()) +
+                kernel.op() + "\", " + launchesJson(plan, kernel) +
                 ", \"params\": [";
     int params = 0;
     auto param = [&](int32_t b, const std::string &file, const char *role) {
@@ -402,10 +420,8 @@ int exportBench(const Options &o, const Plan &plan) {
     manifest +=
         std::string(seen.size() > 1 ? ",\n  " : "\n  ") +
         "{\"kernel\": " + std::to_string(k) + ", \"op\": \"" + kernel.op() +
-        "\", \"function\": \"" + l.function() +
-        "\", \"grid\": " + std::to_string(l.grid()) +
-        ", \"block\": " + std::to_string(l.block()) +
-        ", \"shared\": " + std::to_string(l.shared_bytes()) +
+        "\", \"function\": \"" + l.function() + "\", " +
+        launchesJson(plan, kernel) +
         ", \"kernels\": " + std::to_string(uses[l.function()]) +
         ", \"bytes_moved\": " + std::to_string(minimumTraffic(plan, kernel)) +
         ", \"params\": [";

@@ -152,14 +152,16 @@ void printCuda(const Plan &plan) {
   const CudaModule &cuda = plan.cuda();
   if (!plan.has_cuda())
     return;
-  std::map<std::string, int> launchesByOp;
+  std::map<std::string, int> launchesByOp; // kernels with launches, by op
+  int generated = 0;
   for (const Kernel &k : plan.kernels())
     if (k.cuda_launch() > 0)
-      launchesByOp[k.op()]++;
-  std::printf("\ncuda: %s module, %d functions for %d of %d kernels; PTX %zu "
-              "bytes, machine code %zu bytes\n",
-              cuda.arch().c_str(), cuda.functions(), cuda.launches_size(),
-              plan.kernels_size(), cuda.ptx().size(), cuda.cubin().size());
+      launchesByOp[k.op()]++, ++generated;
+  std::printf("\ncuda: %s module, %d functions for %d of %d kernels (%d "
+              "launches); PTX %zu bytes, machine code %zu bytes\n",
+              cuda.arch().c_str(), cuda.functions(), generated,
+              plan.kernels_size(), cuda.launches_size(), cuda.ptx().size(),
+              cuda.cubin().size());
   for (const auto &[op, count] : launchesByOp)
     std::printf("  %-22s %6d\n", op.c_str(), count);
 }

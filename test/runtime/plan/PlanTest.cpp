@@ -143,7 +143,8 @@ TEST(PlanFile, CudaLaunchesAreChecked) {
     l.set_function("dsflow_add_0");
     l.set_grid(1);
     l.set_block(256);
-    p.mutable_cuda()->set_cubin("\x7f" "ELF");
+    p.mutable_cuda()->set_cubin("\x7f"
+                                "ELF");
   };
   expectInvalid(
       [&](Plan &p) {
@@ -163,6 +164,21 @@ TEST(PlanFile, CudaLaunchesAreChecked) {
         p.mutable_cuda()->clear_cubin();
       },
       "the CUDA module has launches but no machine code");
+  // A chain of launches goes forward, so that it ends.
+  expectInvalid(
+      [&](Plan &p) {
+        withLaunch(p);
+        p.mutable_cuda()->mutable_launches(0)->set_then(1);
+      },
+      "CUDA launch 0 ('dsflow_add_0') continues with launch 0, which is not "
+      "a later one");
+  expectInvalid(
+      [&](Plan &p) {
+        withLaunch(p);
+        p.mutable_cuda()->mutable_launches(0)->set_then(5);
+      },
+      "CUDA launch 0 ('dsflow_add_0') continues with launch 4, which is not "
+      "a later one");
 }
 TEST(PlanFile, NegativeDimension) {
   expectInvalid([](Plan &p) { p.mutable_buffers(5)->set_shape(0, -1); },
