@@ -2,8 +2,10 @@
 //-*-===//
 //
 // Private to compiler/Codegen: the view a generator has of its plan kernel
-// (Operands) and the helpers that turn generated code into a CudaFunction.
-// Each file of generators (CudaKernels.cpp, CudaAttention.cpp) builds on it.
+// (Operands), the helpers that turn generated code into a CudaFunction, and
+// the generators, one file per family (CudaElementwise, CudaNorms, CudaRope,
+// CudaVocabulary, CudaRouting, CudaAttention); CudaKernels.cpp maps ops to
+// them.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_COMPILER_CODEGEN_CUDAGENERATOR_H
@@ -121,6 +123,73 @@ std::optional<CudaFunction> function(const Operands &o, const std::string &code,
                                      int64_t grid, int32_t block,
                                      const std::string &before = "",
                                      const std::string &qualifiers = "");
+
+/// One thread per element (grid-stride): `statement` uses index i; n elements.
+std::optional<CudaFunction> elementwise(const Operands &o, int64_t n,
+                                        const std::string &statement);
+
+/// Elements per thread step: 8 (16-byte BF16 accesses) when `n` allows.
+int vectorWidth(int64_t n);
+
+/// W elements per thread step (grid-stride over n / W, W = vectorWidth):
+/// x<k>[W] hold inputs `loaded` at element i, y<k>[W] the outputs (when the
+/// body `adds` into them: their values if the kernel accumulates, else
+/// zeros), and `body` runs for each j < W.
+std::optional<CudaFunction> vectorized(const Operands &o, int64_t n,
+                                       const std::vector<int> &loaded,
+                                       int outputs, bool adds,
+                                       const std::string &body);
+
+/// All inputs and outputs of the same size n.
+std::optional<int64_t> sameSize(const Operands &o, int inputs, int outputs);
+
+/// x [rows, dim] at input `x`: rows and dim, if the other sizes agree.
+bool rowsOf(const Operands &o, int x, int64_t &rows, int64_t &dim);
+
+/// One block per row; `code` runs with row r and dim, on `block` threads.
+std::optional<CudaFunction> perRow(const Operands &o, int64_t rows, int64_t dim,
+                                   const std::string &code,
+                                   int32_t block = kBlock);
+
+/// Threads for a row of `dim` elements taken W at a time: enough for one
+/// piece each, in whole warps, at most kBlock.
+int32_t rowThreads(int64_t dim);
+
+/// A row's elements spread over the block in W-wide pieces, at most 16 per
+/// thread so that a row stays in registers between passes: "constexpr int
+/// W, C" (width, pieces per thread). None for rows too long to hold.
+std::optional<std::string> rowPieces(int64_t dim);
+
+/// `code` for each piece c of this thread that lies in the row, with its
+/// first element e.
+std::string forEachPiece(const std::string &code);
+
+// The generators, one per op (none when the kernel's operands do not fit).
+// CudaElementwise.cpp:
+std::optional<CudaFunction> add(const Operands &o);
+std::optional<CudaFunction> scale(const Operands &o);
+std::optional<CudaFunction> fill(const Operands &o);
+std::optional<CudaFunction> swiglu(const Operands &o);
+std::optional<CudaFunction> swigluGrad(const Operands &o);
+std::optional<CudaFunction> accumulateGrad(const Operands &o);
+std::optional<CudaFunction> reshape(const Operands &o);
+std::optional<CudaFunction> tokenWindow(const Operands &o);
+/// split (`split`) or concat.
+std::optional<CudaFunction> pieces(const Operands &o, bool split);
+// CudaNorms.cpp:
+std::optional<CudaFunction> rmsNorm(const Operands &o);
+std::optional<CudaFunction> rmsNormGrad(const Operands &o);
+std::optional<CudaFunction> rmsNormWGrad(const Operands &o);
+// CudaRope.cpp (rope_grad with `backward`):
+std::optional<CudaFunction> rope(const Operands &o, bool backward);
+// CudaVocabulary.cpp:
+std::optional<CudaFunction> embedding(const Operands &o);
+std::optional<CudaFunction> embeddingWGrad(const Operands &o);
+std::optional<CudaFunction> crossEntropy(const Operands &o);
+std::optional<CudaFunction> crossEntropyGrad(const Operands &o);
+// CudaRouting.cpp (with moeGateGrad and the balance loss below):
+std::optional<CudaFunction> combineGrad(const Operands &o);
+std::optional<CudaFunction> combineWeightsGrad(const Operands &o);
 
 /// The MLA attention core's forward, and its backward in three launches
 /// (CudaAttention.cpp; none when not generated).

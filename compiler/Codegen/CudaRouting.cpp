@@ -1,7 +1,8 @@
 //===- CudaRouting.cpp - The router's gradient and the balance loss -------===//
 //
 // moe_gate_grad (d logits from the gradients of the routing weights and of
-// the scores), balance_loss and balance_loss_grad, as the CPU backend
+// the scores), balance_loss and balance_loss_grad, and combine's two
+// gradients, as the CPU backend
 // computes them (runtime/backends/cpu/MoeGate.cpp, BalanceLoss.cpp): the
 // per-token sums in the CPU's order where they decide the result, the balance
 // loss's sums in double.
@@ -252,6 +253,61 @@ std::optional<CudaFunction> balanceLossGrad(const Operands &o) {
       "float(scale * (f[e] - weighted / sum) / sum));\n"
       "  }\n";
   return function(o, code, runBlocks(tokens, perRun), kBlock);
+}
+
+/// combine's gradients read [x, weights [T, k], indices, rowSource [T*k]]:
+/// T and k, if the routing operands agree.
+static bool combineRouting(const Operands &o, int64_t &tokens, int64_t &topK) {
+  topK = o.last(o.input(1));
+  tokens = topK ? o.elements(o.input(1)) / topK : 0;
+  return tokens > 0 && o.input(3).dtype() == DTYPE_I32 &&
+         o.elements(o.input(2)) == tokens * topK &&
+         o.elements(o.input(3)) == tokens * topK;
+}
+
+/// dRows[r] += w[p] dy[p / k] with p = rowSource[r]: a gather, a block per
+/// row, W elements a thread step.
+std::optional<CudaFunction> combineGrad(const Operands &o) {
+  int64_t tokens, topK;
+  if (!o.arity(4, 1) || !combineRouting(o, tokens, topK))
+    return std::nullopt;
+  int64_t hidden = o.last(o.input(0));
+  if (o.elements(o.input(0)) != tokens * hidden ||
+      o.elements(o.output(0)) != tokens * topK * hidden)
+    return std::nullopt;
+  return perRow(
+      o, tokens * topK, hidden,
+      "  constexpr int W = " + std::to_string(vectorWidth(hidden)) +
+          ";\n"
+          "  const int p = in3[r];\n"
+          "  const float w = ld(in1, p);\n"
+          "  const long long from = (long long)(p / " +
+          std::to_string(topK) +
+          ") * dim;\n"
+          "  for (long long e = threadIdx.x * W; e < dim; e += blockDim.x * "
+          "W) {\n"
+          "    float dy[W];\n"
+          "    ldv<W>(in0, from + e, dy);\n" +
+          o.startOutput(0, "d", "r * dim + e") +
+          "#pragma unroll\n"
+          "    for (int j = 0; j < W; ++j) d[j] += w * dy[j];\n"
+          "    stv<W>(out0, r * dim + e, d);\n"
+          "  }\n",
+      rowThreads(hidden));
+}
+
+/// dw[p] += rowDots[r] / w[p] for p = rowSource[r] (0 where w is 0): a
+/// permutation, so one thread per row writes one weight.
+std::optional<CudaFunction> combineWeightsGrad(const Operands &o) {
+  int64_t tokens, topK;
+  if (!o.arity(4, 1) || !combineRouting(o, tokens, topK) ||
+      o.elements(o.input(0)) != tokens * topK ||
+      o.elements(o.output(0)) != tokens * topK)
+    return std::nullopt;
+  return elementwise(o, tokens * topK,
+                     "    int p = in3[i];\n"
+                     "    float w = ld(in1, p);\n"
+                     "    if (w != 0.f) acc(out0, p, ld(in0, i) / w);\n");
 }
 
 } // namespace dsflow::codegen
