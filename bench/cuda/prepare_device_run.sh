@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# bench/cuda/prepare_device_run.sh DIR [BUILD]
+# bench/cuda/prepare_device_run.sh [--tools] DIR [BUILD]
 # Writes into DIR what bench/cuda/run_on_device.sh needs on a GPU machine that
 # has CUDA but no dsflow build (no LLVM, Protobuf): the generated kernels'
 # check cases with the CPU backend's outputs (tiny-v3 and small-v3, FP32), and
 # the launches to time (DeepSeek-V3's sizes: one pipeline stage of 4 MoE
 # layers, and DeepSeek-V2-Lite for the dense SwiGLU; BF16, 2 x 4096 tokens).
+# With --tools: instead of the exported cases, dsflow-cuda-check itself
+# (bench/cuda/bundle_tools.sh) and the FP32 plans, which it checks there
+# through the CUDA driver.
 set -euo pipefail
-dir=${1:?usage: prepare_device_run.sh DIR [BUILD]}
+tools=0
+if [ "${1:-}" = --tools ]; then tools=1; shift; fi
+dir=${1:?usage: prepare_device_run.sh [--tools] DIR [BUILD]}
 bin=${2:-build}/bin
 root=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$dir" && mkdir -p "$dir"
@@ -15,8 +20,13 @@ trap 'rm -rf "$plans"' EXIT
 compile() { "$bin/dsflow-compile" "$@" --emit=plan --cuda; }
 compile "$root/models/tiny-v3.pbtxt" --precision=fp32 --seq-len=16 -o "$plans/tiny.plan"
 compile "$root/models/small-v3.pbtxt" --precision=fp32 --seq-len=32 --micro-batch=1 -o "$plans/small.plan"
-"$bin/dsflow-cuda-check" "$plans/tiny.plan" --export "$dir/check-tiny-v3"
-"$bin/dsflow-cuda-check" "$plans/small.plan" --seed 2 --export "$dir/check-small-v3"
+if [ $tools = 1 ]; then
+  "$root/bench/cuda/bundle_tools.sh" "$dir/tools" "${2:-build}"
+  mkdir -p "$dir/plans" && cp "$plans/tiny.plan" "$plans/small.plan" "$dir/plans/"
+else
+  "$bin/dsflow-cuda-check" "$plans/tiny.plan" --export "$dir/check-tiny-v3"
+  "$bin/dsflow-cuda-check" "$plans/small.plan" --seed 2 --export "$dir/check-small-v3"
+fi
 compile "$root/bench/models/deepseek-v3-stage.pbtxt" --seq-len=4096 --micro-batch=2 -o "$plans/v3stage.plan"
 compile "$root/models/deepseek-v2-lite-16b.pbtxt" --precision=bf16 --seq-len=4096 --micro-batch=2 -o "$plans/lite.plan"
 "$bin/dsflow-cuda-check" "$plans/v3stage.plan" --export-bench "$dir/bench-v3-stage"

@@ -16,7 +16,17 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 nvcc --version | tail -1 | tee -a "$out/device.txt"
 
 echo "== generated kernels against the CPU backend"
+# dsflow-cuda-check itself when prepared with --tools (through the driver),
+# else the exported cases (through CuPy).
+for plan in "$dir"/plans/*.plan; do
+  [ -e "$plan" ] || continue
+  name=${plan##*/}
+  echo "-- $name (dsflow-cuda-check)"
+  "$dir/tools/dsflow-cuda-check" "$plan" 2>&1 | tee "$out/check-${name%.plan}.txt" \
+    || status=1
+done
 for cases in "$dir"/check-*; do
+  [ -e "$cases" ] || continue
   echo "-- ${cases##*/}"
   python3 "$root/tools/dsflow-cuda-check/check_on_device.py" "$cases" \
     2>&1 | tee "$out/${cases##*/}.txt" || status=1
