@@ -2,7 +2,8 @@
 # bench/cuda/prepare_device_run.sh [--tools] DIR [BUILD]
 # Writes into DIR what bench/cuda/run_on_device.sh needs on a GPU machine that
 # has CUDA but no dsflow build (no LLVM, Protobuf): the generated kernels'
-# check cases with the CPU backend's outputs (tiny-v3 and small-v3, FP32), and
+# check cases with the CPU backend's outputs (FP32: tiny-v3, small-v3,
+# tiny-variant's other code paths, tiny-odd's odd sizes), and
 # the launches to time (DeepSeek-V3's sizes: one pipeline stage of 4 MoE
 # layers, and DeepSeek-V2-Lite for the dense SwiGLU; BF16, 2 x 4096 tokens).
 # With --tools: instead of the exported cases, dsflow-cuda-check itself
@@ -20,12 +21,17 @@ trap 'rm -rf "$plans"' EXIT
 compile() { "$bin/dsflow-compile" "$@" --emit=plan --cuda; }
 compile "$root/models/tiny-v3.pbtxt" --precision=fp32 --seq-len=16 -o "$plans/tiny.plan"
 compile "$root/models/small-v3.pbtxt" --precision=fp32 --seq-len=32 --micro-batch=1 -o "$plans/small.plan"
+# The softmax router without normalization, YaRN, MTP 2; and odd sizes.
+compile "$root/test/reference/tiny-variant.pbtxt" --precision=fp32 --seq-len=16 -o "$plans/variant.plan"
+compile "$root/bench/models/tiny-odd.pbtxt" --precision=fp32 --seq-len=15 -o "$plans/odd.plan"
 if [ $tools = 1 ]; then
   "$root/bench/cuda/bundle_tools.sh" "$dir/tools" "${2:-build}"
-  mkdir -p "$dir/plans" && cp "$plans/tiny.plan" "$plans/small.plan" "$dir/plans/"
+  mkdir -p "$dir/plans" && cp "$plans"/{tiny,small,variant,odd}.plan "$dir/plans/"
 else
   "$bin/dsflow-cuda-check" "$plans/tiny.plan" --export "$dir/check-tiny-v3"
   "$bin/dsflow-cuda-check" "$plans/small.plan" --seed 2 --export "$dir/check-small-v3"
+  "$bin/dsflow-cuda-check" "$plans/variant.plan" --seed 3 --export "$dir/check-tiny-variant"
+  "$bin/dsflow-cuda-check" "$plans/odd.plan" --seed 4 --export "$dir/check-tiny-odd"
 fi
 compile "$root/bench/models/deepseek-v3-stage.pbtxt" --seq-len=4096 --micro-batch=2 -o "$plans/v3stage.plan"
 compile "$root/models/deepseek-v2-lite-16b.pbtxt" --precision=bf16 --seq-len=4096 --micro-batch=2 -o "$plans/lite.plan"
