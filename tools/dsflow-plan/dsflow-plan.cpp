@@ -153,10 +153,13 @@ void printCuda(const Plan &plan) {
   if (!plan.has_cuda())
     return;
   std::map<std::string, int> launchesByOp; // kernels with launches, by op
+  std::map<std::string, int> missingByOp;  // and without
   int generated = 0;
   for (const Kernel &k : plan.kernels())
     if (k.cuda_launch() > 0)
       launchesByOp[k.op()]++, ++generated;
+    else
+      missingByOp[k.op()]++;
   std::printf("\ncuda: %s module, %d functions for %d of %d kernels (%d "
               "launches); PTX %zu bytes, machine code %zu bytes\n",
               cuda.arch().c_str(), cuda.functions(), generated,
@@ -164,6 +167,13 @@ void printCuda(const Plan &plan) {
               cuda.cubin().size());
   for (const auto &[op, count] : launchesByOp)
     std::printf("  %-22s %6d\n", op.c_str(), count);
+  // What a GPU runtime must still take elsewhere (cuBLASLt for the GEMMs)
+  // or does not have yet.
+  std::string missing;
+  for (const auto &[op, count] : missingByOp)
+    missing += (missing.empty() ? "" : ", ") + op + " " + std::to_string(count);
+  if (!missing.empty())
+    std::printf("  without generated code: %s\n", missing.c_str());
 }
 
 /// PREFIX.cu, PREFIX.ptx and PREFIX.cubin: the module's source, PTX and
