@@ -195,8 +195,10 @@ namespace {
 // per key dk, dv and dk_pe (summed over heads in the block: no atomics),
 // then per query dq.
 
-/// Launch 1: a block per (b, h, 16 queries), a lane per key of a tile.
-const char *kRowDots = R"(  __shared__ float qs[Q][D], dos[Q][V], ks[K][D + 1];
+/// Launches 1 and 3 start alike: the block's query rows and output
+/// gradients into shared memory; then, for each tile of keys, the keys.
+const char *kQueryTileLoads =
+    R"(  __shared__ float qs[Q][D], dos[Q][V], ks[K][D + 1];
   for (int e = threadIdx.x; e < Q * D; e += blockDim.x) {
     const long long i = i0 + e / D, row = (b * S + i) * H + h;
     const int c = e % D;
@@ -206,8 +208,9 @@ const char *kRowDots = R"(  __shared__ float qs[Q][D], dos[Q][V], ks[K][D + 1];
     const long long i = i0 + e / V;
     dos[e / V][e % V] = i >= S ? 0.f : ld(in0, ((b * S + i) * H + h) * V + e % V);
   }
-  float rowDot[2] = {0.f, 0.f};
-  const long long lastKey = min(i0 + Q - 1, (long long)S - 1);
+)";
+const char *kKeyTileLoop =
+    R"(  const long long lastKey = min(i0 + Q - 1, (long long)S - 1);
   for (long long j0 = 0; j0 <= lastKey; j0 += K) {
     __syncthreads();
     for (int e = threadIdx.x; e < K * D; e += blockDim.x) {
@@ -216,7 +219,13 @@ const char *kRowDots = R"(  __shared__ float qs[Q][D], dos[Q][V], ks[K][D + 1];
       ks[e / D][c] = j >= S ? 0.f : c < N ? ld(in3, (key * H + h) * N + c) : ld(in4, key * R + c - N);
     }
     __syncthreads();
-    for (int u = 0; u < 2; ++u) {
+)";
+
+/// Launch 1: a block per (b, h, 16 queries), a lane per key of a tile:
+/// kQueryTileLoads + kRowDotsSetup + kKeyTileLoop + kRowDotsBody.
+const char *kRowDotsSetup = R"(  float rowDot[2] = {0.f, 0.f};
+)";
+const char *kRowDotsBody = R"(    for (int u = 0; u < 2; ++u) {
       const int q = warp * 2 + u;
       const long long i = i0 + q, j = j0 + lane;
       if (i >= S || j0 > i) continue;
@@ -307,35 +316,17 @@ const char *kKeyGrads =
   }
 )";
 
-/// Launch 3: as launch 1, then dq_i = sum_j ds_ij k_j (a lane a dimension).
-const char *kQueryGrads =
-    R"(  __shared__ float qs[Q][D], dos[Q][V], ks[K][D + 1];
-  for (int e = threadIdx.x; e < Q * D; e += blockDim.x) {
-    const long long i = i0 + e / D, row = (b * S + i) * H + h;
-    const int c = e % D;
-    qs[e / D][c] = i >= S ? 0.f : c < N ? ld(in1, row * N + c) : ld(in2, row * R + c - N);
-  }
-  for (int e = threadIdx.x; e < Q * V; e += blockDim.x) {
-    const long long i = i0 + e / V;
-    dos[e / V][e % V] = i >= S ? 0.f : ld(in0, ((b * S + i) * H + h) * V + e % V);
-  }
-  float rowDot[2], rowLse[2], dq[2][DL];
+/// Launch 3: as launch 1, then dq_i = sum_j ds_ij k_j (a lane a dimension):
+/// kQueryTileLoads + kQueryGradsSetup + kKeyTileLoop + kQueryGradsBody.
+const char *kQueryGradsSetup = R"(  float rowDot[2], rowLse[2], dq[2][DL];
   for (int u = 0; u < 2; ++u) {
     const long long i = i0 + warp * 2 + u, row = (b * S + i) * H + h;
     rowDot[u] = i < S ? *reinterpret_cast<const float *>(out1 + row * R) : 0.f;
     rowLse[u] = i < S ? ld(in6, row) : 0.f;
     for (int c = 0; c < DL; ++c) dq[u][c] = 0.f;
   }
-  const long long lastKey = min(i0 + Q - 1, (long long)S - 1);
-  for (long long j0 = 0; j0 <= lastKey; j0 += K) {
-    __syncthreads();
-    for (int e = threadIdx.x; e < K * D; e += blockDim.x) {
-      const long long j = j0 + e / D, key = b * S + j;
-      const int c = e % D;
-      ks[e / D][c] = j >= S ? 0.f : c < N ? ld(in3, (key * H + h) * N + c) : ld(in4, key * R + c - N);
-    }
-    __syncthreads();
-    for (int u = 0; u < 2; ++u) {
+)";
+const char *kQueryGradsBody = R"(    for (int u = 0; u < 2; ++u) {
       const int q = warp * 2 + u;
       const long long i = i0 + q, j = j0 + lane;
       if (i >= S || j0 > i) continue;
@@ -396,11 +387,18 @@ std::vector<CudaFunction> mlaAttentionGrad(const Operands &o) {
                      ", K = " + std::to_string(kKeyTile) + ";\n";
   int32_t block = int32_t(kQueryRows / 2 * 32);
   std::vector<CudaFunction> launches;
-  for (const char *body : {kRowDots, kKeyGrads, kQueryGrads}) {
+  auto queryPass = [&](const char *setup, const char *body) {
+    return queryTileBlock(tiles) + kQueryTileLoads + setup + kKeyTileLoop +
+           body;
+  };
+  // D per query, then dk, dv and dk_pe per key, then dq per query.
+  for (const std::string &body :
+       {queryPass(kRowDotsSetup, kRowDotsBody), std::string(kKeyGrads),
+        queryPass(kQueryGradsSetup, kQueryGradsBody)}) {
     bool perKey = body == kKeyGrads;
     std::optional<CudaFunction> f = function(
-        o, head + (perKey ? "" : queryTileBlock(tiles)) + body,
-        perKey ? m->batch * tiles : m->batch * m->heads * tiles, block);
+        o, head + body, perKey ? m->batch * tiles : m->batch * m->heads * tiles,
+        block);
     if (!f)
       return {};
     launches.push_back(*f);

@@ -84,6 +84,24 @@ bool balanceShape(const Operands &o, int scores, int64_t &tokens,
   return true;
 }
 
+/// The code that sums the warp's token t's scores (input `in`), plain and
+/// weighted by the run's loads, in double, into sum and weighted (in every
+/// lane).
+std::string tokenSums(const std::string &in) {
+  return "    double sum = 0.0, weighted = 0.0;\n"
+         "    for (int e = lane; e < E; e += 32) {\n"
+         "      const double s = ld(" +
+         in +
+         ", t * E + e);\n"
+         "      sum += s;\n"
+         "      weighted += f[e] * s;\n"
+         "    }\n"
+         "    for (int w = 16; w > 0; w >>= 1) {\n"
+         "      sum += __shfl_xor_sync(0xffffffffu, sum, w);\n"
+         "      weighted += __shfl_xor_sync(0xffffffffu, weighted, w);\n"
+         "    }\n";
+}
+
 /// Blocks of a balance-loss kernel: runLoads's C per run.
 int64_t runBlocks(int64_t tokens, int64_t perRun) {
   return tokens / perRun * ((perRun + kRunChunk - 1) / kRunChunk);
@@ -198,17 +216,8 @@ std::optional<CudaFunction> balanceLoss(const Operands &o) {
       sizes(experts, topK, perRun) + runLoads("in1") +
       "  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;\n"
       "  double total = 0.0;\n"
-      "  for (long long t = begin + warp; t < end; t += blockDim.x >> 5) {\n"
-      "    double sum = 0.0, weighted = 0.0;\n"
-      "    for (int e = lane; e < E; e += 32) {\n"
-      "      const double s = ld(in0, t * E + e);\n"
-      "      sum += s;\n"
-      "      weighted += f[e] * s;\n"
-      "    }\n"
-      "    for (int w = 16; w > 0; w >>= 1) {\n"
-      "      sum += __shfl_xor_sync(0xffffffffu, sum, w);\n"
-      "      weighted += __shfl_xor_sync(0xffffffffu, weighted, w);\n"
-      "    }\n"
+      "  for (long long t = begin + warp; t < end; t += blockDim.x >> 5) {\n" +
+      tokenSums("in0") +
       "    if (lane == 0) total += weighted / sum;\n"
       "  }\n"
       "  total = blockSumDouble(total);\n"
@@ -236,17 +245,8 @@ std::optional<CudaFunction> balanceLossGrad(const Operands &o) {
       "  const double scale = double(ld(in0, 0)) * " +
       literal(*alpha) + " / double(S) / " + std::to_string(tokens / perRun) +
       ".0;\n"
-      "  for (long long t = begin + warp; t < end; t += blockDim.x >> 5) {\n"
-      "    double sum = 0.0, weighted = 0.0;\n"
-      "    for (int e = lane; e < E; e += 32) {\n"
-      "      const double s = ld(in1, t * E + e);\n"
-      "      sum += s;\n"
-      "      weighted += f[e] * s;\n"
-      "    }\n"
-      "    for (int w = 16; w > 0; w >>= 1) {\n"
-      "      sum += __shfl_xor_sync(0xffffffffu, sum, w);\n"
-      "      weighted += __shfl_xor_sync(0xffffffffu, weighted, w);\n"
-      "    }\n"
+      "  for (long long t = begin + warp; t < end; t += blockDim.x >> 5) {\n" +
+      tokenSums("in1") +
       "    for (int e = lane; e < E; e += 32)\n"
       "      st(out0, t * E + e, " +
       add +
