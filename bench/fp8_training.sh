@@ -7,8 +7,9 @@
 # (--init-std), measures the noise floor: how far two FP32 runs that differ only
 # by rounding-level noise drift apart, which bounds what the FP8 comparison can
 # resolve at this scale.
-# The two runs go side by side, one thread each (the losses do not depend on
-# the thread count), and can be interrupted and resumed (see run_variant). Writes bench/results/fp8-training-MODEL.md and .png (the
+# The runs go side by side, one thread each (the losses do not depend on
+# the thread count), and can be interrupted and resumed (bench/lib/train_run.sh).
+# Writes bench/results/fp8-training-MODEL.md and .png (the
 # plot needs python3-matplotlib; Debian: apt-get install python3-matplotlib).
 # Usage: bench/fp8_training.sh [MODEL [STEPS [LR]]]   (default: small-v3 2000 2e-3)
 set -euo pipefail
@@ -23,28 +24,10 @@ tag=$model
 [ "$lr" = 2e-3 ] || tag=$model-lr$lr
 out=build/fp8-training/$tag
 mkdir -p "$out" bench/results
-export OPENBLAS_NUM_THREADS=1 DSFLOW_NUM_THREADS=1
-# Resumable: each run checkpoints every 100 steps and continues from its latest
-# checkpoint (bitwise) when the script is run again; a finished run is kept.
-run_variant() {
-  local variant=$1 flag="" init="--init-std 0.02"
-  [ "$variant" = fp8 ] && flag="--fp8"
-  [ "$variant" = fp32-perturbed ] && init="--init-std 0.02000002"
-  [ -e "$out/$variant.done" ] && return 0
-  "$bin/dsflow-compile" "models/$model.pbtxt" --emit=plan --seq-len=64 --micro-batch=8 \
-    --lr="$lr" --warmup-steps=100 --total-steps="$steps" --seed=7 $flag \
-    -o "$out/$variant.plan"
-  local resume=""
-  [ -d "$out/$variant-checkpoints" ] && resume="--resume"
-  "$bin/dsflow-run" "$out/$variant.plan" --data models/tinyshakespeare.txt \
-    --steps "$steps" --log-interval 250 --val-fraction 0 --loss-log "$out/$variant.csv" \
-    --checkpoint-dir "$out/$variant-checkpoints" --checkpoint-interval 100 $resume $init \
-    >> "$out/$variant.log" 2>&1
-  touch "$out/$variant.done"
-}
-run_variant fp32 &
-run_variant fp8 &
-run_variant fp32-perturbed &
+source bench/lib/train_run.sh
+train_run fp32 7 0.02 &
+train_run fp8 7 0.02 --fp8 &
+train_run fp32-perturbed 7 0.02000002 &
 wait
 tail -n 1 "$out/fp32.log" "$out/fp8.log" "$out/fp32-perturbed.log"
 /usr/bin/python3 - "$out" "$steps" "$model" "$lr" "$tag" <<'PY'
