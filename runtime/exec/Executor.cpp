@@ -104,55 +104,89 @@ io::Expected<std::unique_ptr<Executor>> Executor::sharingParameters() const {
   return e;
 }
 
+io::Status Executor::offloadTo(std::unique_ptr<Device> device) {
+  if (expertParallel)
+    return io::makeError(source, "the routed experts run over several ranks "
+                                 "(expert parallelism): not with a device");
+  offload = std::make_unique<Offload>(planCopy, *mem, std::move(device));
+  return std::nullopt;
+}
+
+io::Status Executor::runOnHost(Step &step) {
+  const Kernel &kernel = planCopy.kernels(step.kernel);
+  if (offload)
+    if (io::Status e = offload->beforeHost(step.kernel))
+      return e;
+  // Backward kernels add into their outputs: every non-accumulating kernel
+  // starts from zeros (forward kernels overwrite them anyway).
+  for (int32_t b : kernel.outputs())
+    if (!kernel.accumulates() && mem->present(b))
+      std::memset(mem->data(b), 0,
+                  static_cast<size_t>(planCopy.buffers(b).bytes()));
+  cpu::Status status = step.run();
+  if (status == cpu::Status::CommunicationFailed && expertParallel &&
+      expertParallel->error)
+    return expertParallel->error;
+  if (status != cpu::Status::Ok)
+    return io::makeError(source, "kernel " + std::to_string(step.kernel) +
+                                     " (" + kernel.op() +
+                                     "): " + cpu::toString(status));
+  if (offload)
+    offload->afterHost(step.kernel);
+  return std::nullopt;
+}
+
+io::Status Executor::runStep(Step &step) {
+  const Kernel &kernel = planCopy.kernels(step.kernel);
+  for (int32_t b : kernel.outputs())
+    mem->touch(b);
+  for (int32_t b : kernel.inputs())
+    mem->touch(b);
+  auto start = std::chrono::steady_clock::now();
+  auto wallStart = std::chrono::system_clock::now();
+  // A device queues its launches: their times here are the host's.
+  io::Status status = offload && offload->onDevice(step.kernel)
+                          ? offload->runOnDevice(step.kernel)
+                          : runOnHost(step);
+  if (status)
+    return status;
+  if (trace) {
+    auto micros = [](auto d) {
+      return std::chrono::duration<double, std::micro>(d).count();
+    };
+    trace->push_back({step.kernel, kernel.op(),
+                      micros(wallStart.time_since_epoch()),
+                      micros(std::chrono::steady_clock::now() - start)});
+  }
+  if (profiling) {
+    auto &[seconds, calls] = profile[kernel.op()];
+    seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    ++calls;
+  }
+  return std::nullopt;
+}
+
 io::Status Executor::runProgram(int program, const std::vector<char> *selected,
                                 const KernelHook *hook) {
+  if (offload && selected)
+    return io::makeError(source, "pipeline stages do not run with a device");
+  if (offload)
+    offload->beginProgram();
   for (Step &step : programs[program]) {
     if (selected && !(*selected)[step.kernel])
       continue;
     if (hook)
       if (io::Status s = (*hook)(step.kernel, false))
         return s;
-    const Kernel &kernel = planCopy.kernels(step.kernel);
-    // Backward kernels add into their outputs: every non-accumulating kernel
-    // starts from zeros (forward kernels overwrite them anyway).
-    for (int32_t b : kernel.outputs()) {
-      mem->touch(b);
-      if (!kernel.accumulates() && mem->present(b))
-        std::memset(mem->data(b), 0,
-                    static_cast<size_t>(planCopy.buffers(b).bytes()));
-    }
-    for (int32_t b : kernel.inputs())
-      mem->touch(b);
-    auto start = std::chrono::steady_clock::now();
-    auto wallStart = std::chrono::system_clock::now();
-    cpu::Status status = step.run();
-    if (trace) {
-      auto micros = [](auto d) {
-        return std::chrono::duration<double, std::micro>(d).count();
-      };
-      trace->push_back({step.kernel, kernel.op(),
-                        micros(wallStart.time_since_epoch()),
-                        micros(std::chrono::steady_clock::now() - start)});
-    }
-    if (profiling) {
-      auto &[seconds, calls] = profile[kernel.op()];
-      seconds += std::chrono::duration<double>(
-                     std::chrono::steady_clock::now() - start)
-                     .count();
-      ++calls;
-    }
-    if (status == cpu::Status::CommunicationFailed && expertParallel &&
-        expertParallel->error)
-      return expertParallel->error;
-    if (status != cpu::Status::Ok)
-      return io::makeError(source, "kernel " + std::to_string(step.kernel) +
-                                       " (" + kernel.op() +
-                                       "): " + cpu::toString(status));
+    if (io::Status s = runStep(step))
+      return s;
     if (hook)
       if (io::Status s = (*hook)(step.kernel, true))
         return s;
   }
-  return std::nullopt;
+  return offload ? offload->endProgram() : std::nullopt;
 }
 
 void Executor::printProfile(std::FILE *out) const {

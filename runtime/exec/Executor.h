@@ -12,6 +12,7 @@
 #include "exec/KernelBinding.h"
 #include "exec/KernelTrace.h"
 #include "exec/Memory.h"
+#include "exec/Offload.h"
 
 #include <cstdio>
 #include <functional>
@@ -50,7 +51,7 @@ public:
   /// each (the stage's messages).
   io::Status runKernels(const std::vector<char> &selected,
                         const KernelHook &hook) {
-    return runProgram(0, &selected, &hook);
+    return runProgram(0, &selected, hook ? &hook : nullptr);
   }
 
   /// Accumulates wall time per op when on; report() prints the table.
@@ -58,6 +59,13 @@ public:
   /// Records every kernel run into `events` while set (null: off).
   void setTrace(std::vector<KernelEvent> *events) { trace = events; }
   void printProfile(std::FILE *out) const;
+
+  /// From now on runs the kernels `device` has code for there, the others
+  /// on the host (exec/Offload.h). Refused with expert parallelism, and
+  /// runKernels (pipeline stages) is refused once offloading.
+  io::Status offloadTo(std::unique_ptr<Device> device);
+  /// The offload in use, or null.
+  const Offload *offloading() const { return offload.get(); }
 
   const Plan &plan() const { return planCopy; }
   Memory &memory() { return *mem; }
@@ -90,6 +98,10 @@ private:
                         const KernelHook *hook = nullptr);
   /// Binds every program's kernels to the memory.
   io::Status bindPrograms();
+  /// Runs one kernel on the host (zeroing its outputs unless it accumulates).
+  io::Status runOnHost(Step &step);
+  /// Runs one kernel where it has code (with an offload) and records it.
+  io::Status runStep(Step &step);
 
   Plan planCopy;
   std::unique_ptr<Memory> mem;
@@ -103,6 +115,7 @@ private:
   bool useDouble = false;
   std::string source;
   ExpertParallel *expertParallel = nullptr;
+  std::unique_ptr<Offload> offload;
 };
 
 } // namespace dsflow::exec

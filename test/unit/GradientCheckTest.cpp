@@ -8,16 +8,8 @@
 // init) so that no gradient is trivially zero and routing margins are wide.
 //
 //===----------------------------------------------------------------------===//
-#include "Frontend/GraphBuilder.h"
-#include "Frontend/ModelSpecLoader.h"
-#include "Pipelines/Pipelines.h"
-#include "Plan/PlanBuilder.h"
+#include "CompileForTest.h"
 #include "exec/Executor.h"
-
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/Pass/PassManager.h"
-
-#include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
@@ -25,29 +17,6 @@
 
 namespace dsflow {
 namespace {
-
-std::optional<Plan> compileFloat64(const std::string &model) {
-  std::string error;
-  std::optional<ModelSpec> spec = loadModelSpec(model, error);
-  EXPECT_TRUE(spec) << error;
-  if (!spec)
-    return std::nullopt;
-  mlir::MLIRContext context;
-  GraphOptions options;
-  options.seqLen = 6;
-  options.microBatch = 2;
-  options.float64 = true;
-  mlir::OwningOpRef<mlir::ModuleOp> module = buildGraph(context, *spec, options);
-  mlir::PassManager pm(&context);
-  buildTrainingPipeline(pm, {});
-  if (mlir::failed(pm.run(*module)))
-    return std::nullopt;
-  TrainingConfig training;
-  training.set_seq_len(options.seqLen);
-  training.set_micro_batch(options.microBatch);
-  training.set_micro_batches(1);
-  return buildPlan(*module, *spec, training);
-}
 
 void randomize(exec::Executor &executor, std::mt19937_64 &rng) {
   const Plan &plan = executor.plan();
@@ -67,8 +36,7 @@ void randomize(exec::Executor &executor, std::mt19937_64 &rng) {
 }
 
 TEST(GradientCheck, TinyV3EveryParameterFloat64) {
-  std::optional<Plan> plan =
-      compileFloat64(std::string(DSFLOW_MODELS_DIR) + "/tiny-v3.pbtxt");
+  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", /*float64=*/true);
   ASSERT_TRUE(plan);
   auto executor = exec::Executor::create(*plan, "tiny-v3");
   ASSERT_TRUE(executor.ok()) << executor.error().message;
@@ -139,8 +107,7 @@ namespace {
 /// backend binds, forward and backward), a missing input or output must be
 /// refused with a message naming the kernel, never crash.
 TEST(KernelBinding, EveryOpRefusesAMissingOperand) {
-  std::optional<Plan> plan =
-      compileFloat64(std::string(DSFLOW_MODELS_DIR) + "/tiny-v3.pbtxt");
+  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", /*float64=*/true);
   ASSERT_TRUE(plan);
   std::set<std::string> ops;
   for (int32_t k = 0; k < plan->kernels_size(); ++k) {

@@ -1,0 +1,136 @@
+//===- Offload.cpp - Host and device copies of the buffers in step --------===//
+#include "exec/Offload.h"
+
+#include <algorithm>
+#include <map>
+
+namespace dsflow::exec {
+
+namespace {
+/// Disjoint byte ranges [start, end), merged as they are added.
+class ByteRanges {
+public:
+  bool overlaps(int64_t start, int64_t end) const {
+    auto next = ranges.lower_bound(start);
+    if (next != ranges.end() && next->first < end)
+      return true;
+    return next != ranges.begin() && std::prev(next)->second > start;
+  }
+  void add(int64_t start, int64_t end) {
+    auto at = ranges.lower_bound(start);
+    if (at != ranges.begin() && std::prev(at)->second >= start)
+      --at;
+    while (at != ranges.end() && at->first <= end) {
+      start = std::min(start, at->first);
+      end = std::max(end, at->second);
+      at = ranges.erase(at);
+    }
+    ranges[start] = end;
+  }
+
+private:
+  std::map<int64_t, int64_t> ranges;
+};
+} // namespace
+
+Offload::Offload(const Plan &plan, Memory &host, std::unique_ptr<Device> device)
+    : plan(plan), host(host), dev(std::move(device)),
+      newer(plan.buffers_size(), Newer::Neither),
+      lastWrite(plan.buffers_size(), -1) {}
+
+void Offload::beginProgram() {
+  for (int32_t b = 0; b < plan.buffers_size(); ++b) {
+    newer[b] =
+        plan.buffers(b).kind() == ACTIVATION ? Newer::Neither : Newer::Host;
+    lastWrite[b] = -1;
+  }
+}
+
+io::Status Offload::toDevice(int32_t b) {
+  if (newer[b] != Newer::Host)
+    return std::nullopt;
+  if (io::Status e = dev->upload(b, host.data(b)))
+    return e;
+  newer[b] = Newer::Neither;
+  totals.uploadedBytes += plan.buffers(b).bytes();
+  return std::nullopt;
+}
+
+io::Status Offload::toHost(int32_t b) {
+  if (newer[b] != Newer::Device)
+    return std::nullopt;
+  if (io::Status e = dev->download(b, host.data(b)))
+    return e;
+  newer[b] = Newer::Neither;
+  totals.downloadedBytes += plan.buffers(b).bytes();
+  return std::nullopt;
+}
+
+void Offload::wrote(int32_t b, Newer side) {
+  newer[b] = side;
+  lastWrite[b] = writes++;
+}
+
+io::Status Offload::runOnDevice(int32_t k) {
+  const Kernel &kernel = plan.kernels(k);
+  for (int32_t b : kernel.inputs())
+    if (io::Status e = toDevice(b))
+      return e;
+  for (int32_t b : kernel.outputs()) {
+    io::Status e = kernel.accumulates() ? toDevice(b) : dev->zero(b);
+    if (e)
+      return e;
+  }
+  if (io::Status e = dev->launch(k))
+    return e;
+  for (int32_t b : kernel.outputs())
+    wrote(b, Newer::Device);
+  ++totals.deviceKernels;
+  return std::nullopt;
+}
+
+io::Status Offload::beforeHost(int32_t k) {
+  const Kernel &kernel = plan.kernels(k);
+  for (int32_t b : kernel.inputs())
+    if (io::Status e = toHost(b))
+      return e;
+  if (kernel.accumulates())
+    for (int32_t b : kernel.outputs())
+      if (io::Status e = toHost(b))
+        return e;
+  return std::nullopt;
+}
+
+void Offload::afterHost(int32_t k) {
+  for (int32_t b : plan.kernels(k).outputs())
+    wrote(b, Newer::Host);
+  ++totals.hostKernels;
+}
+
+io::Status Offload::endProgram() {
+  // Activations from the last written back: one comes back only when none
+  // written after it shares a byte with it.
+  std::vector<int32_t> written;
+  for (int32_t b = 0; b < plan.buffers_size(); ++b) {
+    if (plan.buffers(b).kind() != ACTIVATION) {
+      if (io::Status e = toHost(b))
+        return e;
+    } else if (lastWrite[b] >= 0) {
+      written.push_back(b);
+    }
+  }
+  std::sort(written.begin(), written.end(),
+            [&](int32_t a, int32_t b) { return lastWrite[a] > lastWrite[b]; });
+  ByteRanges later;
+  for (int32_t b : written) {
+    const Buffer &buffer = plan.buffers(b);
+    int64_t start = buffer.offset(), end = buffer.offset() + buffer.bytes();
+    if (!later.overlaps(start, end))
+      if (io::Status e = toHost(b))
+        return e;
+    later.add(start, end);
+  }
+  return std::nullopt;
+}
+
+} // namespace dsflow::exec

@@ -1,0 +1,74 @@
+//===- Offload.h - Host and device copies of the buffers in step -*- C++
+//-*-===//
+//
+// With a device (exec/Device.h), the executor runs each kernel where there is
+// code for it: on the device when it has some, else on the host. Offload
+// tracks, per buffer, which side holds its newest bytes and copies a buffer
+// only when the other side is about to read it. Between programs the host
+// memory is the state the trainer reads and changes (losses, gradients,
+// expert counts; parameters after the optimizer, tokens), exactly as with the
+// CPU backend alone:
+// - beginProgram: parameters, gradients and inputs are taken to be newer on
+//   the host (the optimizer, the data loader or gradient zeroing may have
+//   changed them); activations start empty on both sides;
+// - endProgram: gradients the device wrote come back, and so does every
+//   activation whose bytes no later kernel overwrote (the arena reuses
+//   bytes: copying back a dead buffer could clobber a live one).
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_EXEC_OFFLOAD_H
+#define DSFLOW_RUNTIME_EXEC_OFFLOAD_H
+
+#include "exec/Device.h"
+#include "exec/Memory.h"
+
+#include <memory>
+#include <vector>
+
+namespace dsflow::exec {
+
+/// What crossed between host and device, for the run's report.
+struct OffloadCounts {
+  int64_t deviceKernels = 0, hostKernels = 0;
+  int64_t uploadedBytes = 0, downloadedBytes = 0;
+};
+
+class Offload {
+public:
+  Offload(const Plan &plan, Memory &host, std::unique_ptr<Device> device);
+
+  const Device &device() const { return *dev; }
+  bool onDevice(int32_t kernel) const { return dev->runs(kernel); }
+  const OffloadCounts &counts() const { return totals; }
+
+  void beginProgram();
+  /// Runs `kernel` on the device, first uploading what it reads that the
+  /// host holds newer; its outputs start from zeros unless it accumulates.
+  io::Status runOnDevice(int32_t kernel);
+  /// Before the host runs `kernel`: downloads what it reads (its outputs too
+  /// when it accumulates) that the device holds newer.
+  io::Status beforeHost(int32_t kernel);
+  /// After the host ran `kernel`: its outputs are newer on the host.
+  void afterHost(int32_t kernel);
+  io::Status endProgram();
+
+private:
+  enum class Newer : uint8_t { Neither, Host, Device };
+  io::Status toDevice(int32_t buffer);
+  io::Status toHost(int32_t buffer);
+  void wrote(int32_t buffer, Newer side);
+
+  const Plan &plan;
+  Memory &host;
+  std::unique_ptr<Device> dev;
+  std::vector<Newer> newer;
+  /// Per buffer the sequence number of its last write (-1: none yet in this
+  /// program).
+  std::vector<int64_t> lastWrite;
+  int64_t writes = 0;
+  OffloadCounts totals;
+};
+
+} // namespace dsflow::exec
+
+#endif // DSFLOW_RUNTIME_EXEC_OFFLOAD_H
