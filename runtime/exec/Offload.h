@@ -1,5 +1,4 @@
-//===- Offload.h - Host and device copies of the buffers in step -*- C++
-//-*-===//
+//===- Offload.h - Host and device copies of buffers in step ----*- C++ -*-===//
 //
 // With a device (exec/Device.h), the executor runs each kernel where there is
 // code for it: on the device when it has some, else on the host. Offload
