@@ -1,7 +1,8 @@
 //===- dsflow-run.cpp - Execute a training plan ---------------------------===//
 //
 // dsflow-run STEP.plan --data FILE --steps N [options]
-// Trains on the CPU backend: one progress line per logging interval, a
+// Trains on the CPU backend (with --device cuda, the kernels the plan has CUDA
+// code for run on the GPU): one progress line per logging interval, a
 // summary at the end, crash-safe checkpoints, and a clean stop (with a
 // checkpoint) on SIGINT or SIGTERM.
 //
@@ -15,6 +16,9 @@
 #include "io/Fnv1a.h"
 #include "plan/KernelStages.h"
 #include "train/Trainer.h"
+#ifdef DSFLOW_WITH_CUDA_DEVICE
+#include "runtime/backends/cuda/CudaDevice.h"
+#endif
 
 #include <atomic>
 #include <csignal>
@@ -53,7 +57,10 @@ const char *kUsage =
     "  --trace-steps N         steps to trace (default 2)\n"
     "  --save-params FILE      the final parameters, as safetensors\n"
     "  --expert-loads FILE     tokens per routed expert over the run (JSON)\n"
-    "  --profile               time per op, printed at the end\n";
+    "  --profile               time per op, printed at the end\n"
+    "  --device D              cpu (default) or cuda: the kernels the plan has\n"
+    "                          CUDA code for (dsflow-compile --cuda) on GPU 0,\n"
+    "                          the rest on the CPU; one process, FP32 plans\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
@@ -85,9 +92,47 @@ int failJob(dist::Communicator &world, const std::string &message) {
   dist::abortJob(1);
 }
 
+/// Runs the kernels with CUDA code on GPU 0 (--device cuda).
+io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
+                         dist::Communicator &world) {
+#ifdef DSFLOW_WITH_CUDA_DEVICE
+  if (world.size() > 1)
+    return io::makeError("--device cuda", "runs one process for now, not " +
+                                              std::to_string(world.size()));
+  if (io::Status e = cuda::CudaDevice::accepts(executor.plan(), planPath))
+    return e;
+  io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
+      cuda::CudaDriver::open(0);
+  if (!driver)
+    return driver.error();
+  io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
+      cuda::CudaDevice::create(executor.plan(), planPath, std::move(*driver));
+  if (!device)
+    return device.error();
+  std::printf("dsflow-run: %s, a %.1f MiB arena\n", (*device)->name().c_str(),
+              (*device)->arenaBytes() / 1048576.0);
+  return executor.offloadTo(std::move(*device));
+#else
+  (void)executor, (void)planPath, (void)world;
+  return io::makeError("--device cuda",
+                       "this dsflow was built without the CUDA toolkit");
+#endif
+}
+
+/// "cuda: 259 of 397 kernels ran on the device; 12.0 MiB up, 3.0 MiB down".
+void printOffload(const exec::Offload &offload) {
+  const exec::OffloadCounts &c = offload.counts();
+  std::printf("%s: %lld of %lld kernel runs on the device; %.1f MiB copied to "
+              "it, %.1f MiB back\n",
+              offload.device().name().c_str(), (long long)c.deviceKernels,
+              (long long)(c.deviceKernels + c.hostKernels),
+              c.uploadedBytes / 1048576.0, c.downloadedBytes / 1048576.0);
+}
+
 /// Trains on this process's part of the job.
 int runJob(const std::string &planPath, const train::TrainOptions &options,
-           bool printMemory, bool profile, dist::Communicator &world) {
+           bool printMemory, bool profile, bool cuda,
+           dist::Communicator &world) {
   io::Expected<Plan> plan = readPlanFile(planPath);
   if (!plan)
     return failJob(world, plan.error().message);
@@ -135,6 +180,9 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   if (!executor)
     return failJob(world, executor.error().message);
   (*executor)->setProfiling(profile);
+  if (cuda)
+    if (io::Status e = offloadToCuda(**executor, planPath, world))
+      return failJob(world, e->message);
   io::Expected<std::unique_ptr<train::Trainer>> trainer =
       train::Trainer::create(**executor, options, world);
   if (!trainer)
@@ -179,6 +227,8 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   }
   if (profile && leader)
     (*executor)->printProfile(stdout);
+  if (const exec::Offload *offload = (*executor)->offloading())
+    printOffload(*offload);
   return s.interrupted ? 130 : 0;
 }
 
@@ -196,7 +246,7 @@ int main(int argc, char **argv) {
   std::string planPath;
   train::TrainOptions options;
   options.steps = -1;
-  bool printMemory = false, profile = false;
+  bool printMemory = false, profile = false, cuda = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char *&out) {
@@ -252,6 +302,9 @@ int main(int argc, char **argv) {
       ok = value(v) && (options.expertLoads = v, true);
     } else if (arg == "--profile") {
       profile = true;
+    } else if (arg == "--device") {
+      ok = value(v) && (!std::strcmp(v, "cpu") || !std::strcmp(v, "cuda"));
+      cuda = ok && !std::strcmp(v, "cuda");
     } else if (arg == "--print-memory") {
       printMemory = true;
     } else if (arg[0] != '-' && planPath.empty()) {
@@ -277,7 +330,7 @@ int main(int argc, char **argv) {
       dist::initCommunicator(&argc, &argv);
   if (!world)
     return fail(world.error().message);
-  int code = runJob(planPath, options, printMemory, profile, **world);
+  int code = runJob(planPath, options, printMemory, profile, cuda, **world);
   world->reset();
   if (io::Status e = dist::finalizeCommunicator())
     return fail(e->message);

@@ -24,6 +24,16 @@ struct CudaDriver::Api {
   decltype(&::cuModuleGetFunction) moduleGetFunction;
   decltype(&::cuLaunchKernel) launchKernel;
   decltype(&::cuGetErrorString) getErrorString;
+  decltype(&::cuStreamCreate) streamCreate;
+  decltype(&::cuStreamDestroy) streamDestroy;
+  decltype(&::cuStreamSynchronize) streamSynchronize;
+  decltype(&::cuStreamWaitEvent) streamWaitEvent;
+  decltype(&::cuEventCreate) eventCreate;
+  decltype(&::cuEventDestroy) eventDestroy;
+  decltype(&::cuEventRecord) eventRecord;
+  decltype(&::cuMemcpyHtoDAsync) memcpyHtoDAsync;
+  decltype(&::cuMemcpyDtoHAsync) memcpyDtoHAsync;
+  decltype(&::cuMemsetD8Async) memsetD8Async;
 };
 
 namespace {
@@ -67,6 +77,21 @@ io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
        bind(library, "cuModuleGetFunction", a.moduleGetFunction)},
       {"cuLaunchKernel", bind(library, "cuLaunchKernel", a.launchKernel)},
       {"cuGetErrorString", bind(library, "cuGetErrorString", a.getErrorString)},
+      {"cuStreamCreate", bind(library, "cuStreamCreate", a.streamCreate)},
+      {"cuStreamDestroy_v2",
+       bind(library, "cuStreamDestroy_v2", a.streamDestroy)},
+      {"cuStreamSynchronize",
+       bind(library, "cuStreamSynchronize", a.streamSynchronize)},
+      {"cuStreamWaitEvent",
+       bind(library, "cuStreamWaitEvent", a.streamWaitEvent)},
+      {"cuEventCreate", bind(library, "cuEventCreate", a.eventCreate)},
+      {"cuEventDestroy_v2", bind(library, "cuEventDestroy_v2", a.eventDestroy)},
+      {"cuEventRecord", bind(library, "cuEventRecord", a.eventRecord)},
+      {"cuMemcpyHtoDAsync_v2",
+       bind(library, "cuMemcpyHtoDAsync_v2", a.memcpyHtoDAsync)},
+      {"cuMemcpyDtoHAsync_v2",
+       bind(library, "cuMemcpyDtoHAsync_v2", a.memcpyDtoHAsync)},
+      {"cuMemsetD8Async", bind(library, "cuMemsetD8Async", a.memsetD8Async)},
   };
   for (const Entry &e : entries)
     if (!e.bound)
@@ -150,16 +175,74 @@ io::Expected<CUfunction> CudaDriver::function(CUmodule module,
 }
 
 io::Status CudaDriver::launch(CUfunction f, int64_t grid, int block,
-                              int sharedBytes, void **arguments) {
+                              int sharedBytes, void **arguments,
+                              CUstream stream) {
   return check(api->launchKernel(f, static_cast<unsigned>(grid), 1, 1,
                                  static_cast<unsigned>(block), 1, 1,
-                                 static_cast<unsigned>(sharedBytes), nullptr,
+                                 static_cast<unsigned>(sharedBytes), stream,
                                  arguments, nullptr),
                "launch");
 }
 
 io::Status CudaDriver::synchronize() {
   return check(api->ctxSynchronize(), "synchronize");
+}
+
+io::Expected<CUstream> CudaDriver::createStream() {
+  CUstream stream = nullptr;
+  if (io::Status e = check(api->streamCreate(&stream, CU_STREAM_NON_BLOCKING),
+                           "creating a stream"))
+    return *e;
+  return stream;
+}
+
+void CudaDriver::destroy(CUstream stream) {
+  if (stream)
+    api->streamDestroy(stream);
+}
+
+io::Expected<CUevent> CudaDriver::createEvent() {
+  CUevent event = nullptr;
+  // No timing: a disabled-timing event is the cheap kind for ordering.
+  if (io::Status e = check(api->eventCreate(&event, CU_EVENT_DISABLE_TIMING),
+                           "creating an event"))
+    return *e;
+  return event;
+}
+
+void CudaDriver::destroy(CUevent event) {
+  if (event)
+    api->eventDestroy(event);
+}
+
+io::Status CudaDriver::record(CUevent event, CUstream stream) {
+  return check(api->eventRecord(event, stream), "recording an event");
+}
+
+io::Status CudaDriver::wait(CUstream stream, CUevent event) {
+  return check(api->streamWaitEvent(stream, event, 0), "waiting for an event");
+}
+
+io::Status CudaDriver::synchronize(CUstream stream) {
+  return check(api->streamSynchronize(stream), "synchronize a stream");
+}
+
+io::Status CudaDriver::uploadAsync(CUdeviceptr to, const void *from,
+                                   size_t bytes, CUstream stream) {
+  return check(api->memcpyHtoDAsync(to, from, bytes, stream),
+               "copy to the device");
+}
+
+io::Status CudaDriver::downloadAsync(void *to, CUdeviceptr from, size_t bytes,
+                                     CUstream stream) {
+  return check(api->memcpyDtoHAsync(to, from, bytes, stream),
+               "copy from the device");
+}
+
+io::Status CudaDriver::zeroAsync(CUdeviceptr address, size_t bytes,
+                                 CUstream stream) {
+  return check(api->memsetD8Async(address, 0, bytes, stream),
+               "zeroing device memory");
 }
 
 } // namespace dsflow::cuda

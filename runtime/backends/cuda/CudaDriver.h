@@ -38,10 +38,30 @@ public:
   /// A module from machine code (the plan's cubin) or PTX.
   io::Expected<CUmodule> loadModule(const std::string &image);
   io::Expected<CUfunction> function(CUmodule module, const std::string &name);
-  /// Launches on the default stream; `arguments` as cuLaunchKernel takes them.
+  /// Launches on `stream` (the default one: null); `arguments` as
+  /// cuLaunchKernel takes them.
   io::Status launch(CUfunction f, int64_t grid, int block, int sharedBytes,
-                    void **arguments);
+                    void **arguments, CUstream stream = nullptr);
   io::Status synchronize();
+
+  // Streams and events: the device runs each stream in order; an event
+  // recorded on one stream orders another after it.
+  io::Expected<CUstream> createStream();
+  void destroy(CUstream stream);
+  io::Expected<CUevent> createEvent();
+  void destroy(CUevent event);
+  io::Status record(CUevent event, CUstream stream);
+  /// Work queued on `stream` from now on waits for `event`.
+  io::Status wait(CUstream stream, CUevent event);
+  io::Status synchronize(CUstream stream);
+  /// Copies queued on `stream`. From pageable host memory an upload returns
+  /// once the bytes are staged (the host may reuse them); a download's bytes
+  /// are there after synchronize(stream).
+  io::Status uploadAsync(CUdeviceptr to, const void *from, size_t bytes,
+                         CUstream stream);
+  io::Status downloadAsync(void *to, CUdeviceptr from, size_t bytes,
+                           CUstream stream);
+  io::Status zeroAsync(CUdeviceptr address, size_t bytes, CUstream stream);
 
 private:
   CudaDriver() = default;

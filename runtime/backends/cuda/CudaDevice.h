@@ -1,0 +1,70 @@
+//===- CudaDevice.h - A plan's buffers and kernels on one GPU ---*- C++ -*-===//
+//
+// The CUDA backend's exec::Device: the plan's module (the cubin the compiler
+// embedded; nothing compiles at run time) loaded through the driver API, and
+// the plan's memory in one device arena laid out as the compiler planned it
+// (parameters, gradients, inputs, then the activation arena, each at its plan
+// offsets). Kernels run in order on a compute stream; copies go on a copy
+// stream, ordered against the kernels by events, so that a later
+// communication stream (NCCL) can overlap computation the same way.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_CUDADEVICE_H
+#define DSFLOW_RUNTIME_BACKENDS_CUDA_CUDADEVICE_H
+
+#include "exec/Device.h"
+#include "runtime/backends/cuda/CudaDriver.h"
+#include "schemas/plan.pb.h"
+
+#include <memory>
+#include <vector>
+
+namespace dsflow::cuda {
+
+/// Where each region starts in the arena (256-byte aligned, as cudaMalloc
+/// aligns), and the arena's size.
+struct ArenaLayout {
+  int64_t parameters = 0, gradients = 0, inputs = 0, activations = 0;
+  int64_t bytes = 0;
+};
+ArenaLayout arenaLayout(const MemoryPlan &memory);
+
+class CudaDevice : public exec::Device {
+public:
+  /// Refuses plans compiled without --cuda; `source` names the plan in
+  /// errors.
+  static io::Status accepts(const Plan &plan, const std::string &source);
+  static io::Expected<std::unique_ptr<CudaDevice>>
+  create(const Plan &plan, const std::string &source,
+         std::unique_ptr<CudaDriver> driver);
+  ~CudaDevice() override;
+
+  std::string name() const override { return "cuda: " + driver->deviceName(); }
+  bool runs(int32_t kernel) const override;
+  io::Status upload(int32_t buffer, const std::byte *from) override;
+  io::Status download(int32_t buffer, std::byte *to) override;
+  io::Status zero(int32_t buffer) override;
+  io::Status launch(int32_t kernel) override;
+  int64_t arenaBytes() const { return layout.bytes; }
+
+private:
+  CudaDevice(const Plan &plan, std::unique_ptr<CudaDriver> driver)
+      : plan(plan), driver(std::move(driver)) {}
+  CUdeviceptr address(int32_t buffer) const;
+  /// Orders `later` after everything queued on `earlier` so far.
+  io::Status order(CUstream earlier, CUstream later);
+
+  const Plan &plan;
+  std::unique_ptr<CudaDriver> driver;
+  ArenaLayout layout;
+  CUdeviceptr arena = 0;
+  CUmodule module = nullptr;
+  /// Per plan launch (CudaModule.launches), its function.
+  std::vector<CUfunction> functions;
+  CUstream compute = nullptr, copies = nullptr;
+  CUevent computeDone = nullptr, copiesDone = nullptr;
+};
+
+} // namespace dsflow::cuda
+
+#endif // DSFLOW_RUNTIME_BACKENDS_CUDA_CUDADEVICE_H
