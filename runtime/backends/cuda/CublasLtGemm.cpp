@@ -85,9 +85,15 @@ struct CublasLtGemm::State {
   std::map<std::tuple<Kind, int64_t, int64_t, int64_t>,
            std::unique_ptr<Prepared>>
       prepared;
+  /// General GEMMs by precision, transposes, sizes and leading dimensions.
+  std::map<std::tuple<GemmPrecision, bool, bool, int64_t, int64_t, int64_t,
+                      int64_t, int64_t, int64_t>,
+           std::unique_ptr<Prepared>>
+      preparedGeneral;
 
   ~State() {
     prepared.clear();
+    preparedGeneral.clear();
     if (workspace)
       cudaFree(workspace);
     if (handle)
@@ -156,6 +162,58 @@ struct CublasLtGemm::State {
     }
     Prepared *raw = p.get();
     prepared.emplace(key, std::move(p));
+    return raw;
+  }
+
+  /// The descriptor of a general GEMM (made on first use).
+  io::Expected<Prepared *> prepareGeneral(GemmPrecision precision,
+                                          const RowMajorGemm &g) {
+    auto key = std::make_tuple(precision, g.transA, g.transB, g.m, g.n, g.k,
+                               g.lda, g.ldb, g.ldc);
+    if (auto it = preparedGeneral.find(key); it != preparedGeneral.end())
+      return it->second.get();
+    auto p = std::make_unique<Prepared>();
+    ColumnMajorGemm c = toColumnMajor(g);
+    cudaDataType_t type =
+        precision == GemmPrecision::Fp32 ? CUDA_R_32F : CUDA_R_16BF;
+    std::string shape = "[" + std::to_string(g.m) + "x" + std::to_string(g.k) +
+                        "] x [" + std::to_string(g.k) + "x" +
+                        std::to_string(g.n) + "]";
+    cublasStatus_t s =
+        cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (s != CUBLAS_STATUS_SUCCESS)
+      return *failure("matmul descriptor for " + shape, s);
+    cublasOperation_t transA = c.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t transB = c.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                   &transA, sizeof(transA));
+    cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                   &transB, sizeof(transB));
+    if ((s = cublasLtMatrixLayoutCreate(&p->a, type, c.a.rows, c.a.cols,
+                                        c.a.ld)) ||
+        (s = cublasLtMatrixLayoutCreate(&p->b, type, c.b.rows, c.b.cols,
+                                        c.b.ld)) ||
+        (s = cublasLtMatrixLayoutCreate(&p->d, type, c.c.rows, c.c.cols,
+                                        c.c.ld)))
+      return *failure("matrix layouts for " + shape, s);
+    cublasLtMatmulPreference_t preference = nullptr;
+    cublasLtMatmulPreferenceCreate(&preference);
+    cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
+        sizeof(workspaceBytes));
+    cublasLtMatmulHeuristicResult_t result = {};
+    int found = 0;
+    s = cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->a, p->b, p->d, p->d,
+                                       preference, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(preference);
+    if (s != CUBLAS_STATUS_SUCCESS || found == 0)
+      return *failure(
+          std::string(precision == GemmPrecision::Fp32 ? "FP32" : "BF16") +
+              " GEMM " + shape + ": no algorithm",
+          s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : s);
+    p->algo = result.algo;
+    Prepared *raw = p.get();
+    preparedGeneral.emplace(key, std::move(p));
     return raw;
   }
 
@@ -245,6 +303,34 @@ io::Status CublasLtGemm::fp8BlockScaled(const void *qx, const float *xScales,
                                         int64_t k, void *stream) {
   return state->run(Kind::Fp8BlockScaled, qx, xScales, qw, wScales, y, m, n, k,
                     stream);
+}
+
+io::Status CublasLtGemm::general(GemmPrecision precision,
+                                 const RowMajorGemm &g, float alpha,
+                                 const void *a, const void *b, float beta,
+                                 void *c, void *stream) {
+  if (g.m == 0 || g.n == 0)
+    return std::nullopt;
+  // cuBLASLt takes no empty K: C = beta C, which is only C itself here.
+  if (g.k == 0) {
+    if (beta == 1.0f)
+      return std::nullopt;
+    return io::makeError("cuBLASLt", "a GEMM with K = 0 and beta != 1");
+  }
+  io::Expected<Prepared *> p = state->prepareGeneral(precision, g);
+  if (!p)
+    return p.error();
+  // cuBLASLt's A is our B and its B our A (GemmLayout.h).
+  cublasStatus_t s = cublasLtMatmul(
+      state->handle, (*p)->desc, &alpha, b, (*p)->a, a, (*p)->b, &beta, c,
+      (*p)->d, c, (*p)->d, &(*p)->algo, state->workspace,
+      state->workspaceBytes, static_cast<cudaStream_t>(stream));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    return failure("matmul [" + std::to_string(g.m) + "x" +
+                       std::to_string(g.k) + "] x [" + std::to_string(g.k) +
+                       "x" + std::to_string(g.n) + "]",
+                   s);
+  return std::nullopt;
 }
 
 io::Status CublasLtGemm::groupedBf16(const void *x,

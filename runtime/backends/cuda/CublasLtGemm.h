@@ -28,6 +28,7 @@
 #define DSFLOW_RUNTIME_BACKENDS_CUDA_CUBLASLTGEMM_H
 
 #include "io/Status.h"
+#include "runtime/backends/cuda/GemmLayout.h"
 
 #include <cstdint>
 #include <memory>
@@ -52,6 +53,9 @@ struct GemmGroup {
   const void *weight = nullptr;
   const float *weightScales = nullptr;
 };
+
+/// The element type of a general GEMM's operands (FP32 accumulation both).
+enum class GemmPrecision { Fp32, Bf16 };
 
 class CublasLtGemm {
 public:
@@ -89,6 +93,14 @@ public:
   io::Status groupedFp8(const void *qx, const float *xScales,
                         const std::vector<GemmGroup> &groups, void *y,
                         int64_t n, int64_t k, void *stream = nullptr);
+
+  /// Row-major C = alpha op(A) op(B) + beta C on device operands, as
+  /// cpu::detail::gemm computes it (GemmLayout.h): the linear layers'
+  /// GEMMs with their transposes, leading dimensions and accumulation.
+  /// FP32 operands compute in full FP32 (no TF32), as the CPU backend does.
+  io::Status general(GemmPrecision precision, const RowMajorGemm &g,
+                     float alpha, const void *a, const void *b, float beta,
+                     void *c, void *stream = nullptr);
 
 private:
   CublasLtGemm() = default;

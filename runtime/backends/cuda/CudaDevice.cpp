@@ -1,5 +1,8 @@
 //===- CudaDevice.cpp - A plan's buffers and kernels on one GPU -----------===//
 #include "runtime/backends/cuda/CudaDevice.h"
+#ifdef DSFLOW_WITH_CUBLASLT
+#include "runtime/backends/cuda/DeviceGemms.h"
+#endif
 
 namespace dsflow::cuda {
 
@@ -59,6 +62,12 @@ CudaDevice::create(const Plan &plan, const std::string &source,
       return io::makeError(source, event.error().message);
     *e = *event;
   }
+#ifdef DSFLOW_WITH_CUBLASLT
+  io::Expected<std::unique_ptr<CublasLtGemm>> gemms = CublasLtGemm::create();
+  if (!gemms)
+    return io::makeError(source, gemms.error().message);
+  d->gemms = std::move(*gemms);
+#endif
   return d;
 }
 
@@ -72,7 +81,12 @@ CudaDevice::~CudaDevice() {
 }
 
 bool CudaDevice::runs(int32_t kernel) const {
-  return plan.kernels(kernel).cuda_launch() > 0;
+  const Kernel &k = plan.kernels(kernel);
+#ifdef DSFLOW_WITH_CUBLASLT
+  if (hasDeviceGemms(plan, k))
+    return true;
+#endif
+  return k.cuda_launch() > 0;
 }
 
 CUdeviceptr CudaDevice::address(int32_t buffer) const {
@@ -122,6 +136,11 @@ io::Status CudaDevice::zero(int32_t buffer) {
 
 io::Status CudaDevice::launch(int32_t kernel) {
   const Kernel &k = plan.kernels(kernel);
+#ifdef DSFLOW_WITH_CUBLASLT
+  if (hasDeviceGemms(plan, k))
+    return runDeviceGemms(
+        *gemms, plan, kernel, [&](int32_t b) { return address(b); }, compute);
+#endif
   std::vector<CUdeviceptr> pointers;
   for (int32_t b : k.inputs())
     pointers.push_back(address(b));

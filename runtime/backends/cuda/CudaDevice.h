@@ -1,7 +1,8 @@
 //===- CudaDevice.h - A plan's buffers and kernels on one GPU ---*- C++ -*-===//
 //
 // The CUDA backend's exec::Device: the plan's module (the cubin the compiler
-// embedded; nothing compiles at run time) loaded through the driver API, and
+// embedded; nothing compiles at run time) loaded through the driver API, the
+// linear layers' GEMMs through cuBLASLt (DeviceGemms.h), and
 // the plan's memory in one device arena laid out as the compiler planned it
 // (parameters, gradients, inputs, then the activation arena, each at its plan
 // offsets). Kernels run in order on a compute stream; copies go on a copy
@@ -14,6 +15,9 @@
 
 #include "exec/Device.h"
 #include "runtime/backends/cuda/CudaDriver.h"
+#ifdef DSFLOW_WITH_CUBLASLT
+#include "runtime/backends/cuda/CublasLtGemm.h"
+#endif
 #include "schemas/plan.pb.h"
 
 #include <memory>
@@ -63,6 +67,9 @@ private:
   std::vector<CUfunction> functions;
   CUstream compute = nullptr, copies = nullptr;
   CUevent computeDone = nullptr, copiesDone = nullptr;
+#ifdef DSFLOW_WITH_CUBLASLT
+  std::unique_ptr<CublasLtGemm> gemms;
+#endif
 };
 
 } // namespace dsflow::cuda

@@ -1,0 +1,122 @@
+//===- DeviceGemms.cpp - The linear layers' GEMMs on a GPU ----------------===//
+#include "runtime/backends/cuda/DeviceGemms.h"
+#include "plan/PlanFile.h"
+#include "runtime/backends/cpu/LinearGemms.h"
+
+#include <set>
+
+namespace dsflow::cuda {
+
+namespace {
+
+/// A device operand for LinearGemms.h: offsets by elements.
+struct DeviceArray {
+  CUdeviceptr address;
+  int64_t elementBytes;
+  DeviceArray operator+(int64_t elements) const {
+    return {address + static_cast<CUdeviceptr>(elements * elementBytes),
+            elementBytes};
+  }
+};
+
+/// The GEMM engine LinearGemms.h calls; keeps the first error.
+struct Engine {
+  CublasLtGemm &gemm;
+  GemmPrecision precision;
+  CUstream stream;
+  io::Status error;
+  void operator()(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+                  float alpha, DeviceArray a, int64_t lda, DeviceArray b,
+                  int64_t ldb, float beta, DeviceArray c, int64_t ldc) {
+    if (error)
+      return;
+    RowMajorGemm g{transA, transB, m, n, k, lda, ldb, ldc};
+    error = gemm.general(precision, g, alpha,
+                         reinterpret_cast<const void *>(a.address),
+                         reinterpret_cast<const void *>(b.address), beta,
+                         reinterpret_cast<void *>(c.address), stream);
+  }
+};
+
+const std::set<std::string> &gemmOps() {
+  static const std::set<std::string> ops = {
+      "linear",      "linear_grad",      "linear_wgrad",
+      "mtp_project", "mtp_project_grad", "mtp_project_wgrad"};
+  return ops;
+}
+
+/// The precision of a kernel whose operands are all FP32 or all BF16.
+std::optional<GemmPrecision> precisionOf(const Plan &plan,
+                                         const Kernel &kernel) {
+  std::set<int> types;
+  for (int32_t b : kernel.inputs())
+    types.insert(plan.buffers(b).dtype());
+  for (int32_t b : kernel.outputs())
+    types.insert(plan.buffers(b).dtype());
+  if (types == std::set<int>{DTYPE_F32})
+    return GemmPrecision::Fp32;
+  if (types == std::set<int>{DTYPE_BF16})
+    return GemmPrecision::Bf16;
+  return std::nullopt;
+}
+
+int64_t lastDim(const Buffer &b) {
+  return b.shape_size() ? b.shape(b.shape_size() - 1) : 1;
+}
+
+/// Rows of `elements` in rows of `width` (none when the width is 0).
+int64_t rowsOf(int64_t elements, int64_t width) {
+  return width ? elements / width : 0;
+}
+
+} // namespace
+
+bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
+  return gemmOps().count(kernel.op()) && precisionOf(plan, kernel);
+}
+
+io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
+                          const std::function<CUdeviceptr(int32_t)> &address,
+                          CUstream stream) {
+  const Kernel &k = plan.kernels(index);
+  GemmPrecision precision = *precisionOf(plan, k);
+  int64_t bytes = precision == GemmPrecision::Fp32 ? 4 : 2;
+  auto in = [&](int i) { return DeviceArray{address(k.inputs(i)), bytes}; };
+  auto out = [&](int i) { return DeviceArray{address(k.outputs(i)), bytes}; };
+  auto input = [&](int i) -> const Buffer & {
+    return plan.buffers(k.inputs(i));
+  };
+  Engine engine{gemm, precision, stream, std::nullopt};
+  const std::string &op = k.op();
+  // Shapes as the CPU binders derive them (BindDense.cpp, BindMoe.cpp).
+  if (op == "linear" || op == "linear_grad") {
+    int64_t n = input(1).shape(0), kDim = input(1).shape(1);
+    int64_t m = rowsOf(numElements(input(0)), op == "linear" ? kDim : n);
+    if (op == "linear")
+      cpu::linearForwardWith(engine, in(0), in(1), out(0), m, n, kDim);
+    else
+      cpu::linearBackwardBWith(engine, in(0), in(1), out(0), m, n, kDim);
+  } else if (op == "linear_wgrad") {
+    int64_t n = lastDim(input(0)), kDim = lastDim(input(1));
+    cpu::linearBackwardWWith(engine, in(0), in(1), out(0),
+                             rowsOf(numElements(input(0)), n), n, kDim);
+  } else {
+    int64_t hidden = lastDim(input(0));
+    int64_t m = rowsOf(numElements(input(0)), hidden);
+    if (op == "mtp_project")
+      cpu::mtpProjectForwardWith(engine, in(0), in(1), in(2), out(0), m,
+                                 hidden);
+    else if (op == "mtp_project_grad")
+      cpu::mtpProjectBackwardBWith(engine, in(0), in(1), out(0), out(1), m,
+                                   hidden);
+    else
+      cpu::mtpProjectBackwardWWith(engine, in(0), in(1), in(2), out(0), m,
+                                   hidden);
+  }
+  if (engine.error)
+    return io::makeError("kernel " + std::to_string(index) + " (" + op + ")",
+                         engine.error->message);
+  return std::nullopt;
+}
+
+} // namespace dsflow::cuda
