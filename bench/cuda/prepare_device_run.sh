@@ -6,9 +6,10 @@
 # tiny-variant's other code paths, tiny-odd's odd sizes), and
 # the launches to time (DeepSeek-V3's sizes: one pipeline stage of 4 MoE
 # layers, and DeepSeek-V2-Lite for the dense SwiGLU; BF16, 2 x 4096 tokens).
-# With --tools: instead of the exported cases, dsflow-cuda-check itself
-# (bench/cuda/bundle_tools.sh) and the FP32 plans, which it checks there
-# through the CUDA driver.
+# With --tools: instead of the exported cases, dsflow-cuda-check and dsflow-run
+# themselves (bench/cuda/bundle_tools.sh) with the FP32 plans, which
+# dsflow-cuda-check checks there through the CUDA driver, and training plans
+# (tiny-v3, small-v3: sequence 64, micro-batch 8) for dsflow-run --device cuda.
 set -euo pipefail
 tools=0
 if [ "${1:-}" = --tools ]; then tools=1; shift; fi
@@ -27,6 +28,11 @@ compile "$root/bench/models/tiny-odd.pbtxt" --precision=fp32 --seq-len=15 -o "$p
 if [ $tools = 1 ]; then
   "$root/bench/cuda/bundle_tools.sh" "$dir/tools" "${2:-build}"
   mkdir -p "$dir/plans" && cp "$plans"/{tiny,small,variant,odd}.plan "$dir/plans/"
+  mkdir -p "$dir/train"
+  for model in tiny-v3 small-v3; do
+    compile "$root/models/$model.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=8 \
+      --lr=1e-3 --warmup-steps=100 --total-steps=2000 -o "$dir/train/$model.plan"
+  done
 else
   "$bin/dsflow-cuda-check" "$plans/tiny.plan" --export "$dir/check-tiny-v3"
   "$bin/dsflow-cuda-check" "$plans/small.plan" --seed 2 --export "$dir/check-small-v3"

@@ -3,7 +3,9 @@
 # On a machine with an NVIDIA GPU, CUDA (nvcc, cuBLASLt) and CuPy; DIR from
 # bench/cuda/prepare_device_run.sh. In one go: the generated kernels against
 # the CPU backend, the cuBLASLt GEMMs against the CPU backend and FP8 vs BF16
-# timed, and the generated kernels' bandwidth against the copy bandwidth.
+# timed, the generated kernels' bandwidth against the copy bandwidth, and
+# (prepared with --tools) training with dsflow-run --device cuda against the
+# CPU backend, then small-v3 on Tiny Shakespeare on the GPU.
 # Results (markdown) and logs go to OUT.
 set -uo pipefail
 dir=${1:?usage: run_on_device.sh DIR OUT}
@@ -46,4 +48,28 @@ for launches in "$dir"/bench-*; do
   python3 "$root/tools/dsflow-cuda-check/check_on_device.py" --bench "$launches" \
     "$out/bandwidth-${launches##*/}.md" 2>&1 | tail -40 || status=1
 done
+if [ -x "$dir/tools/dsflow-run" ]; then
+  echo "== training: --device cuda against the CPU backend (20 steps, FP32)"
+  train() { # PLAN NAME STEPS [dsflow-run options]
+    local plan=$1 name=$2 steps=$3
+    shift 3
+    timeout 300 "$dir/tools/dsflow-run" "$plan" --data "$root/models/tinyshakespeare.txt" \
+      --steps "$steps" --log-interval 10 --loss-log "$out/train-$name.csv" "$@" \
+      > "$out/train-$name.txt" 2>&1
+    local rc=$?
+    tail -n 4 "$out/train-$name.txt"
+    return $rc
+  }
+  for plan in "$dir"/train/*.plan; do
+    model=$(basename "$plan" .plan)
+    train "$plan" "$model-cpu" 20 --val-fraction 0 || status=1
+    train "$plan" "$model-cuda" 20 --val-fraction 0 --device cuda --profile || status=1
+    python3 "$root/tools/dsflow-run/compare_losses.py" "$out/train-$model-cpu.csv" \
+      "$out/train-$model-cuda.csv" --tolerance 2e-3 | tee "$out/train-$model-compare.txt" \
+      || status=1
+  done
+  echo "== small-v3 on Tiny Shakespeare on the GPU (300 steps)"
+  train "$dir/train/small-v3.plan" small-v3-shakespeare 300 --device cuda \
+    --eval-interval 100 || status=1
+fi
 exit $status
