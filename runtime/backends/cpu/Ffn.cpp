@@ -1,4 +1,6 @@
 //===- Ffn.cpp - SwiGLU FFNs: routed experts and shared experts -----------===//
+#include "runtime/backends/cpu/Blas.h"
+#include "runtime/backends/cpu/FfnSteps.h"
 #include "runtime/backends/cpu/Fp8.h"
 #include "runtime/backends/cpu/Kernels.h"
 
@@ -7,111 +9,85 @@
 
 namespace dsflow::cpu {
 
-// One FFN over a block of `n` rows x [n, H]: G = x gate^T, U = x up^T (both
-// [n, I], saved), A = silu(G) * U, y = A down^T.
-
 namespace {
-/// The activation operands of the FFN's GEMMs: as given, or (fp8 set) each
-/// quantized to E4M3 and back in the tiling of the GEMM that reads it.
-template <typename T> class FfnOperands {
+/// The CPU's engine for FfnSteps.h: OpenBLAS, host scratch vectors, and (fp8
+/// set) GEMM operands quantized to E4M3 and back in the tiling of the GEMM
+/// that reads them.
+template <typename T> class HostFfnEngine {
 public:
-  explicit FfnOperands(const Fp8ScaleOptions *fp8) : fp8(fp8) {}
-  /// x [n, cols] contracted over its columns (forward and B-grad GEMMs).
-  const T *alongColumns(const T *x, int64_t n, int64_t cols) {
-    return quantized(x, n, cols, Fp8Tiling::Tiles1x128);
+  explicit HostFfnEngine(const Fp8ScaleOptions *fp8) : fp8(fp8) {}
+  void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, T alpha,
+            const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,
+            int64_t ldc) {
+    detail::gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
-  /// x [n, cols] contracted over its rows (W-grad GEMMs).
-  const T *alongRows(const T *x, int64_t n, int64_t cols) {
-    return quantized(x, n, cols, Fp8Tiling::Tiles128x1);
+  T *scratch(int64_t elements) {
+    return arrays.emplace_back(elements, T(0)).data();
+  }
+  void swiglu(const T *g, const T *u, T *act, int64_t count) {
+    swigluForward(g, u, act, count);
+  }
+  void swigluGrad(const T *dAct, const T *g, const T *u, T *dG, T *dU,
+                  int64_t count) {
+    swigluBackward(dAct, g, u, dG, dU, count);
+  }
+  void rowDots(const T *a, const T *b, T *dots, int64_t rows, int64_t cols) {
+    for (int64_t i = 0; i < rows; ++i) {
+      T dot = 0;
+      for (int64_t j = 0; j < cols; ++j)
+        dot += a[i * cols + j] * b[i * cols + j];
+      dots[i] = dot;
+    }
+  }
+  /// x [rows, cols] contracted over its columns (forward and B-grad GEMMs).
+  const T *alongColumns(const T *x, int64_t rows, int64_t cols) {
+    return quantized(x, rows, cols, Fp8Tiling::Tiles1x128);
+  }
+  /// x [rows, cols] contracted over its rows (W-grad GEMMs).
+  const T *alongRows(const T *x, int64_t rows, int64_t cols) {
+    return quantized(x, rows, cols, Fp8Tiling::Tiles128x1);
   }
 
 private:
-  const T *quantized(const T *x, int64_t n, int64_t cols, Fp8Tiling tiling) {
+  const T *quantized(const T *x, int64_t rows, int64_t cols, Fp8Tiling tiling) {
     if (!fp8)
       return x;
-    std::vector<T> &copy = copies.emplace_back(n * cols);
-    fakeQuantizeFp8(x, copy.data(), n, cols, tiling, *fp8);
-    return copy.data();
+    T *copy = scratch(rows * cols);
+    fakeQuantizeFp8(x, copy, rows, cols, tiling, *fp8);
+    return copy;
   }
   const Fp8ScaleOptions *fp8;
-  std::deque<std::vector<T>> copies; // Stable addresses.
+  std::deque<std::vector<T>> arrays; // Stable addresses.
 };
+
+template <typename T>
+void ffnForward(const T *x, const T *gate, const T *up, const T *down, T *y,
+                T *g, T *u, int64_t n, int64_t hidden, int64_t inter,
+                const Fp8ScaleOptions *fp8) {
+  HostFfnEngine<T> e(fp8);
+  ffnForwardWith<HostFfnEngine<T>, const T *, T *>(e, x, gate, up, down, y, g,
+                                                   u, n, hidden, inter);
+}
+
+template <typename T>
+void ffnBackwardB(const T *dy, const T *gate, const T *up, const T *down,
+                  const T *g, const T *u, T *dx, T *rowDots, int64_t n,
+                  int64_t hidden, int64_t inter, const Fp8ScaleOptions *fp8) {
+  HostFfnEngine<T> e(fp8);
+  ffnBackwardBWith<HostFfnEngine<T>, const T *, T *>(
+      e, dy, gate, up, down, g, u, dx, rowDots, rowDots != nullptr, n, hidden,
+      inter);
+}
+
+template <typename T>
+void ffnBackwardW(const T *dy, const T *x, const T *down, const T *g,
+                  const T *u, T *dGate, T *dUp, T *dDown, int64_t n,
+                  int64_t hidden, int64_t inter, const Fp8ScaleOptions *fp8) {
+  HostFfnEngine<T> e(fp8);
+  ffnBackwardWWith<HostFfnEngine<T>, const T *, T *>(
+      e, dy, x, down, g, u, dGate, dUp, dDown, n, hidden, inter);
+}
 } // namespace
-
-template <typename T>
-static void ffnForward(const T *x, const T *gate, const T *up, const T *down,
-                       T *y, T *g, T *u, int64_t n, int64_t hidden,
-                       int64_t inter, const Fp8ScaleOptions *fp8) {
-  FfnOperands<T> operands(fp8);
-  const T *xq = operands.alongColumns(x, n, hidden);
-  linearForward(xq, gate, g, n, inter, hidden);
-  linearForward(xq, up, u, n, inter, hidden);
-  std::vector<T> act(n * inter);
-  swigluForward(g, u, act.data(), n * inter);
-  linearForward(operands.alongColumns(act.data(), n, inter), down, y, n, hidden,
-                inter);
-}
-
-/// dG and dU (overwritten) from dy: dA = dy down, then swiglu's backward.
-/// With `rowDots`: rowDots[i] = <dA_i, A_i>, A as the down-projection read it.
-template <typename T>
-static void ffnPreActGrads(const T *dy, const T *down, const T *g, const T *u,
-                           std::vector<T> &dG, std::vector<T> &dU, int64_t n,
-                           int64_t hidden, int64_t inter,
-                           const Fp8ScaleOptions *fp8, T *rowDots = nullptr) {
-  FfnOperands<T> operands(fp8);
-  std::vector<T> dAct(n * inter, T(0));
-  linearBackwardB(operands.alongColumns(dy, n, hidden), down, dAct.data(), n,
-                  hidden, inter);
-  if (rowDots) {
-    std::vector<T> act(n * inter);
-    swigluForward(g, u, act.data(), n * inter);
-    const T *a = operands.alongColumns(act.data(), n, inter);
-    for (int64_t i = 0; i < n; ++i) {
-      T dot = 0;
-      for (int64_t j = 0; j < inter; ++j)
-        dot += dAct[i * inter + j] * a[i * inter + j];
-      rowDots[i] = dot;
-    }
-  }
-  dG.assign(n * inter, T(0));
-  dU.assign(n * inter, T(0));
-  swigluBackward(dAct.data(), g, u, dG.data(), dU.data(), n * inter);
-}
-
-template <typename T>
-static void ffnBackwardB(const T *dy, const T *gate, const T *up, const T *down,
-                         const T *g, const T *u, T *dx, T *rowDots, int64_t n,
-                         int64_t hidden, int64_t inter,
-                         const Fp8ScaleOptions *fp8) {
-  std::vector<T> dG, dU;
-  ffnPreActGrads(dy, down, g, u, dG, dU, n, hidden, inter, fp8, rowDots);
-  FfnOperands<T> operands(fp8);
-  linearBackwardB(operands.alongColumns(dG.data(), n, inter), gate, dx, n,
-                  inter, hidden);
-  linearBackwardB(operands.alongColumns(dU.data(), n, inter), up, dx, n, inter,
-                  hidden);
-}
-
-template <typename T>
-static void ffnBackwardW(const T *dy, const T *x, const T *down, const T *g,
-                         const T *u, T *dGate, T *dUp, T *dDown, int64_t n,
-                         int64_t hidden, int64_t inter,
-                         const Fp8ScaleOptions *fp8) {
-  FfnOperands<T> operands(fp8);
-  std::vector<T> act(n * inter);
-  swigluForward(g, u, act.data(), n * inter);
-  linearBackwardW(operands.alongRows(dy, n, hidden),
-                  operands.alongRows(act.data(), n, inter), dDown, n, hidden,
-                  inter);
-  std::vector<T> dG, dU;
-  ffnPreActGrads(dy, down, g, u, dG, dU, n, hidden, inter, fp8);
-  const T *xq = operands.alongRows(x, n, hidden);
-  linearBackwardW(operands.alongRows(dG.data(), n, inter), xq, dGate, n, inter,
-                  hidden);
-  linearBackwardW(operands.alongRows(dU.data(), n, inter), xq, dUp, n, inter,
-                  hidden);
-}
 
 /// Non-negative counts adding up to the rows.
 static bool validCounts(const int32_t *counts, int64_t experts,
