@@ -4,7 +4,7 @@
 For a machine with a GPU, CuPy and no dsflow build: loads DIR/module.cubin,
 launches each case's function on its inputs and starting outputs, and compares
 the outputs with the CPU backend's (max |gpu - cpu| / max |cpu| per output,
-against the tolerance in DIR/cases.json). Prints the worst error per op and
+against the tolerance in DIR/cases.json; int32 ids must be equal). Prints the worst error per op and
 "N of M CUDA kernels match the CPU backend"; exits 1 when one does not.
 
 With --bench, DIR is what `dsflow-cuda-check PLAN --export-bench DIR` wrote:
@@ -27,6 +27,17 @@ import os
 import sys
 
 import numpy as np
+
+
+def output_error(got, want):
+    """max |got - want| / max |want| for values; ids (int32: expert indices,
+    row sources) must be equal, or the error is 1."""
+    if want.dtype == np.int32:
+        return 0.0 if np.array_equal(got, want) else 1.0
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    scale = np.max(np.abs(want)) if want.size else 0.0
+    diff = np.max(np.abs(got - want)) if want.size else 0.0
+    return diff / scale if scale > 0 else diff
 
 
 def main(directory):
@@ -57,11 +68,7 @@ def main(directory):
         cupy.cuda.runtime.deviceSynchronize()
         worst = 0.0
         for device, expected in outputs:
-            got = cupy.asnumpy(device).astype(np.float64)
-            want = expected.astype(np.float64)
-            scale = np.max(np.abs(want)) if want.size else 0.0
-            diff = np.max(np.abs(got - want)) if want.size else 0.0
-            worst = max(worst, diff / scale if scale > 0 else diff)
+            worst = max(worst, output_error(cupy.asnumpy(device), expected))
         count, op_worst = worst_by_op.get(case["op"], (0, 0.0))
         worst_by_op[case["op"]] = (count + 1, max(op_worst, worst))
         matched += worst <= tolerance
@@ -131,13 +138,18 @@ extern "C" __global__ void copy16(const uint4 *from, uint4 *to, long long n) {
     return 2 * size / (min(memcpy_ms, kernel_ms) * 1e-3)
 
 
-def random_param(param):
-    """Fresh random non-zero data of the parameter's type and size."""
+def random_param(param, earlier):
+    """Fresh random non-zero data of the parameter's type and size; ids
+    below its bound, or, for row sources, the slots sorted stably by the
+    indices of parameter `sorted_by` (in `earlier`), as dispatch orders
+    them."""
     import cupy
     if param["dtype"] == "i32":
         n = param["bytes"] // 4
-        if param["permutation"]:
-            return cupy.random.permutation(n).astype(cupy.int32)
+        if param["sorted_by"] >= 0:
+            indices = cupy.asnumpy(earlier[param["sorted_by"]])
+            return cupy.asarray(np.argsort(indices, kind="stable")
+                                .astype(np.int32))
         return cupy.random.randint(0, param["bound"], n, dtype=cupy.int32)
     if param["dtype"] == "f32":
         n = param["bytes"] // 4
@@ -146,6 +158,13 @@ def random_param(param):
     n = param["bytes"] // 2  # bf16: the top half of random floats
     values = cupy.random.uniform(0.1, 1.0, n, dtype=cupy.float32)
     return (values.view(cupy.uint32) >> 16).astype(cupy.uint16)
+
+
+def random_params(params):
+    arrays = []
+    for param in params:
+        arrays.append(random_param(param, arrays))
+    return tuple(arrays)
 
 
 def bench(directory, results_path=None):
@@ -161,15 +180,14 @@ def bench(directory, results_path=None):
     # Copies a runtime could often avoid by aliasing, counted apart too.
     movement = {"reshape", "split", "concat", "token_window"}
     # Bound by arithmetic, not memory: timed, kept out of the bandwidth.
-    arithmetic = {"mla_attention", "mla_attention_grad"}
+    arithmetic = {"mla_attention", "mla_attention_grad", "moe_gate"}
     compute_moved, compute_ms = 0, 0.0
     for launch in launches:
         functions = [(module.get_function(l["function"]), l)
                      for l in launch["launches"]]
         footprint = sum(p["bytes"] for p in launch["params"])
         copies = max(1, min(4, -(-200_000_000 // max(footprint, 1))))
-        sets = [tuple(random_param(p) for p in launch["params"])
-                for _ in range(copies)]
+        sets = [random_params(launch["params"]) for _ in range(copies)]
         def run(i, stream):
             for function, l in functions:
                 function((l["grid"],), (l["block"],), sets[i % copies],

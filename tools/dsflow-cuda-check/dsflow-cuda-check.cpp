@@ -5,8 +5,9 @@
 // For an FP32 plan compiled with --cuda: runs every plan kernel that has a
 // generated CUDA function on the GPU and on the CPU backend, from the same
 // random non-zero inputs (and, for kernels that add into their outputs, the
-// same random outputs), and compares the outputs: max |gpu - cpu| over
-// max |cpu| per output must stay within the tolerance. Prints the worst error
+// same random outputs; valid expert indices and row sources), and compares
+// the outputs: max |gpu - cpu| over max |cpu| per output must stay within the
+// tolerance, int32 ids must be equal. Prints the worst error
 // per op and "N of M CUDA kernels match the CPU backend"; exits 1 when one does
 // not, or when there is no GPU (the error says which).
 //
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -145,13 +147,35 @@ runOnGpu(cuda::CudaDriver &driver, const Plan &plan, exec::Memory &memory,
   return outputs;
 }
 
+/// Where a kernel that reads dispatch's routing has the indices [T, k] (the
+/// row sources follow them); -1 for other kernels.
+int routingAt(const Kernel &k) {
+  if (k.op() == "dispatch_grad")
+    return 1;
+  return k.op().rfind("combine", 0) == 0 ? 2 : -1;
+}
+
+/// The experts of the dispatch that wrote row sources `b` (its counts'
+/// size); 0 when no dispatch did.
+int64_t dispatchExperts(const Plan &plan, int32_t b) {
+  for (const Kernel &k : plan.kernels())
+    if (k.op() == "dispatch" && k.outputs_size() == 3 && k.outputs(2) == b)
+      return numElements(plan.buffers(k.outputs(1)));
+  return 0;
+}
+
 /// The exclusive bound of the ids kernel k reads (token ids, labels): its
-/// vocabulary.
+/// vocabulary; or its experts.
 int64_t idBound(const Plan &plan, const Kernel &k) {
   auto last = [&](int32_t b) {
     const Buffer &buffer = plan.buffers(b);
     return buffer.shape_size() ? buffer.shape(buffer.shape_size() - 1) : 1;
   };
+  if (int at = routingAt(k); at >= 0) // experts, at least k of them
+    return std::max(dispatchExperts(plan, k.inputs(at + 1)),
+                    last(k.inputs(at)));
+  if (k.op() == "dispatch")
+    return numElements(plan.buffers(k.outputs(1)));
   if (k.op() == "embedding")
     return plan.buffers(k.inputs(0)).shape(0);
   if (k.op() == "embedding_wgrad")
@@ -169,10 +193,14 @@ int64_t idBound(const Plan &plan, const Kernel &k) {
   return 1;
 }
 
-/// max |a - b| / max |b| (b the CPU's; 0 when both are zero).
-double relativeError(const std::vector<float> &a, const float *b, size_t n) {
+/// max |a - b| / max |b| (b the CPU's; 0 when both are zero) for values;
+/// ids (int32: expert indices, row sources) must be equal, or the error is 1.
+double outputError(const Buffer &buffer, const std::vector<float> &a,
+                   const float *b) {
+  if (buffer.dtype() == DTYPE_I32)
+    return std::memcmp(a.data(), b, size_t(buffer.bytes())) ? 1.0 : 0.0;
   double diff = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < a.size(); ++i) {
     diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
     scale = std::max(scale, std::fabs(double(b[i])));
   }
@@ -205,19 +233,16 @@ public:
 
 private:
   /// Random non-zero values in every buffer the kernel touches; ids below
-  /// its vocabulary, a combine's row sources a permutation.
+  /// its vocabulary or experts; dispatch's routing as the plan makes it.
   void randomize(const Kernel &kernel) {
     std::uniform_real_distribution<float> magnitude(0.1f, 1.0f);
     int64_t bound = idBound(plan, kernel);
-    bool permutation = kernel.op().rfind("combine", 0) == 0;
     auto fill = [&](int32_t b) {
       int64_t n = plan.buffers(b).bytes() / 4;
       if (plan.buffers(b).dtype() == DTYPE_I32) {
-        int32_t *ids = reinterpret_cast<int32_t *>(memory().data(b));
+        int32_t *ids = ints(b);
         for (int64_t i = 0; i < n; ++i)
-          ids[i] = static_cast<int32_t>(permutation ? i : rng() % bound);
-        if (permutation)
-          std::shuffle(ids, ids + n, rng);
+          ids[i] = static_cast<int32_t>(rng() % bound);
         return;
       }
       float *p = reinterpret_cast<float *>(memory().data(b));
@@ -226,6 +251,51 @@ private:
     };
     std::for_each(kernel.inputs().begin(), kernel.inputs().end(), fill);
     std::for_each(kernel.outputs().begin(), kernel.outputs().end(), fill);
+    if (int at = routingAt(kernel); at >= 0)
+      route(kernel.inputs(at), kernel.inputs(at + 1), bound);
+    if (kernel.op() == "moe_gate")
+      scaleGateInputs(kernel);
+  }
+
+  int32_t *ints(int32_t b) {
+    return reinterpret_cast<int32_t *>(memory().data(b));
+  }
+
+  /// Routing as moe_gate and dispatch make it: each token's k distinct
+  /// experts of `experts` in `indices` [T, k], and in `sources` the slots
+  /// sorted stably by expert (the generated kernels rely on that order).
+  void route(int32_t indices, int32_t sources, int64_t experts) {
+    const Buffer &b = plan.buffers(indices);
+    int64_t n = numElements(b),
+            k = b.shape_size() ? b.shape(b.shape_size() - 1) : 1;
+    int32_t *idx = ints(indices), *src = ints(sources);
+    std::vector<int32_t> all(size_t(std::max(experts, k)));
+    std::iota(all.begin(), all.end(), 0);
+    for (int64_t t = 0; t < n / k; ++t) {
+      std::shuffle(all.begin(), all.end(), rng);
+      std::copy(all.begin(), all.begin() + k, idx + t * k);
+    }
+    std::iota(src, src + n, 0);
+    std::stable_sort(src, src + n,
+                     [&](int32_t a, int32_t c) { return idx[a] < idx[c]; });
+  }
+
+  /// The router's inputs at the scale of a trained model's: the gate
+  /// weight [E, H] over sqrt(H), so that the logits are of order 1 (sigmoid
+  /// scores that do not saturate and hide the GEMM), and the bias [E] a
+  /// tenth, so that the scores as well as the bias decide the choice.
+  void scaleGateInputs(const Kernel &kernel) {
+    const Buffer &w = plan.buffers(kernel.inputs(1));
+    int64_t hidden = w.shape_size() ? w.shape(w.shape_size() - 1) : 1;
+    scale(kernel.inputs(1),
+          1.f / std::sqrt(float(std::max<int64_t>(hidden, 1))));
+    scale(kernel.inputs(2), 0.1f);
+  }
+
+  void scale(int32_t b, float factor) {
+    float *p = reinterpret_cast<float *>(memory().data(b));
+    std::for_each(p, p + numElements(plan.buffers(b)),
+                  [&](float &v) { v *= factor; });
   }
 
   const Plan &plan;
@@ -259,10 +329,9 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
     double worst = 0;
     for (int i = 0; i < kernel.outputs_size(); ++i)
       worst = std::max(
-          worst, relativeError(gpuOutputs[i],
-                               reinterpret_cast<const float *>(
-                                   cases.memory().data(kernel.outputs(i))),
-                               gpuOutputs[i].size()));
+          worst, outputError(plan.buffers(kernel.outputs(i)), gpuOutputs[i],
+                             reinterpret_cast<const float *>(
+                                 cases.memory().data(kernel.outputs(i)))));
     auto &[count, opWorst] = worstByOp[kernel.op()];
     ++count;
     opWorst = std::max(opWorst, worst);
@@ -425,7 +494,8 @@ int exportBench(const Options &o, const Plan &plan) {
         ", \"kernels\": " + std::to_string(uses[l.function()]) +
         ", \"bytes_moved\": " + std::to_string(minimumTraffic(plan, kernel)) +
         ", \"params\": [";
-    bool permutation = kernel.op().rfind("combine", 0) == 0;
+    // Row sources: the slots sorted stably by the indices before them.
+    int routing = routingAt(kernel);
     int params = 0;
     for (bool output : {false, true})
       for (int32_t b : output ? kernel.outputs() : kernel.inputs()) {
@@ -435,12 +505,13 @@ int exportBench(const Options &o, const Plan &plan) {
                       kernel.op() +
                       ") has a buffer of a type the generated "
                       "code does not take");
-        manifest += std::string(params++ ? ", " : "") +
-                    "{\"bytes\": " + std::to_string(plan.buffers(b).bytes()) +
-                    ", \"dtype\": \"" + type +
-                    "\", \"bound\": " + std::to_string(idBound(plan, kernel)) +
-                    ", \"permutation\": " + (permutation ? "true" : "false") +
-                    "}";
+        bool sources = routing >= 0 && params == routing + 1;
+        manifest +=
+            std::string(params++ ? ", " : "") +
+            "{\"bytes\": " + std::to_string(plan.buffers(b).bytes()) +
+            ", \"dtype\": \"" + type +
+            "\", \"bound\": " + std::to_string(idBound(plan, kernel)) +
+            ", \"sorted_by\": " + std::to_string(sources ? routing : -1) + "}";
       }
     manifest += "]}";
   }
