@@ -4,8 +4,8 @@
 // Private to compiler/Codegen: the view a generator has of its plan kernel
 // (Operands), the helpers that turn generated code into a CudaFunction, and
 // the generators, one file per family (CudaElementwise, CudaNorms, CudaRope,
-// CudaVocabulary, CudaRouting, CudaAttention); CudaKernels.cpp maps ops to
-// them.
+// CudaVocabulary, CudaRouting, CudaDispatch, CudaAttention); CudaKernels.cpp
+// maps ops to them.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_COMPILER_CODEGEN_CUDAGENERATOR_H
@@ -187,7 +187,10 @@ std::optional<CudaFunction> embedding(const Operands &o);
 std::optional<CudaFunction> embeddingWGrad(const Operands &o);
 std::optional<CudaFunction> crossEntropy(const Operands &o);
 std::optional<CudaFunction> crossEntropyGrad(const Operands &o);
-// CudaRouting.cpp (with moeGateGrad and the balance loss below):
+// CudaDispatch.cpp (dispatch takes two launches: the sort, the copy):
+std::vector<CudaFunction> dispatch(const Operands &o);
+std::optional<CudaFunction> dispatchGrad(const Operands &o);
+std::optional<CudaFunction> combine(const Operands &o);
 std::optional<CudaFunction> combineGrad(const Operands &o);
 std::optional<CudaFunction> combineWeightsGrad(const Operands &o);
 
@@ -196,8 +199,9 @@ std::optional<CudaFunction> combineWeightsGrad(const Operands &o);
 std::optional<CudaFunction> mlaAttention(const Operands &o);
 std::vector<CudaFunction> mlaAttentionGrad(const Operands &o);
 
-/// The router's logit gradient and the sequence-wise balance loss with its
-/// gradient (CudaRouting.cpp).
+/// The router's forward and its logit gradient, and the sequence-wise
+/// balance loss with its gradient (CudaRouting.cpp).
+std::optional<CudaFunction> moeGate(const Operands &o);
 std::optional<CudaFunction> moeGateGrad(const Operands &o);
 std::optional<CudaFunction> balanceLoss(const Operands &o);
 std::optional<CudaFunction> balanceLossGrad(const Operands &o);

@@ -9,6 +9,16 @@ namespace dsflow::codegen {
 namespace {
 
 using Generator = std::function<std::optional<CudaFunction>(const Operands &)>;
+using Launches = std::function<std::vector<CudaFunction>(const Operands &)>;
+
+/// The ops whose kernels take several launches, in order.
+const std::map<std::string, Launches> &chains() {
+  static const std::map<std::string, Launches> table = {
+      {"mla_attention_grad", mlaAttentionGrad},
+      {"dispatch", dispatch},
+  };
+  return table;
+}
 
 const std::map<std::string, Generator> &generators() {
   static const std::map<std::string, Generator> table = {
@@ -23,6 +33,7 @@ const std::map<std::string, Generator> &generators() {
       {"split", [](const Operands &o) { return pieces(o, true); }},
       {"concat", [](const Operands &o) { return pieces(o, false); }},
       {"mla_attention", mlaAttention},
+      {"moe_gate", moeGate},
       {"moe_gate_grad", moeGateGrad},
       {"balance_loss", balanceLoss},
       {"balance_loss_grad", balanceLossGrad},
@@ -35,6 +46,8 @@ const std::map<std::string, Generator> &generators() {
       {"embedding_wgrad", embeddingWGrad},
       {"cross_entropy", crossEntropy},
       {"cross_entropy_grad", crossEntropyGrad},
+      {"dispatch_grad", dispatchGrad},
+      {"combine", combine},
       {"combine_grad", combineGrad},
       {"combine_weights_grad", combineWeightsGrad},
   };
@@ -45,9 +58,9 @@ const std::map<std::string, Generator> &generators() {
 
 std::vector<CudaFunction> generateCudaFunctions(const Plan &plan,
                                                 const Kernel &kernel) {
-  Operands o(plan, kernel);
-  if (kernel.op() == "mla_attention_grad")
-    return mlaAttentionGrad(o);
+  auto chain = chains().find(kernel.op());
+  if (chain != chains().end())
+    return chain->second(Operands(plan, kernel));
   std::optional<CudaFunction> f = generateCudaFunction(plan, kernel);
   return f ? std::vector<CudaFunction>{*f} : std::vector<CudaFunction>{};
 }

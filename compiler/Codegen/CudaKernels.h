@@ -1,16 +1,17 @@
 //===- CudaKernels.h - CUDA C++ for the plan's kernels -----------*- C++
 //-*-===//
 //
-// Generates one __global__ function per plan kernel whose op has a generator
-// (memory-bound ops: elementwise, RMSNorm, RoPE, embedding, cross-entropy,
-// data movement, the combine gradients, with their gradients; and the fused
-// MLA attention forward), specialized to the kernel's shapes, element types
-// and attributes. Each function takes the device addresses of the kernel's
-// inputs, then its outputs, and does what the CPU kernel of that op does
+// Generates the __global__ functions of each plan kernel whose op has a
+// generator (memory-bound ops: elementwise, RMSNorm, RoPE, embedding,
+// cross-entropy, data movement, the MoE routing: router, dispatch, combine,
+// balance loss, with their gradients; and the fused MLA attention core),
+// specialized to the kernel's shapes, element types and attributes. Each
+// function takes the device addresses of the kernel's inputs, then its
+// outputs, and does what the CPU kernel of that op does
 // (runtime/backends/cpu/Kernels.h): forward kernels overwrite their outputs,
 // backward kernels add (+=) into them; arithmetic is FP32 whatever the storage
-// type. GEMMs go through cuBLASLt (runtime/backends/cuda/CublasLtGemm.h); the
-// MoE routing is not generated yet.
+// type. GEMMs go through cuBLASLt (runtime/backends/cuda/CublasLtGemm.h),
+// except the router's small one, which moe_gate's function computes.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_COMPILER_CODEGEN_CUDAKERNELS_H

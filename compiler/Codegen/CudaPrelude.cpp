@@ -2,7 +2,8 @@
 //
 // Load/store helpers that read BF16 or FP32 storage as FP32 (one element, or
 // W consecutive elements in 16-byte accesses: buffers are 16-byte aligned, the
-// memory planner aligns them to 64), block reductions, the grid-stride loop.
+// memory planner aligns them to 64), block reductions, the grid-stride loop,
+// the search for a dispatched slot's row.
 //
 //===----------------------------------------------------------------------===//
 #include "Codegen/CudaKernels.h"
@@ -180,6 +181,31 @@ __device__ void blockMaxSum(float &most, float &sum) {
 __device__ __forceinline__ void atomicAddTo(float *p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomicAddTo(__nv_bfloat16 *p, float v) {
   atomicAdd(p, __float2bfloat16(v));
+}
+
+// The row that dispatch put slot p in, of n (-1 for none). dispatch sorts
+// the slots by expert, stably, so the rows' (expert, slot) keys increase: a
+// binary search finds it. Row sources that dispatch did not make (any
+// permutation, as the CPU takes) are searched linearly.
+__device__ long long rowOfSlot(const int *indices, const int *rowSource,
+                               long long n, long long p) {
+  const int e = indices[p];
+  long long lo = 0, hi = n;
+  while (lo < hi) {
+    const long long mid = (lo + hi) / 2;
+    const int q = rowSource[mid];
+    const int f = q >= 0 && q < n ? indices[q] : e;
+    if (f < e || (f == e && q < p))
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < n && rowSource[lo] == p)
+    return lo;
+  for (long long r = 0; r < n; ++r)
+    if (rowSource[r] == p)
+      return r;
+  return -1;
 }
 
 #define DSFLOW_GRID_STRIDE(i, n)                                               \

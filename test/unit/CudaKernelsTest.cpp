@@ -323,6 +323,142 @@ TEST(CudaKernels, RouterGradientIsAWarpPerToken) {
   EXPECT_FALSE(generateCudaFunction(plan, k));
 }
 
+void setI64(Kernel &k, const std::string &name, int64_t value) {
+  Attribute &a = *k.add_attributes();
+  a.set_name(name);
+  a.set_i64(value);
+}
+
+void setBool(Kernel &k, const std::string &name, bool value) {
+  Attribute &a = *k.add_attributes();
+  a.set_name(name);
+  a.set_boolean(value);
+}
+
+/// A router kernel of DeepSeek-V3's attributes: 8 of `experts` experts a
+/// token from 4 of 8 groups.
+Kernel &addRouter(Plan &plan, int64_t tokens, int64_t experts) {
+  int32_t x = addBuffer(plan, DTYPE_BF16, {tokens, 7168}),
+          w = addBuffer(plan, DTYPE_BF16, {experts, 7168}),
+          bias = addBuffer(plan, DTYPE_F32, {experts}),
+          weights = addBuffer(plan, DTYPE_F32, {tokens, 8}),
+          idx = addBuffer(plan, DTYPE_I32, {tokens, 8}),
+          scores = addBuffer(plan, DTYPE_F32, {tokens, experts});
+  Kernel &k = addKernel(plan, "moe_gate", {x, w, bias}, {weights, idx, scores});
+  setI64(k, "expert_groups", 8);
+  setI64(k, "groups_per_token", 4);
+  setF64(k, "route_scale", 2.5);
+  setStr(k, "score_function", "sigmoid");
+  setBool(k, "normalize_topk", true);
+  return k;
+}
+
+bool has(const CudaFunction &f, const std::string &text) {
+  return f.body.find(text) != std::string::npos;
+}
+
+TEST(CudaKernels, RouterComputesItsGemmThenEachTokensChoice) {
+  Plan plan;
+  Kernel &k = addRouter(plan, 100, 256);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  // 16 tokens a block, 16 (token, expert) logits a thread, 32-wide chunks of
+  // H; the w chunk's rows 257 floats apart (no bank conflicts).
+  EXPECT_EQ(f->grid, 7);
+  EXPECT_EQ(f->block, 256);
+  EXPECT_TRUE(has(*f, "constexpr int E = 256, K = 8, TB = 16, KC = 32, "
+                      "RS = 257, Q = 16, TILE = 8224;"));
+  EXPECT_TRUE(has(*f, "const float c = float(2.5);"));
+  EXPECT_TRUE(has(*f, "s[e] = sigmoid(s[e]);"));
+  // The group limit: groups of 32 scored by their two best, 4 kept.
+  EXPECT_TRUE(has(*f, "constexpr int G = 8, M = 4, GS = 32;"));
+  EXPECT_TRUE(has(*f, "constexpr bool TOP_TWO = true;"));
+  EXPECT_TRUE(has(*f, "constexpr bool NORMALIZE = true;"));
+  // Softmax scores: a group's score is its best; no normalization.
+  k.mutable_attributes(3)->set_str("softmax");
+  k.mutable_attributes(4)->set_boolean(false);
+  f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(has(*f, "s[e] = expf(s[e] - most);"));
+  EXPECT_TRUE(has(*f, "constexpr bool TOP_TWO = false;"));
+  EXPECT_TRUE(has(*f, "constexpr bool NORMALIZE = false;"));
+  // Every group kept: no group limit.
+  k.mutable_attributes(1)->set_i64(8);
+  f = generateCudaFunction(plan, k);
+  ASSERT_TRUE(f);
+  EXPECT_FALSE(has(*f, "groupScore"));
+  // What the CPU refuses (groups that do not divide the experts, fewer
+  // allowed experts than k), and routers over 512 experts: not generated.
+  k.mutable_attributes(0)->set_i64(3);
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  k.mutable_attributes(0)->set_i64(128); // groups of 2, 8 kept: 16 allowed
+  EXPECT_TRUE(generateCudaFunction(plan, k));
+  k.mutable_attributes(1)->set_i64(3); // 6 allowed
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  EXPECT_FALSE(generateCudaFunction(plan, addRouter(plan, 100, 1024)));
+}
+
+TEST(CudaKernels, DispatchSortsTheSlotsThenCopiesTheRows) {
+  Plan plan;
+  int32_t x = addBuffer(plan, DTYPE_BF16, {100, 7168}),
+          idx = addBuffer(plan, DTYPE_I32, {100, 8}),
+          rows = addBuffer(plan, DTYPE_BF16, {800, 7168}),
+          counts = addBuffer(plan, DTYPE_I32, {256}),
+          sources = addBuffer(plan, DTYPE_I32, {800});
+  Kernel &k = addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+  std::vector<CudaFunction> launches = generateCudaFunctions(plan, k);
+  ASSERT_EQ(launches.size(), 2u);
+  // One block sorts the 800 slots: 25 warps of 32 consecutive slots.
+  EXPECT_EQ(launches[0].grid, 1);
+  EXPECT_EQ(launches[0].block, 25 * 32);
+  EXPECT_TRUE(has(launches[0], "constexpr int E = 256, WARPS = 25;"));
+  EXPECT_TRUE(has(launches[0], "N = 800LL, SEG = 32LL;"));
+  EXPECT_TRUE(has(launches[0], "__match_any_sync"));
+  // Then a block per row copies the row of its slot's token.
+  EXPECT_EQ(launches[1].grid, 800);
+  EXPECT_TRUE(has(launches[1], "const int p = out2[r];"));
+  EXPECT_TRUE(has(launches[1], "(long long)(p / 8) * dim;"));
+  EXPECT_FALSE(generateCudaFunction(plan, k));
+  // FP8 rows (a scale per 128 values) are not generated.
+  plan.mutable_buffers(rows)->set_dtype(DTYPE_FP8_E4M3);
+  EXPECT_TRUE(generateCudaFunctions(plan, k).empty());
+}
+
+TEST(CudaKernels, DispatchGradientAndCombineGatherTheirSlotsRows) {
+  Plan plan;
+  int32_t rows = addBuffer(plan, DTYPE_F32, {8, 16}),
+          w = addBuffer(plan, DTYPE_F32, {4, 2}),
+          idx = addBuffer(plan, DTYPE_I32, {4, 2}),
+          sources = addBuffer(plan, DTYPE_I32, {8}),
+          y = addBuffer(plan, DTYPE_F32, {4, 16});
+  Kernel &grad = addKernel(plan, "dispatch_grad", {rows, idx, sources}, {y});
+  std::optional<CudaFunction> f = generateCudaFunction(plan, grad);
+  ASSERT_TRUE(f);
+  // A block per token finds its 2 slots' rows, then adds them in order,
+  // from zeros unless the kernel accumulates.
+  EXPECT_EQ(f->grid, 4);
+  EXPECT_TRUE(has(*f, "row[j] = rowOfSlot(in1, in2, 8LL, r * K + j);"));
+  EXPECT_TRUE(has(*f, "d[q] += v[q];"));
+  EXPECT_FALSE(has(*f, "ldv<W>(out0"));
+  grad.set_accumulates(true);
+  f = generateCudaFunction(plan, grad);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(has(*f, "ldv<W>(out0, r * dim + e, d);"));
+  // combine weighs them and overwrites its output, as the CPU does.
+  Kernel &combine = addKernel(plan, "combine", {rows, w, idx, sources}, {y});
+  combine.set_accumulates(true);
+  f = generateCudaFunction(plan, combine);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->grid, 4);
+  EXPECT_TRUE(has(*f, "row[j] = rowOfSlot(in2, in3, 8LL, r * K + j);"));
+  EXPECT_TRUE(has(*f, "d[q] += weight[j] * v[q];"));
+  EXPECT_FALSE(has(*f, "ldv<W>(out0"));
+  // Rows that do not match the slots: not generated.
+  plan.mutable_buffers(rows)->set_shape(0, 7);
+  EXPECT_FALSE(generateCudaFunction(plan, grad));
+  EXPECT_FALSE(generateCudaFunction(plan, combine));
+}
+
 TEST(CudaKernels, BalanceLossBlocksTakeChunksOfASequence) {
   Plan plan;
   int32_t scores = addBuffer(plan, DTYPE_F32, {12, 16}),
@@ -426,6 +562,33 @@ TEST(CudaModule, KernelsWithTheSameBodyShareAFunction) {
             plan.cuda().launches(0).function());
   EXPECT_FALSE(plan.cuda().cubin().empty());
   EXPECT_NE(plan.cuda().ptx().find(".target sm_90a"), std::string::npos);
+}
+
+TEST(CudaModule, RoutingAtItsLimitsFitsTheSharedMemory) {
+  if (!haveNvrtc())
+    GTEST_SKIP() << "built without NVRTC";
+  // Routers of 512 experts (the largest tile), of 1 expert (256 tokens a
+  // block) and 300 (odd chunks); a dispatch sorting 2048 experts. ptxas
+  // refuses more than 48 KB of static shared memory.
+  Plan plan;
+  for (int64_t experts : {512, 1, 300}) {
+    Kernel &k = addRouter(plan, 300, experts);
+    k.mutable_attributes(0)->set_i64(1);
+    k.mutable_attributes(1)->set_i64(1);
+    plan.mutable_buffers(k.outputs(0))->set_shape(1, 1);
+    plan.mutable_buffers(k.outputs(1))->set_shape(1, 1);
+  }
+  int32_t x = addBuffer(plan, DTYPE_F32, {300, 64}),
+          idx = addBuffer(plan, DTYPE_I32, {300, 8}),
+          rows = addBuffer(plan, DTYPE_F32, {2400, 64}),
+          counts = addBuffer(plan, DTYPE_I32, {2048}),
+          sources = addBuffer(plan, DTYPE_I32, {2400});
+  addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+  io::Status e = buildCudaModule(plan);
+  ASSERT_FALSE(e) << e->message;
+  EXPECT_EQ(plan.cuda().functions(), 5);
+  for (const Kernel &k : plan.kernels())
+    EXPECT_GT(k.cuda_launch(), 0);
 }
 
 TEST(CudaModule, AnUnknownArchitectureIsAnErrorAndLeavesThePlan) {
