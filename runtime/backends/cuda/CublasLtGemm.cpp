@@ -305,10 +305,9 @@ io::Status CublasLtGemm::fp8BlockScaled(const void *qx, const float *xScales,
                     stream);
 }
 
-io::Status CublasLtGemm::general(GemmPrecision precision,
-                                 const RowMajorGemm &g, float alpha,
-                                 const void *a, const void *b, float beta,
-                                 void *c, void *stream) {
+io::Status CublasLtGemm::general(GemmPrecision precision, const RowMajorGemm &g,
+                                 float alpha, const void *a, const void *b,
+                                 float beta, void *c, void *stream) {
   if (g.m == 0 || g.n == 0)
     return std::nullopt;
   // cuBLASLt takes no empty K: C = beta C, which is only C itself here.
@@ -323,8 +322,8 @@ io::Status CublasLtGemm::general(GemmPrecision precision,
   // cuBLASLt's A is our B and its B our A (GemmLayout.h).
   cublasStatus_t s = cublasLtMatmul(
       state->handle, (*p)->desc, &alpha, b, (*p)->a, a, (*p)->b, &beta, c,
-      (*p)->d, c, (*p)->d, &(*p)->algo, state->workspace,
-      state->workspaceBytes, static_cast<cudaStream_t>(stream));
+      (*p)->d, c, (*p)->d, &(*p)->algo, state->workspace, state->workspaceBytes,
+      static_cast<cudaStream_t>(stream));
   if (s != CUBLAS_STATUS_SUCCESS)
     return failure("matmul [" + std::to_string(g.m) + "x" +
                        std::to_string(g.k) + "] x [" + std::to_string(g.k) +

@@ -4,6 +4,14 @@
 #include "runtime/backends/cuda/DeviceGemms.h"
 #endif
 
+#ifdef DSFLOW_WITH_DEVICE_FFN
+namespace dsflow {
+// SupportKernels.cu's machine code (cmake/EmbedFile.cmake).
+extern const unsigned char kSupportKernels[];
+extern const unsigned long kSupportKernels_size;
+} // namespace dsflow
+#endif
+
 namespace dsflow::cuda {
 
 namespace {
@@ -68,11 +76,50 @@ CudaDevice::create(const Plan &plan, const std::string &source,
     return io::makeError(source, gemms.error().message);
   d->gemms = std::move(*gemms);
 #endif
+#ifdef DSFLOW_WITH_DEVICE_FFN
+  if (io::Status e = d->prepareFfn())
+    return io::makeError(source, e->message);
+#endif
   return d;
 }
 
+#ifdef DSFLOW_WITH_DEVICE_FFN
+io::Status CudaDevice::prepareFfn() {
+  int64_t scratchBytes = ffnScratchBytes(plan);
+  if (scratchBytes == 0)
+    return std::nullopt;
+  io::Expected<CUmodule> module = driver->loadModule(std::string(
+      reinterpret_cast<const char *>(kSupportKernels), kSupportKernels_size));
+  if (!module)
+    return module.error();
+  supportModule = *module;
+  std::pair<CUfunction *, const char *> functions[] = {
+      {&support.swiglu, "dsflow_swiglu_f32"},
+      {&support.swigluGrad, "dsflow_swiglu_grad_f32"},
+      {&support.rowDots, "dsflow_row_dots_f32"}};
+  for (auto [to, name] : functions) {
+    io::Expected<CUfunction> f = driver->function(supportModule, name);
+    if (!f)
+      return f.error();
+    *to = *f;
+  }
+  io::Expected<CUdeviceptr> scratch = driver->allocate(size_t(scratchBytes));
+  if (!scratch)
+    return scratch.error();
+  ffnScratch = *scratch;
+  ffn.reset(new FfnDevice{
+      *driver, *gemms, support, compute, ffnScratch, scratchBytes,
+      [this](int32_t b) { return address(b); },
+      [this](int32_t b, std::byte *to) { return download(b, to); }});
+  return std::nullopt;
+}
+#endif
+
 CudaDevice::~CudaDevice() {
   driver->synchronize();
+#ifdef DSFLOW_WITH_DEVICE_FFN
+  driver->release(ffnScratch);
+#endif
   driver->destroy(computeDone);
   driver->destroy(copiesDone);
   driver->destroy(compute);
@@ -84,6 +131,10 @@ bool CudaDevice::runs(int32_t kernel) const {
   const Kernel &k = plan.kernels(kernel);
 #ifdef DSFLOW_WITH_CUBLASLT
   if (hasDeviceGemms(plan, k))
+    return true;
+#endif
+#ifdef DSFLOW_WITH_DEVICE_FFN
+  if (ffn && hasDeviceFfn(plan, k))
     return true;
 #endif
   return k.cuda_launch() > 0;
@@ -140,6 +191,10 @@ io::Status CudaDevice::launch(int32_t kernel) {
   if (hasDeviceGemms(plan, k))
     return runDeviceGemms(
         *gemms, plan, kernel, [&](int32_t b) { return address(b); }, compute);
+#endif
+#ifdef DSFLOW_WITH_DEVICE_FFN
+  if (ffn && hasDeviceFfn(plan, k))
+    return runDeviceFfn(*ffn, plan, kernel);
 #endif
   std::vector<CUdeviceptr> pointers;
   for (int32_t b : k.inputs())

@@ -2,7 +2,8 @@
 //
 // The CUDA backend's exec::Device: the plan's module (the cubin the compiler
 // embedded; nothing compiles at run time) loaded through the driver API, the
-// linear layers' GEMMs through cuBLASLt (DeviceGemms.h), and
+// linear layers' GEMMs through cuBLASLt (DeviceGemms.h), the SwiGLU FFNs
+// (DeviceFfn.h), and
 // the plan's memory in one device arena laid out as the compiler planned it
 // (parameters, gradients, inputs, then the activation arena, each at its plan
 // offsets). Kernels run in order on a compute stream; copies go on a copy
@@ -17,6 +18,9 @@
 #include "runtime/backends/cuda/CudaDriver.h"
 #ifdef DSFLOW_WITH_CUBLASLT
 #include "runtime/backends/cuda/CublasLtGemm.h"
+#endif
+#ifdef DSFLOW_WITH_DEVICE_FFN
+#include "runtime/backends/cuda/DeviceFfn.h"
 #endif
 #include "schemas/plan.pb.h"
 
@@ -57,6 +61,10 @@ private:
   CUdeviceptr address(int32_t buffer) const;
   /// Orders `later` after everything queued on `earlier` so far.
   io::Status order(CUstream earlier, CUstream later);
+#ifdef DSFLOW_WITH_DEVICE_FFN
+  /// The support kernels and the scratch, when the plan has FFNs to run.
+  io::Status prepareFfn();
+#endif
 
   const Plan &plan;
   std::unique_ptr<CudaDriver> driver;
@@ -69,6 +77,12 @@ private:
   CUevent computeDone = nullptr, copiesDone = nullptr;
 #ifdef DSFLOW_WITH_CUBLASLT
   std::unique_ptr<CublasLtGemm> gemms;
+#endif
+#ifdef DSFLOW_WITH_DEVICE_FFN
+  CUmodule supportModule = nullptr;
+  SupportFunctions support;
+  CUdeviceptr ffnScratch = 0;
+  std::unique_ptr<FfnDevice> ffn;
 #endif
 };
 

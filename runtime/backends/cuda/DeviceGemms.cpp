@@ -9,35 +9,6 @@ namespace dsflow::cuda {
 
 namespace {
 
-/// A device operand for LinearGemms.h: offsets by elements.
-struct DeviceArray {
-  CUdeviceptr address;
-  int64_t elementBytes;
-  DeviceArray operator+(int64_t elements) const {
-    return {address + static_cast<CUdeviceptr>(elements * elementBytes),
-            elementBytes};
-  }
-};
-
-/// The GEMM engine LinearGemms.h calls; keeps the first error.
-struct Engine {
-  CublasLtGemm &gemm;
-  GemmPrecision precision;
-  CUstream stream;
-  io::Status error;
-  void operator()(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
-                  float alpha, DeviceArray a, int64_t lda, DeviceArray b,
-                  int64_t ldb, float beta, DeviceArray c, int64_t ldc) {
-    if (error)
-      return;
-    RowMajorGemm g{transA, transB, m, n, k, lda, ldb, ldc};
-    error = gemm.general(precision, g, alpha,
-                         reinterpret_cast<const void *>(a.address),
-                         reinterpret_cast<const void *>(b.address), beta,
-                         reinterpret_cast<void *>(c.address), stream);
-  }
-};
-
 const std::set<std::string> &gemmOps() {
   static const std::set<std::string> ops = {
       "linear",      "linear_grad",      "linear_wgrad",
@@ -71,8 +42,29 @@ int64_t rowsOf(int64_t elements, int64_t width) {
 
 } // namespace
 
+void GemmEngine::operator()(bool transA, bool transB, int64_t m, int64_t n,
+                            int64_t k, float alpha, DeviceArray a, int64_t lda,
+                            DeviceArray b, int64_t ldb, float beta,
+                            DeviceArray c, int64_t ldc) {
+  if (error)
+    return;
+  RowMajorGemm g{transA, transB, m, n, k, lda, ldb, ldc};
+  error = gemm.general(precision, g, alpha,
+                       reinterpret_cast<const void *>(a.address),
+                       reinterpret_cast<const void *>(b.address), beta,
+                       reinterpret_cast<void *>(c.address), stream);
+}
+
+bool usesFp8(const Kernel &kernel) {
+  for (const Attribute &a : kernel.attributes())
+    if (a.name().rfind("graph.fp8.", 0) == 0)
+      return true;
+  return false;
+}
+
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
-  return gemmOps().count(kernel.op()) && precisionOf(plan, kernel);
+  return gemmOps().count(kernel.op()) && !usesFp8(kernel) &&
+         precisionOf(plan, kernel);
 }
 
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
@@ -86,7 +78,7 @@ io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
   auto input = [&](int i) -> const Buffer & {
     return plan.buffers(k.inputs(i));
   };
-  Engine engine{gemm, precision, stream, std::nullopt};
+  GemmEngine engine{gemm, precision, stream, std::nullopt};
   const std::string &op = k.op();
   // Shapes as the CPU binders derive them (BindDense.cpp, BindMoe.cpp).
   if (op == "linear" || op == "linear_grad") {

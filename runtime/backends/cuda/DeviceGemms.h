@@ -19,6 +19,32 @@
 
 namespace dsflow::cuda {
 
+/// A device operand for the CPU backend's GEMM compositions
+/// (LinearGemms.h, FfnSteps.h): offsets by elements.
+struct DeviceArray {
+  CUdeviceptr address = 0;
+  int64_t elementBytes = 4;
+  DeviceArray operator+(int64_t elements) const {
+    return {address + static_cast<CUdeviceptr>(elements * elementBytes),
+            elementBytes};
+  }
+};
+
+/// cuBLASLt as the `gemm` of those compositions; keeps the first error.
+struct GemmEngine {
+  CublasLtGemm &gemm;
+  GemmPrecision precision;
+  CUstream stream;
+  io::Status error;
+  void operator()(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+                  float alpha, DeviceArray a, int64_t lda, DeviceArray b,
+                  int64_t ldb, float beta, DeviceArray c, int64_t ldc);
+};
+
+/// Whether the kernel carries DeepSeek's FP8 recipe (graph.fp8.*), which the
+/// CPU backend emulates and the device runs only through generated code.
+bool usesFp8(const Kernel &kernel);
+
 /// Whether plan kernel `kernel` is one whose GEMMs run here.
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel);
 
