@@ -1,27 +1,29 @@
-//===- dsflow-cuda-check.cpp - Generated CUDA kernels against the CPU -----===//
+//===- dsflow-cuda-check.cpp - The GPU's kernels against the CPU backend --===//
 //
 // dsflow-cuda-check STEP.plan [--seed N] [--tolerance T] [--export DIR]
 //                   [--export-bench DIR]
-// For an FP32 plan compiled with --cuda: runs every plan kernel that has a
-// generated CUDA function on the GPU and on the CPU backend, from the same
-// random non-zero inputs (and, for kernels that add into their outputs, the
-// same random outputs; valid expert indices and row sources), and compares
-// the outputs: max |gpu - cpu| over max |cpu| per output must stay within the
-// tolerance, int32 ids must be equal. Prints the worst error
-// per op and "N of M CUDA kernels match the CPU backend"; exits 1 when one does
-// not, or when there is no GPU (the error says which).
+// For an FP32 plan compiled with --cuda: runs every plan kernel the CUDA
+// runtime runs on the GPU (runtime/backends/cuda/CudaDevice: the generated
+// functions, and the GEMMs and FFNs it composes from cuBLASLt and its own
+// kernels) there and on the CPU backend, from the same random non-zero inputs
+// (and, for kernels that add into their outputs, the same random outputs;
+// valid expert indices, row sources and row counts), and compares the
+// outputs: max |gpu - cpu| over max |cpu| per output must stay within the
+// tolerance, int32 ids must be equal. Prints the worst error per op and
+// "N of M device kernels match the CPU backend"; exits 1 when one does not,
+// or when there is no GPU (the error says which).
 //
-// --export DIR writes those cases for check_on_device.py instead (no GPU
-// needed). --export-bench DIR writes, for a plan of any precision, one launch
-// per generated function with its buffers' sizes and the fewest bytes it
-// must move, for check_on_device.py --bench (bandwidth against the device's
-// copy bandwidth); no data and no CPU run.
+// --export DIR writes the generated kernels' cases for check_on_device.py
+// instead (no GPU needed). --export-bench DIR writes, for a plan of any
+// precision, one launch per generated function with its buffers' sizes and
+// the fewest bytes it must move, for check_on_device.py --bench (bandwidth
+// against the device's copy bandwidth); no data and no CPU run.
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
 #include "io/AtomicFile.h"
 #include "plan/PlanFile.h"
-#include "runtime/backends/cuda/CudaDriver.h"
+#include "runtime/backends/cuda/CudaDevice.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -57,26 +59,6 @@ int fail(const std::string &message) {
   return 1;
 }
 
-/// Device copies of one kernel's buffers, freed when it goes.
-class DeviceBuffers {
-public:
-  explicit DeviceBuffers(cuda::CudaDriver &driver) : driver(driver) {}
-  ~DeviceBuffers() {
-    for (CUdeviceptr a : addresses)
-      driver.release(a);
-  }
-  io::Expected<CUdeviceptr> add(size_t bytes) {
-    io::Expected<CUdeviceptr> a = driver.allocate(bytes);
-    if (a)
-      addresses.push_back(*a);
-    return a;
-  }
-
-private:
-  cuda::CudaDriver &driver;
-  std::vector<CUdeviceptr> addresses;
-};
-
 /// A kernel's launches, in order (CudaLaunch.then).
 std::vector<const CudaLaunch *> launchesOf(const Plan &plan,
                                            const Kernel &kernel) {
@@ -98,50 +80,28 @@ std::string launchesJson(const Plan &plan, const Kernel &kernel) {
   return json + "]";
 }
 
-/// Runs kernel k on the GPU from the host buffers' current contents (outputs
-/// zeroed unless the kernel accumulates), all its launches in order, and
+/// Runs kernel k on the device from the host buffers' current contents
+/// (outputs zeroed unless the kernel accumulates), as the runtime would, and
 /// returns its outputs.
 io::Expected<std::vector<std::vector<float>>>
-runOnGpu(cuda::CudaDriver &driver, const Plan &plan, exec::Memory &memory,
-         int32_t k, CUmodule module) {
+runOnDevice(cuda::CudaDevice &device, const Plan &plan, exec::Memory &memory,
+            int32_t k) {
   const Kernel &kernel = plan.kernels(k);
-  DeviceBuffers device(driver);
-  std::vector<CUdeviceptr> arguments;
-  auto place = [&](int32_t b, bool upload) -> io::Status {
-    size_t bytes = static_cast<size_t>(plan.buffers(b).bytes());
-    io::Expected<CUdeviceptr> a = device.add(bytes);
-    if (!a)
-      return a.error();
-    arguments.push_back(*a);
-    return upload ? driver.upload(*a, memory.data(b), bytes)
-                  : driver.zero(*a, bytes);
-  };
   for (int32_t b : kernel.inputs())
-    if (io::Status e = place(b, true))
+    if (io::Status e = device.upload(b, memory.data(b)))
       return *e;
   for (int32_t b : kernel.outputs())
-    if (io::Status e = place(b, kernel.accumulates()))
+    if (io::Status e = kernel.accumulates() ? device.upload(b, memory.data(b))
+                                            : device.zero(b))
       return *e;
-  std::vector<void *> pointers;
-  for (CUdeviceptr &a : arguments)
-    pointers.push_back(&a);
-  for (const CudaLaunch *launch : launchesOf(plan, kernel)) {
-    io::Expected<CUfunction> function =
-        driver.function(module, launch->function());
-    if (!function)
-      return function.error();
-    if (io::Status e = driver.launch(*function, launch->grid(), launch->block(),
-                                     launch->shared_bytes(), pointers.data()))
-      return *e;
-  }
-  if (io::Status e = driver.synchronize())
+  if (io::Status e = device.launch(k))
     return *e;
   std::vector<std::vector<float>> outputs;
-  for (int i = 0; i < kernel.outputs_size(); ++i) {
-    const Buffer &b = plan.buffers(kernel.outputs(i));
-    std::vector<float> &out = outputs.emplace_back(b.bytes() / sizeof(float));
-    CUdeviceptr from = arguments[kernel.inputs_size() + i];
-    if (io::Status e = driver.download(out.data(), from, b.bytes()))
+  for (int32_t b : kernel.outputs()) {
+    std::vector<float> &out =
+        outputs.emplace_back(plan.buffers(b).bytes() / sizeof(float));
+    if (io::Status e =
+            device.download(b, reinterpret_cast<std::byte *>(out.data())))
       return *e;
   }
   return outputs;
@@ -207,20 +167,21 @@ double outputError(const Buffer &buffer, const std::vector<float> &a,
   return scale > 0 ? diff / scale : diff;
 }
 
-/// Runs the plan's kernels that have a CUDA launch on the CPU backend, each
-/// from random non-zero inputs (and starting outputs, for kernels that add
-/// into them): `before(k)` once kernel k's buffers hold them, `after(k)` once
-/// the CPU has run it.
+/// Runs the plan's kernels `chosen` picks on the CPU backend, each from
+/// random non-zero inputs (and starting outputs, for kernels that add into
+/// them): `before(k)` once kernel k's buffers hold them, `after(k)` once the
+/// CPU has run it.
 class CpuCases {
 public:
   CpuCases(const Plan &plan, exec::Executor &cpu, uint64_t seed)
       : plan(plan), cpu(cpu), rng(seed) {}
 
-  io::Status run(const std::function<io::Status(int32_t)> &before,
+  io::Status run(const std::function<bool(int32_t)> &chosen,
+                 const std::function<io::Status(int32_t)> &before,
                  const std::function<io::Status(int32_t)> &after) {
     std::vector<char> selected(plan.kernels_size(), 0);
     for (int k = 0; k < plan.kernels_size(); ++k)
-      selected[k] = plan.kernels(k).cuda_launch() > 0;
+      selected[k] = chosen(k);
     exec::Executor::KernelHook hook = [&](int32_t k, bool done) {
       if (done)
         return after(k);
@@ -253,6 +214,8 @@ private:
     std::for_each(kernel.outputs().begin(), kernel.outputs().end(), fill);
     if (int at = routingAt(kernel); at >= 0)
       route(kernel.inputs(at), kernel.inputs(at + 1), bound);
+    if (kernel.op().rfind("expert_ffn", 0) == 0)
+      splitRows(kernel);
     if (kernel.op() == "moe_gate")
       scaleGateInputs(kernel);
   }
@@ -278,6 +241,21 @@ private:
     std::iota(src, src + n, 0);
     std::stable_sort(src, src + n,
                      [&](int32_t a, int32_t c) { return idx[a] < idx[c]; });
+  }
+
+  /// A routed-expert FFN's row counts as dispatch makes them: the rows split
+  /// at random over the experts (some get none).
+  void splitRows(const Kernel &kernel) {
+    bool forward = kernel.op() == "expert_ffn";
+    const Buffer &rows = plan.buffers(kernel.inputs(forward ? 0 : 1));
+    int32_t counts = kernel.inputs(forward ? 1 : 2);
+    int64_t hidden = rows.shape(rows.shape_size() - 1);
+    int64_t left = hidden ? numElements(rows) / hidden : 0;
+    int64_t experts = numElements(plan.buffers(counts));
+    int32_t *c = ints(counts);
+    std::fill(c, c + experts, 0);
+    for (; left > 0; --left)
+      ++c[rng() % (experts > 1 ? experts - 1 : 1)]; // the last gets none
   }
 
   /// The router's inputs at the scale of a trained model's: the gate
@@ -310,15 +288,16 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
     return fail(driver.error().message + " (--export DIR writes the cases "
                                          "for a machine with a GPU)");
   std::printf("device: %s\n", (*driver)->deviceName().c_str());
-  io::Expected<CUmodule> module = (*driver)->loadModule(plan.cuda().cubin());
-  if (!module)
-    return fail(module.error().message);
+  io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
+      cuda::CudaDevice::create(plan, o.path, std::move(*driver));
+  if (!device)
+    return fail(device.error().message);
   std::vector<std::vector<float>> gpuOutputs;
   std::map<std::string, std::pair<int, double>> worstByOp;
-  int checked = 0, matched = 0;
+  int checked = 0, matched = 0, generated = 0;
   auto before = [&](int32_t k) -> io::Status {
     io::Expected<std::vector<std::vector<float>>> out =
-        runOnGpu(**driver, plan, cases.memory(), k, *module);
+        runOnDevice(**device, plan, cases.memory(), k);
     if (!out)
       return out.error();
     gpuOutputs = std::move(*out);
@@ -336,17 +315,22 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
     ++count;
     opWorst = std::max(opWorst, worst);
     ++checked;
+    generated += kernel.cuda_launch() > 0;
     matched += worst <= o.tolerance;
     return std::nullopt;
   };
-  if (io::Status e = cases.run(before, after))
+  // Every kernel the runtime runs on the device: the generated ones and
+  // those it composes (cuBLASLt GEMMs, the FFNs).
+  auto onDevice = [&](int32_t k) { return (*device)->runs(k); };
+  if (io::Status e = cases.run(onDevice, before, after))
     return fail(e->message);
   std::printf("%-22s %8s %14s\n", "op", "kernels", "worst error");
   for (const auto &[op, stats] : worstByOp)
     std::printf("%-22s %8d %14.3g%s\n", op.c_str(), stats.first, stats.second,
                 stats.second <= o.tolerance ? "" : "  FAILED");
-  std::printf("%d of %d CUDA kernels match the CPU backend (tolerance %g)\n",
-              matched, checked, o.tolerance);
+  std::printf("%d of %d device kernels match the CPU backend (%d generated, "
+              "%d through cuBLASLt and the runtime's kernels; tolerance %g)\n",
+              matched, checked, generated, checked - generated, o.tolerance);
   return matched == checked ? 0 : 1;
 }
 
@@ -416,7 +400,8 @@ int exportCases(const Options &o, const Plan &plan, CpuCases &cases) {
     }
     return std::nullopt;
   };
-  if (io::Status e = cases.run(before, after))
+  auto generated = [&](int32_t k) { return plan.kernels(k).cuda_launch() > 0; };
+  if (io::Status e = cases.run(generated, before, after))
     return fail(e->message);
   manifest += "]}\n";
   if (io::Status e =
