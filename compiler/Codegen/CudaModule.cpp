@@ -2,6 +2,7 @@
 #include "Codegen/CudaModule.h"
 
 #include "Codegen/CudaKernels.h"
+#include "Codegen/CudaSupport.h"
 #include "Codegen/Nvrtc.h"
 
 #include <map>
@@ -48,6 +49,9 @@ io::Status buildCudaModule(Plan &plan, const std::string &arch) {
     }
   }
   module.set_functions(static_cast<int32_t>(functionOf.size()));
+  source += cudaSupportSource();
+  for (const std::string &name : cudaSupportFunctionNames())
+    module.add_support_functions(name);
   io::Expected<CompiledCuda> compiled = compileCuda(source, arch);
   if (!compiled)
     return compiled.error();

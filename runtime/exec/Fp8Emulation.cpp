@@ -38,6 +38,38 @@ std::optional<Fp8Role> fp8InputRole(const std::string &op, int input,
   return std::nullopt;
 }
 
+KernelEmulation KernelEmulation::of(const Kernel &kernel) {
+  auto find = [&](const std::string &name) -> const Attribute * {
+    for (const Attribute &a : kernel.attributes())
+      if (a.name() == name)
+        return &a;
+    return nullptr;
+  };
+  KernelEmulation e;
+  if (const Attribute *format = find("graph.fp8.format")) {
+    e.fp8 = format->str() == "e4m3";
+    e.unsupportedFormat = !e.fp8;
+    const Attribute *scales = find("graph.fp8.scales");
+    e.ue8m0 = scales && scales->str() == "ue8m0";
+  }
+  const Attribute *precision = find("graph.precision");
+  e.bf16Input = precision && precision->str() == "bf16";
+  return e;
+}
+
+std::optional<Fp8Role> KernelEmulation::inputRole(const Kernel &kernel,
+                                                  int input) const {
+  if (fp8)
+    return fp8InputRole(kernel.op(), input, kernel.inputs_size());
+  if (bf16Input && input == 0)
+    return Fp8Role::Bf16;
+  return std::nullopt;
+}
+
+bool KernelEmulation::quantizesRowsAfter(const Kernel &kernel) const {
+  return fp8 && kernel.op() == "dispatch" && kernel.outputs_size() > 0;
+}
+
 template <typename T>
 void fakeQuantize(const T *x, T *y, int64_t rows, int64_t cols, Fp8Role role,
                   bool ue8m0) {

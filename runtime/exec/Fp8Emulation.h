@@ -15,6 +15,8 @@
 #ifndef DSFLOW_RUNTIME_EXEC_FP8EMULATION_H
 #define DSFLOW_RUNTIME_EXEC_FP8EMULATION_H
 
+#include "schemas/plan.pb.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,6 +39,22 @@ enum class Fp8Role {
 /// `numInputs` locates the experts' weights.
 std::optional<Fp8Role> fp8InputRole(const std::string &op, int input,
                                     int numInputs);
+
+/// How a kernel's operands are emulated, from its attributes: the FP8 recipe
+/// (graph.fp8.format = e4m3, graph.fp8.scales = ue8m0 for power-of-two
+/// scales), or input 0 rounded to BF16 (graph.precision = bf16). Every
+/// backend emulates through this (the CPU binding, the CUDA runtime).
+struct KernelEmulation {
+  bool fp8 = false, ue8m0 = false, bf16Input = false;
+  /// An FP8 format other than e4m3 was named (the kernel is refused).
+  bool unsupportedFormat = false;
+  static KernelEmulation of(const Kernel &kernel);
+  /// How input `input` of `kernel` is read (nullopt: as it is).
+  std::optional<Fp8Role> inputRole(const Kernel &kernel, int input) const;
+  /// Whether output 0 is quantized per 1x128 tile after the kernel runs:
+  /// FP8 dispatch, whose rows the experts' backward reads.
+  bool quantizesRowsAfter(const Kernel &kernel) const;
+};
 
 /// y = dequantize(quantize(x)) for x viewed as [rows, cols], in `role`'s
 /// tiling.

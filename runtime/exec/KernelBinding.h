@@ -36,14 +36,9 @@ template <typename T> class BindContext {
 public:
   BindContext(const Plan &plan, int32_t index, Memory &memory)
       : plan(plan), kernel(plan.kernels(index)), memory(memory),
-        where("kernel " + std::to_string(index) + " (" + kernel.op() + ")") {
-    if (const Attribute *format = find("graph.fp8.format")) {
-      fp8 = check(format->str() == "e4m3", "unsupported FP8 format");
-      const Attribute *scales = find("graph.fp8.scales");
-      ue8m0 = scales && scales->str() == "ue8m0";
-    }
-    const Attribute *precision = find("graph.precision");
-    bf16Inputs = precision && precision->str() == "bf16";
+        where("kernel " + std::to_string(index) + " (" + kernel.op() + ")"),
+        emulation(KernelEmulation::of(kernel)) {
+    check(!emulation.unsupportedFormat, "unsupported FP8 format");
   }
 
   int numInputs() const { return kernel.inputs_size(); }
@@ -71,17 +66,13 @@ public:
   /// quantized to E4M3 and back just before the kernel runs.
   const T *in(int i) {
     const T *p = typed<T>(kernel.inputs(), i, floatType());
-    std::optional<Fp8Role> role;
-    if (fp8)
-      role = fp8InputRole(kernel.op(), i, numInputs());
-    else if (bf16Inputs && i == 0)
-      role = Fp8Role::Bf16;
+    std::optional<Fp8Role> role = emulation.inputRole(kernel, i);
     if (!p || !role)
       return p;
     int64_t cols = inputLast(i), n = inputSize(i);
     int64_t rows = cols ? n / cols : 0;
     auto copy = std::make_shared<std::vector<T>>(n);
-    bool scalesUe8m0 = ue8m0;
+    bool scalesUe8m0 = emulation.ue8m0;
     Fp8Role how = *role;
     before.push_back(
         [=] { fakeQuantize(p, copy->data(), rows, cols, how, scalesUe8m0); });
@@ -90,10 +81,10 @@ public:
   /// The scaling of the activations a fused kernel quantizes itself (the
   /// GEMM operands inside an FFN); nullopt unless the kernel is FP8.
   std::optional<cpu::Fp8ScaleOptions> innerFp8() const {
-    if (!fp8)
+    if (!emulation.fp8)
       return std::nullopt;
     cpu::Fp8ScaleOptions options;
-    options.ue8m0Scales = ue8m0;
+    options.ue8m0Scales = emulation.ue8m0;
     return options;
   }
   T *out(int i) { return typed<T>(kernel.outputs(), i, floatType()); }
@@ -127,11 +118,11 @@ public:
   /// The binding's result: `kernel` unless a check failed, with the FP8
   /// emulation's steps around it.
   io::Expected<BoundKernel> finish(BoundKernel bound) {
-    if (fp8 && kernel.op() == "dispatch" && numOutputs() > 0) {
+    if (emulation.quantizesRowsAfter(kernel)) {
       // FP8 dispatch: the rows (which the experts' backward reads) are E4M3.
       T *rows = out(0);
       int64_t cols = inputLast(0), n = outputSize(0);
-      bool scalesUe8m0 = ue8m0;
+      bool scalesUe8m0 = emulation.ue8m0;
       if (rows && cols > 0)
         after.push_back([=] {
           fakeQuantize(rows, rows, n / cols, cols, Fp8Role::RowTiles,
@@ -194,7 +185,7 @@ private:
   }
 
   std::string problem;
-  bool fp8 = false, ue8m0 = false, bf16Inputs = false;
+  KernelEmulation emulation;
   std::vector<std::function<void()>> before, after;
 };
 

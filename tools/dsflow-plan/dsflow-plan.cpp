@@ -174,6 +174,10 @@ void printCuda(const Plan &plan) {
     missing += (missing.empty() ? "" : ", ") + op + " " + std::to_string(count);
   if (!missing.empty())
     std::printf("  without generated code: %s\n", missing.c_str());
+  if (cuda.support_functions_size())
+    std::printf("  runtime support functions: %d (the FFNs' SwiGLU, the FP8 "
+                "recipe's quantization)\n",
+                cuda.support_functions_size());
 }
 
 /// PREFIX.cu, PREFIX.ptx and PREFIX.cubin: the module's source, PTX and

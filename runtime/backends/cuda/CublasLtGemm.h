@@ -1,5 +1,4 @@
-//===- CublasLtGemm.h - The plan's GEMMs through cuBLASLt --------*- C++
-//-*-===//
+//===- CublasLtGemm.h - The plan's GEMMs through cuBLASLt -------*- C++ -*-===//
 //
 // The CUDA backend's GEMMs: y [m, n] = x [m, k] w [n, k]^T in row-major
 // storage, as the CPU backend's linear (runtime/backends/cpu/Kernels.h):

@@ -1,16 +1,8 @@
 //===- CudaDevice.cpp - A plan's buffers and kernels on one GPU -----------===//
 #include "runtime/backends/cuda/CudaDevice.h"
-#ifdef DSFLOW_WITH_CUBLASLT
-#include "runtime/backends/cuda/DeviceGemms.h"
-#endif
+#include "runtime/backends/cuda/DeviceEmulation.h"
 
-#ifdef DSFLOW_WITH_DEVICE_FFN
-namespace dsflow {
-// SupportKernels.cu's machine code (cmake/EmbedFile.cmake).
-extern const unsigned char kSupportKernels[];
-extern const unsigned long kSupportKernels_size;
-} // namespace dsflow
-#endif
+#include <algorithm>
 
 namespace dsflow::cuda {
 
@@ -41,6 +33,9 @@ CudaDevice::create(const Plan &plan, const std::string &source,
     return *e;
   std::unique_ptr<CudaDevice> d(new CudaDevice(plan, std::move(driver)));
   CudaDriver &cuda = *d->driver;
+  auto failed = [&](const io::IoError &e) {
+    return io::makeError(source, e.message);
+  };
   d->layout = arenaLayout(plan.memory());
   io::Expected<CUdeviceptr> arena = cuda.allocate(d->layout.bytes);
   if (!arena)
@@ -50,76 +45,73 @@ CudaDevice::create(const Plan &plan, const std::string &source,
   d->arena = *arena;
   io::Expected<CUmodule> module = cuda.loadModule(plan.cuda().cubin());
   if (!module)
-    return io::makeError(source, module.error().message);
+    return failed(module.error());
   d->module = *module;
   for (const CudaLaunch &launch : plan.cuda().launches()) {
     io::Expected<CUfunction> f = cuda.function(d->module, launch.function());
     if (!f)
-      return io::makeError(source, f.error().message);
+      return failed(f.error());
     d->functions.push_back(*f);
   }
   for (CUstream *s : {&d->compute, &d->copies}) {
     io::Expected<CUstream> stream = cuda.createStream();
     if (!stream)
-      return io::makeError(source, stream.error().message);
+      return failed(stream.error());
     *s = *stream;
   }
   for (CUevent *e : {&d->computeDone, &d->copiesDone}) {
     io::Expected<CUevent> event = cuda.createEvent();
     if (!event)
-      return io::makeError(source, event.error().message);
+      return failed(event.error());
     *e = *event;
   }
+  io::Expected<SupportFunctions> support =
+      SupportFunctions::load(cuda, d->module, plan);
+  if (!support)
+    return failed(support.error());
+  d->support = *support;
+  d->kit.reset(new DeviceKit{cuda, d->support, d->compute, d->scratch});
 #ifdef DSFLOW_WITH_CUBLASLT
   io::Expected<std::unique_ptr<CublasLtGemm>> gemms = CublasLtGemm::create();
   if (!gemms)
-    return io::makeError(source, gemms.error().message);
+    return failed(gemms.error());
   d->gemms = std::move(*gemms);
+  CudaDevice *self = d.get();
+  d->ffn.reset(
+      new FfnDevice{*d->kit, *d->gemms, [self](int32_t b, std::byte *to) {
+                      return self->download(b, to);
+                    }});
 #endif
-#ifdef DSFLOW_WITH_DEVICE_FFN
-  if (io::Status e = d->prepareFfn())
-    return io::makeError(source, e->message);
-#endif
+  if (io::Status e = d->allocateScratch())
+    return failed(*e);
   return d;
 }
 
-#ifdef DSFLOW_WITH_DEVICE_FFN
-io::Status CudaDevice::prepareFfn() {
-  int64_t scratchBytes = ffnScratchBytes(plan);
-  if (scratchBytes == 0)
-    return std::nullopt;
-  io::Expected<CUmodule> module = driver->loadModule(std::string(
-      reinterpret_cast<const char *>(kSupportKernels), kSupportKernels_size));
-  if (!module)
-    return module.error();
-  supportModule = *module;
-  std::pair<CUfunction *, const char *> functions[] = {
-      {&support.swiglu, "dsflow_swiglu_f32"},
-      {&support.swigluGrad, "dsflow_swiglu_grad_f32"},
-      {&support.rowDots, "dsflow_row_dots_f32"}};
-  for (auto [to, name] : functions) {
-    io::Expected<CUfunction> f = driver->function(supportModule, name);
-    if (!f)
-      return f.error();
-    *to = *f;
+io::Status CudaDevice::allocateScratch() {
+  int64_t most = 0;
+  for (int32_t k = 0; k < plan.kernels_size(); ++k) {
+    if (!runs(k))
+      continue;
+    int64_t bytes = emulationScratchBytes(plan, k);
+#ifdef DSFLOW_WITH_CUBLASLT
+    bytes += ffnScratchBytes(plan, plan.kernels(k));
+#endif
+    most = std::max(most, bytes);
   }
-  io::Expected<CUdeviceptr> scratch = driver->allocate(size_t(scratchBytes));
-  if (!scratch)
-    return scratch.error();
-  ffnScratch = *scratch;
-  ffn.reset(new FfnDevice{
-      *driver, *gemms, support, compute, ffnScratch, scratchBytes,
-      [this](int32_t b) { return address(b); },
-      [this](int32_t b, std::byte *to) { return download(b, to); }});
+  if (most == 0)
+    return std::nullopt;
+  io::Expected<CUdeviceptr> at = driver->allocate(size_t(most));
+  if (!at)
+    return io::makeError("cuda", "the kernels' scratch (" +
+                                     std::to_string(most) +
+                                     " bytes): " + at.error().message);
+  scratch = {*at, most, 0};
   return std::nullopt;
 }
-#endif
 
 CudaDevice::~CudaDevice() {
   driver->synchronize();
-#ifdef DSFLOW_WITH_DEVICE_FFN
-  driver->release(ffnScratch);
-#endif
+  driver->release(scratch.base);
   driver->destroy(computeDone);
   driver->destroy(copiesDone);
   driver->destroy(compute);
@@ -130,11 +122,7 @@ CudaDevice::~CudaDevice() {
 bool CudaDevice::runs(int32_t kernel) const {
   const Kernel &k = plan.kernels(kernel);
 #ifdef DSFLOW_WITH_CUBLASLT
-  if (hasDeviceGemms(plan, k))
-    return true;
-#endif
-#ifdef DSFLOW_WITH_DEVICE_FFN
-  if (ffn && hasDeviceFfn(plan, k))
+  if (hasDeviceGemms(plan, k) || hasDeviceFfn(plan, k))
     return true;
 #endif
   return k.cuda_launch() > 0;
@@ -185,20 +173,13 @@ io::Status CudaDevice::zero(int32_t buffer) {
                            compute);
 }
 
-io::Status CudaDevice::launch(int32_t kernel) {
+io::Status
+CudaDevice::launchGenerated(int32_t kernel,
+                            const std::function<CUdeviceptr(int32_t)> &read) {
   const Kernel &k = plan.kernels(kernel);
-#ifdef DSFLOW_WITH_CUBLASLT
-  if (hasDeviceGemms(plan, k))
-    return runDeviceGemms(
-        *gemms, plan, kernel, [&](int32_t b) { return address(b); }, compute);
-#endif
-#ifdef DSFLOW_WITH_DEVICE_FFN
-  if (ffn && hasDeviceFfn(plan, k))
-    return runDeviceFfn(*ffn, plan, kernel);
-#endif
   std::vector<CUdeviceptr> pointers;
   for (int32_t b : k.inputs())
-    pointers.push_back(address(b));
+    pointers.push_back(read(b));
   for (int32_t b : k.outputs())
     pointers.push_back(address(b));
   std::vector<void *> arguments;
@@ -210,9 +191,45 @@ io::Status CudaDevice::launch(int32_t kernel) {
     if (io::Status e =
             driver->launch(functions[l - 1], launch.grid(), launch.block(),
                            launch.shared_bytes(), arguments.data(), compute))
-      return io::makeError(
-          "kernel " + std::to_string(kernel) + " (" + k.op() + ")", e->message);
+      return e;
   }
+  return std::nullopt;
+}
+
+io::Status CudaDevice::launch(int32_t kernel) {
+  const Kernel &k = plan.kernels(kernel);
+  auto fail = [&](const io::IoError &e) {
+    return io::makeError(
+        "kernel " + std::to_string(kernel) + " (" + k.op() + ")", e.message);
+  };
+  scratch.used = 0;
+  auto at = [this](int32_t b) { return address(b); };
+  // The FP8 recipe's quantized (or BF16-rounded) copies of its inputs.
+  io::Expected<std::map<int32_t, CUdeviceptr>> copies =
+      emulateInputs(*kit, plan, kernel, at);
+  if (!copies)
+    return fail(copies.error());
+  auto read = [&](int32_t b) {
+    auto it = copies->find(b);
+    return it == copies->end() ? address(b) : it->second;
+  };
+  io::Status status;
+  if (k.cuda_launch() > 0)
+    status = launchGenerated(kernel, read);
+#ifdef DSFLOW_WITH_CUBLASLT
+  else if (hasDeviceGemms(plan, k))
+    status = runDeviceGemms(*gemms, plan, kernel, read, compute);
+  else if (hasDeviceFfn(plan, k))
+    status = runDeviceFfn(*ffn, plan, kernel, read);
+#endif
+  else
+    return io::makeError("kernel " + std::to_string(kernel) + " (" + k.op() +
+                             ")",
+                         "has no device code");
+  if (status)
+    return fail(*status);
+  if (io::Status e = emulateOutputs(*kit, plan, kernel, at))
+    return fail(*e);
   return std::nullopt;
 }
 

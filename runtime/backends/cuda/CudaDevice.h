@@ -1,13 +1,15 @@
 //===- CudaDevice.h - A plan's buffers and kernels on one GPU ---*- C++ -*-===//
 //
 // The CUDA backend's exec::Device: the plan's module (the cubin the compiler
-// embedded; nothing compiles at run time) loaded through the driver API, the
-// linear layers' GEMMs through cuBLASLt (DeviceGemms.h), the SwiGLU FFNs
-// (DeviceFfn.h), and
+// embedded; nothing compiles at run time) loaded through the driver API, and
 // the plan's memory in one device arena laid out as the compiler planned it
 // (parameters, gradients, inputs, then the activation arena, each at its plan
-// offsets). Kernels run in order on a compute stream; copies go on a copy
-// stream, ordered against the kernels by events, so that a later
+// offsets). A kernel runs on the device through its generated functions, or
+// the runtime composes it: the linear layers' GEMMs through cuBLASLt
+// (DeviceGemms.h), the SwiGLU FFNs (DeviceFfn.h). Around each, the FP8
+// recipe's and BF16 rounding's emulation as the CPU backend does it
+// (DeviceEmulation.h). Kernels run in order on a compute stream; copies go on
+// a copy stream, ordered against the kernels by events, so that a later
 // communication stream (NCCL) can overlap computation the same way.
 //
 //===----------------------------------------------------------------------===//
@@ -16,14 +18,13 @@
 
 #include "exec/Device.h"
 #include "runtime/backends/cuda/CudaDriver.h"
+#include "runtime/backends/cuda/DeviceKit.h"
+#include "schemas/plan.pb.h"
 #ifdef DSFLOW_WITH_CUBLASLT
-#include "runtime/backends/cuda/CublasLtGemm.h"
-#endif
-#ifdef DSFLOW_WITH_DEVICE_FFN
 #include "runtime/backends/cuda/DeviceFfn.h"
 #endif
-#include "schemas/plan.pb.h"
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -61,10 +62,11 @@ private:
   CUdeviceptr address(int32_t buffer) const;
   /// Orders `later` after everything queued on `earlier` so far.
   io::Status order(CUstream earlier, CUstream later);
-#ifdef DSFLOW_WITH_DEVICE_FFN
-  /// The support kernels and the scratch, when the plan has FFNs to run.
-  io::Status prepareFfn();
-#endif
+  /// The generated functions of kernel k, reading buffer b at `read(b)`.
+  io::Status launchGenerated(int32_t kernel,
+                             const std::function<CUdeviceptr(int32_t)> &read);
+  /// The scratch the kernels it runs need at most, allocated.
+  io::Status allocateScratch();
 
   const Plan &plan;
   std::unique_ptr<CudaDriver> driver;
@@ -75,13 +77,11 @@ private:
   std::vector<CUfunction> functions;
   CUstream compute = nullptr, copies = nullptr;
   CUevent computeDone = nullptr, copiesDone = nullptr;
+  SupportFunctions support;
+  DeviceScratch scratch;
+  std::unique_ptr<DeviceKit> kit;
 #ifdef DSFLOW_WITH_CUBLASLT
   std::unique_ptr<CublasLtGemm> gemms;
-#endif
-#ifdef DSFLOW_WITH_DEVICE_FFN
-  CUmodule supportModule = nullptr;
-  SupportFunctions support;
-  CUdeviceptr ffnScratch = 0;
   std::unique_ptr<FfnDevice> ffn;
 #endif
 };

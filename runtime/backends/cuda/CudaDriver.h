@@ -1,5 +1,4 @@
-//===- CudaDriver.h - The CUDA driver API, loaded at run time ----*- C++
-//-*-===//
+//===- CudaDriver.h - The CUDA driver API, loaded at run time ---*- C++ -*-===//
 //
 // The runtime opens libcuda.so.1 with dlopen, so a dsflow built with CUDA
 // support starts (and runs the CPU backend) on a machine without a GPU driver;

@@ -1,6 +1,7 @@
 //===- DeviceFfn.cpp - The SwiGLU FFNs on a GPU ---------------------------===//
 #include "runtime/backends/cuda/DeviceFfn.h"
 #include "exec/FfnKernels.h"
+#include "runtime/backends/cuda/DeviceEmulation.h"
 
 #include <algorithm>
 #include <vector>
@@ -9,14 +10,17 @@ namespace dsflow::cuda {
 
 namespace {
 
-constexpr int64_t kAlign = 256;
-constexpr int kBlock = 256;
-
-/// The device's engine for FfnSteps.h (FP32); keeps the first error.
+/// The device's engine for FfnSteps.h (FP32); keeps the first error. Its
+/// scratch is given back when it goes (engines nest per expert block).
 class DeviceFfnEngine {
 public:
-  explicit DeviceFfnEngine(FfnDevice &d)
-      : d(d), gemmEngine{d.gemm, GemmPrecision::Fp32, d.stream, std::nullopt} {}
+  DeviceFfnEngine(FfnDevice &d, const exec::KernelEmulation &emulation)
+      : kit(d.kit),
+        emulation(emulation), gemmEngine{d.gemm, GemmPrecision::Fp32,
+                                         d.kit.stream, std::nullopt},
+        mark(d.kit.scratch.used) {}
+  DeviceFfnEngine(const DeviceFfnEngine &) = delete;
+  ~DeviceFfnEngine() { kit.scratch.used = mark; }
   io::Status error() const {
     return gemmEngine.error ? gemmEngine.error : failure;
   }
@@ -27,25 +31,25 @@ public:
     if (!failure)
       gemmEngine(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
+  /// Zeroed, as the CPU's scratch vectors are.
   DeviceArray scratch(int64_t elements) {
-    int64_t bytes = (elements * 4 + kAlign - 1) / kAlign * kAlign;
-    DeviceArray array{d.scratch + static_cast<CUdeviceptr>(used), 4};
-    if (used + bytes > d.scratchBytes)
-      fail(io::makeError("cuda", "the FFN scratch (" +
-                                     std::to_string(d.scratchBytes) +
-                                     " bytes) is too small"));
-    else
-      check(d.driver.zeroAsync(array.address, size_t(elements * 4), d.stream));
-    used += bytes;
+    DeviceArray array = take(elements);
+    if (!failure && elements)
+      check(kit.driver.zeroAsync(array.address, size_t(elements * 4),
+                                 kit.stream));
     return array;
   }
   void swiglu(DeviceArray g, DeviceArray u, DeviceArray act, int64_t count) {
-    launch(d.support.swiglu, count, {&g.address, &u.address, &act.address});
+    if (!failure)
+      check(kit.elementwise(kit.support.swiglu, count,
+                            {g.address, u.address, act.address}));
   }
   void swigluGrad(DeviceArray dAct, DeviceArray g, DeviceArray u,
                   DeviceArray dG, DeviceArray dU, int64_t count) {
-    launch(d.support.swigluGrad, count,
-           {&dAct.address, &g.address, &u.address, &dG.address, &dU.address});
+    if (!failure)
+      check(kit.elementwise(
+          kit.support.swigluGrad, count,
+          {dAct.address, g.address, u.address, dG.address, dU.address}));
   }
   void rowDots(DeviceArray a, DeviceArray b, DeviceArray dots, int64_t rows,
                int64_t cols) {
@@ -53,38 +57,47 @@ public:
       return;
     long long r = rows, c = cols;
     void *arguments[] = {&a.address, &b.address, &dots.address, &r, &c};
-    int64_t warpsPerBlock = kBlock / 32;
-    check(d.driver.launch(d.support.rowDots,
-                          (rows + warpsPerBlock - 1) / warpsPerBlock, kBlock, 0,
-                          arguments, d.stream));
+    check(kit.driver.launch(kit.support.rowDots, (rows + 7) / 8, 256, 0,
+                            arguments, kit.stream));
   }
-  // The FP8 recipe's kernels are not offloaded: operands are read as they are.
-  DeviceArray alongColumns(DeviceArray x, int64_t, int64_t) { return x; }
-  DeviceArray alongRows(DeviceArray x, int64_t, int64_t) { return x; }
+  /// Under the FP8 recipe, the operand as a GEMM contracting over its
+  /// columns (rows) reads it: quantized per 1x128 (128x1) tile.
+  DeviceArray alongColumns(DeviceArray x, int64_t rows, int64_t cols) {
+    return quantized(x, rows, cols, exec::Fp8Role::RowTiles);
+  }
+  DeviceArray alongRows(DeviceArray x, int64_t rows, int64_t cols) {
+    return quantized(x, rows, cols, exec::Fp8Role::ColumnTiles);
+  }
 
 private:
-  /// An elementwise support kernel over `count` elements: its pointers, then
-  /// the count.
-  void launch(CUfunction f, int64_t count,
-              std::vector<CUdeviceptr *> pointers) {
-    if (count == 0 || failure)
-      return;
-    long long n = count;
-    std::vector<void *> arguments(pointers.begin(), pointers.end());
-    arguments.push_back(&n);
-    int64_t grid = std::min<int64_t>((count + kBlock - 1) / kBlock, 4096);
-    check(d.driver.launch(f, grid, kBlock, 0, arguments.data(), d.stream));
+  DeviceArray take(int64_t elements) {
+    io::Expected<CUdeviceptr> at = kit.scratch.take(elements * 4);
+    if (!at) {
+      check(at.error());
+      return {};
+    }
+    return {*at, 4};
+  }
+  DeviceArray quantized(DeviceArray x, int64_t rows, int64_t cols,
+                        exec::Fp8Role role) {
+    if (!emulation.fp8 || failure)
+      return x;
+    DeviceArray copy = take(rows * cols);
+    if (!failure)
+      check(fakeQuantizeOnDevice(kit, role, emulation.ue8m0, x.address,
+                                 copy.address, rows, cols));
+    return copy;
   }
   void check(io::Status status) {
     if (status && !failure)
       failure = status;
   }
-  void fail(io::Status status) { check(std::move(status)); }
 
-  FfnDevice &d;
+  DeviceKit &kit;
+  exec::KernelEmulation emulation;
   GemmEngine gemmEngine;
   io::Status failure;
-  int64_t used = 0;
+  int64_t mark;
 };
 
 /// The routed experts' row counts, checked as the CPU backend checks them.
@@ -110,7 +123,7 @@ io::Expected<std::vector<int32_t>> countsOf(FfnDevice &d, const Plan &plan,
 } // namespace
 
 bool hasDeviceFfn(const Plan &plan, const Kernel &kernel) {
-  if (!exec::isFfnOp(kernel.op()) || usesFp8(kernel))
+  if (!exec::isFfnOp(kernel.op()))
     return false;
   for (auto list : {&kernel.inputs(), &kernel.outputs()})
     for (int32_t b : *list)
@@ -120,21 +133,28 @@ bool hasDeviceFfn(const Plan &plan, const Kernel &kernel) {
   return true;
 }
 
-int64_t ffnScratchBytes(const Plan &plan) {
-  int64_t most = 0;
-  for (const Kernel &k : plan.kernels())
-    if (hasDeviceFfn(plan, k))
-      most = std::max(most, numElements(exec::ffnSavedGate(plan, k)));
-  // At most four [rows, inter] arrays at once (FfnSteps.h), each aligned.
-  return most ? 4 * (most * 4 + kAlign) : 0;
+int64_t ffnScratchBytes(const Plan &plan, const Kernel &kernel) {
+  if (!hasDeviceFfn(plan, kernel))
+    return 0;
+  const Buffer &saved = exec::ffnSavedGate(plan, kernel);
+  int64_t inter = saved.shape(saved.shape_size() - 1);
+  int64_t rows = inter ? numElements(saved) / inter : 0;
+  const Buffer &x = plan.buffers(kernel.inputs(
+      kernel.op() == "expert_ffn" || kernel.op() == "shared_experts" ? 0 : 1));
+  int64_t hidden = x.shape(x.shape_size() - 1);
+  // At most 8 [rows, inter] and 4 [rows, hidden] arrays at once (FfnSteps.h,
+  // with the FP8 recipe's quantized copies), each aligned to 256 bytes.
+  return (8 * inter + 4 * hidden) * rows * 4 + 12 * 256;
 }
 
-io::Status runDeviceFfn(FfnDevice &d, const Plan &plan, int32_t index) {
+io::Status runDeviceFfn(FfnDevice &d, const Plan &plan, int32_t index,
+                        const std::function<CUdeviceptr(int32_t)> &address) {
   const Kernel &k = plan.kernels(index);
+  exec::KernelEmulation emulation = exec::KernelEmulation::of(k);
   io::Status status = exec::runFfnKernel<DeviceArray>(
-      plan, k, [&] { return DeviceFfnEngine(d); },
+      plan, k, [&] { return DeviceFfnEngine(d, emulation); },
       [&](int32_t b) {
-        return DeviceArray{d.address(b), 4};
+        return DeviceArray{address(b), 4};
       },
       [&](int32_t b, int64_t rows) { return countsOf(d, plan, b, rows); });
   if (status)

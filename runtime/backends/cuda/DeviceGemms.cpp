@@ -55,16 +55,8 @@ void GemmEngine::operator()(bool transA, bool transB, int64_t m, int64_t n,
                        reinterpret_cast<void *>(c.address), stream);
 }
 
-bool usesFp8(const Kernel &kernel) {
-  for (const Attribute &a : kernel.attributes())
-    if (a.name().rfind("graph.fp8.", 0) == 0)
-      return true;
-  return false;
-}
-
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
-  return gemmOps().count(kernel.op()) && !usesFp8(kernel) &&
-         precisionOf(plan, kernel);
+  return gemmOps().count(kernel.op()) && precisionOf(plan, kernel);
 }
 
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,

@@ -3,7 +3,9 @@
 // linear and mtp_project, forward and both gradients, through cuBLASLt: the
 // same decomposition into GEMMs as the CPU backend's
 // (runtime/backends/cpu/LinearGemms.h), on the device copies of the
-// kernel's buffers, in FP32 or BF16 as the buffers are.
+// kernel's buffers, in FP32 or BF16 as the buffers are. Under the FP8 recipe
+// the runtime hands them quantized copies of their operands
+// (DeviceEmulation.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_DEVICEGEMMS_H
@@ -40,10 +42,6 @@ struct GemmEngine {
                   float alpha, DeviceArray a, int64_t lda, DeviceArray b,
                   int64_t ldb, float beta, DeviceArray c, int64_t ldc);
 };
-
-/// Whether the kernel carries DeepSeek's FP8 recipe (graph.fp8.*), which the
-/// CPU backend emulates and the device runs only through generated code.
-bool usesFp8(const Kernel &kernel);
 
 /// Whether plan kernel `kernel` is one whose GEMMs run here.
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel);
