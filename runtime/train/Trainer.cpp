@@ -306,9 +306,9 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return split.error();
   t->split = *split;
   // Every rank draws the global batch and keeps its own rows.
-  io::Expected<io::BatchSampler> sampler =
-      io::BatchSampler::create(*t->data, t->split.train, rows * t->dataRanks(),
-                               window, plan.training().seed());
+  uint64_t seed = options.seed.value_or(plan.training().seed());
+  io::Expected<io::BatchSampler> sampler = io::BatchSampler::create(
+      *t->data, t->split.train, rows * t->dataRanks(), window, seed);
   if (!sampler)
     return sampler.error();
   t->sampler = std::make_unique<io::BatchSampler>(std::move(*sampler));
@@ -318,8 +318,7 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     return io::makeError(dir,
                          "already holds checkpoints: pass --resume to continue "
                          "from the latest, or choose another directory");
-  initializeParameters(executor.memory(), plan.training().seed(),
-                       options.initStd);
+  initializeParameters(executor.memory(), seed, options.initStd);
   if (options.resume && !dir.empty()) {
     io::Expected<std::optional<io::Checkpoint>> checkpoint =
         t->loadCommonCheckpoint();

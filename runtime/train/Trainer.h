@@ -45,6 +45,9 @@ struct TrainOptions {
   int64_t checkpointInterval = 0;
   bool resume = false;
   double initStd = 0.02;
+  /// The initialization and data-order seed instead of the plan's (resume
+  /// with the same one).
+  std::optional<uint64_t> seed;
   /// A CSV of per-step losses, when set.
   std::string lossLog;
   /// When set, the first step's internals go to this safetensors file (see

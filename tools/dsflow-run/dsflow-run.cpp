@@ -49,6 +49,8 @@ const char *kUsage =
     "  --resume                continue from DIR's latest checkpoint\n"
     "  --loss-log FILE         per-step losses as CSV\n"
     "  --init-std X            std of the initial weights (default 0.02)\n"
+    "  --seed N                initialization and data-order seed (default:\n"
+    "                          the plan's, dsflow-compile --seed)\n"
     "  --print-memory          report the measured activation peak and the\n"
     "                          parameter memory of rank 0\n"
     "  --dump-step FILE        the first step's internals, as safetensors\n"
@@ -289,6 +291,11 @@ int main(int argc, char **argv) {
       ok = value(v) && (options.lossLog = v, true);
     } else if (arg == "--init-std") {
       ok = value(v) && parseDouble(v, options.initStd) && options.initStd > 0;
+    } else if (arg == "--seed") {
+      int64_t seed = -1;
+      ok = value(v) && parseInt(v, seed) && seed >= 0;
+      if (ok)
+        options.seed = uint64_t(seed);
     } else if (arg == "--dump-step") {
       ok = value(v) && (options.dumpStep = v, true);
     } else if (arg == "--trace") {
