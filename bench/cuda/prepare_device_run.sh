@@ -9,7 +9,8 @@
 # With --tools: instead of the exported cases, dsflow-cuda-check and dsflow-run
 # themselves (bench/cuda/bundle_tools.sh) with the FP32 plans, which
 # dsflow-cuda-check checks there through the CUDA driver, and training plans
-# (tiny-v3, small-v3: sequence 64, micro-batch 8) for dsflow-run --device cuda.
+# (tiny-v3, small-v3, small-v3 --fp8: sequence 64, micro-batch 8) for
+# dsflow-run --device cuda.
 set -euo pipefail
 tools=0
 if [ "${1:-}" = --tools ]; then tools=1; shift; fi
@@ -33,6 +34,10 @@ if [ $tools = 1 ]; then
     compile "$root/models/$model.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=8 \
       --lr=1e-3 --warmup-steps=100 --total-steps=2000 -o "$dir/train/$model.plan"
   done
+  # small-v3 with the FP8 recipe: checked against the CPU like the others,
+  # and (FP8_SEEDS) the seeds of bench/fp8_training_seeds.sh on the GPU.
+  compile "$root/models/small-v3.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=8 \
+    --lr=1e-3 --warmup-steps=100 --total-steps=2000 --fp8 -o "$dir/train/small-v3-fp8.plan"
 else
   "$bin/dsflow-cuda-check" "$plans/tiny.plan" --export "$dir/check-tiny-v3"
   "$bin/dsflow-cuda-check" "$plans/small.plan" --seed 2 --export "$dir/check-small-v3"

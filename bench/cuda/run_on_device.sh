@@ -5,7 +5,9 @@
 # the CPU backend, the cuBLASLt GEMMs against the CPU backend and FP8 vs BF16
 # timed, the generated kernels' bandwidth against the copy bandwidth, and
 # (prepared with --tools) training with dsflow-run --device cuda against the
-# CPU backend, then small-v3 on Tiny Shakespeare on the GPU.
+# CPU backend, then small-v3 on Tiny Shakespeare on the GPU; with FP8_SEEDS=N
+# set, bench/fp8_training_seeds.sh's comparison (FP8 vs FP32, 2000 steps,
+# seeds 1..N) on the GPU instead, two runs at a time.
 # Results (markdown) and logs go to OUT.
 set -uo pipefail
 dir=${1:?usage: run_on_device.sh DIR OUT}
@@ -71,5 +73,24 @@ if [ -x "$dir/tools/dsflow-run" ]; then
   echo "== small-v3 on Tiny Shakespeare on the GPU (300 steps)"
   train "$dir/train/small-v3.plan" small-v3-shakespeare 300 --device cuda \
     --eval-interval 100 || status=1
+fi
+if [ -n "${FP8_SEEDS:-}" ]; then
+  echo "== FP8 vs FP32 over seeds 1..$FP8_SEEDS on the GPU (small-v3, 2000 steps)"
+  mkdir -p "$out/fp8-seeds"
+  for seed in $(seq 1 "$FP8_SEEDS"); do
+    for variant in fp32 fp8; do
+      plan=$dir/train/small-v3.plan
+      [ $variant = fp8 ] && plan=$dir/train/small-v3-fp8.plan
+      "$dir/tools/dsflow-run" "$plan" --data "$root/models/tinyshakespeare.txt" \
+        --steps 2000 --log-interval 500 --val-fraction 0 --device cuda --seed "$seed" \
+        --loss-log "$out/fp8-seeds/$variant-s$seed.csv" > "$out/fp8-seeds/$variant-s$seed.txt" 2>&1 &
+    done
+    wait
+    tail -n 2 "$out/fp8-seeds/fp32-s$seed.txt" "$out/fp8-seeds/fp8-s$seed.txt"
+  done
+  python3 "$root/bench/fp8_seeds_report.py" "$out/fp8-seeds" --model small-v3 --steps 2000 \
+    --seeds "$FP8_SEEDS" --setup "sequence 64, micro-batch 8, lr 1e-3, 2000 steps, on the GPU (dsflow-run --device cuda)" \
+    --command "FP8_SEEDS=$FP8_SEEDS bench/cuda/run_on_device.sh" \
+    --output "$out/fp8-training-seeds-small-v3-gpu" || status=1
 fi
 exit $status
