@@ -18,6 +18,39 @@
 
 namespace dsflow::exec {
 
+/// The numbers of one AdamW update (train/AdamW.h computes them; every
+/// element then computes m = beta1 m + (1 - beta1) g, v = beta2 v +
+/// (1 - beta2) g^2 with g = gradient * gradScale, and
+/// p = p * decay - stepSize * m / (sqrt(v) / sqrtCorrection2 + eps)).
+struct AdamWScalars {
+  float beta1 = 0, beta2 = 0, eps = 0, stepSize = 0, sqrtCorrection2 = 1;
+  /// 1 - lr * weight decay for matrices; 1 for vectors (RMSNorm weights).
+  float matrixDecay = 1;
+  double gradScale = 1;
+};
+
+/// A device that keeps the parameters, their gradients and the optimizer's
+/// moments between programs, and runs the optimizer's steps there
+/// (Offload's resident mode; the trainer drives it).
+class DeviceOptimizer {
+public:
+  virtual ~DeviceOptimizer() = default;
+  /// Zeroed moments (FP32, or BF16 as DeepSeek-V3 keeps them) for every
+  /// gradient buffer of the plan.
+  virtual io::Status prepareMoments(bool bf16Moments) = 0;
+  virtual io::Status zeroGradients() = 0;
+  /// The sum of the squares of every gradient (for clipping).
+  virtual io::Expected<double> squaredGradientSum() = 0;
+  /// Updates parameter `param` from gradient buffer `grad`.
+  virtual io::Status adamw(int32_t param, int32_t grad, bool matrix,
+                           const AdamWScalars &scalars) = 0;
+  /// Gradient `grad`'s moments to or from host arrays of its element count
+  /// (float, or BF16 bits with prepareMoments(true)).
+  virtual io::Status downloadMoments(int32_t grad, void *m, void *v) = 0;
+  virtual io::Status uploadMoments(int32_t grad, const void *m,
+                                   const void *v) = 0;
+};
+
 class Device {
 public:
   virtual ~Device() = default;
@@ -32,6 +65,9 @@ public:
   /// Runs kernel `kernel` on the device copies of its buffers (its outputs
   /// already zeroed unless it accumulates).
   virtual io::Status launch(int32_t kernel) = 0;
+  /// The optimizer it runs, when it can keep the training state (null:
+  /// the host keeps it).
+  virtual DeviceOptimizer *optimizer() { return nullptr; }
 };
 
 } // namespace dsflow::exec

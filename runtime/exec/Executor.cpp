@@ -104,11 +104,39 @@ io::Expected<std::unique_ptr<Executor>> Executor::sharingParameters() const {
   return e;
 }
 
-io::Status Executor::offloadTo(std::unique_ptr<Device> device) {
+io::Status Executor::offloadTo(std::unique_ptr<Device> device, bool resident) {
   if (expertParallel)
     return io::makeError(source, "the routed experts run over several ranks "
                                  "(expert parallelism): not with a device");
+  if (resident && !device->optimizer())
+    return io::makeError(source,
+                         device->name() + " cannot keep the training state");
   offload = std::make_unique<Offload>(planCopy, *mem, std::move(device));
+  if (resident)
+    offload->setResident();
+  return std::nullopt;
+}
+
+io::Status Executor::parametersToHost() {
+  if (!offload)
+    return std::nullopt;
+  if (io::Status e = offload->bringToHost(PARAMETER))
+    return e;
+  return offload->bringToHost(GRADIENT);
+}
+
+void Executor::parametersWrittenOnHost() {
+  if (!offload)
+    return;
+  for (int32_t b = 0; b < planCopy.buffers_size(); ++b)
+    if (planCopy.buffers(b).kind() == PARAMETER)
+      offload->hostWrote(b);
+}
+
+io::Status Executor::zeroGradients() {
+  if (offload)
+    return offload->zeroGradients();
+  mem->zeroGradients();
   return std::nullopt;
 }
 

@@ -62,10 +62,23 @@ public:
 
   /// From now on runs the kernels `device` has code for there, the others
   /// on the host (exec/Offload.h). Refused with expert parallelism, and
-  /// runKernels (pipeline stages) is refused once offloading.
-  io::Status offloadTo(std::unique_ptr<Device> device);
+  /// runKernels (pipeline stages) is refused once offloading. `resident`
+  /// keeps the training state on the device (its optimizer runs the
+  /// updates); refused when the device has no optimizer.
+  io::Status offloadTo(std::unique_ptr<Device> device, bool resident = false);
   /// The offload in use, or null.
   const Offload *offloading() const { return offload.get(); }
+  /// The device's optimizer when the training state lives there (resident
+  /// offload), else null: the host's AdamW updates the host's memory.
+  DeviceOptimizer *deviceOptimizer() const {
+    return offload ? offload->optimizer() : nullptr;
+  }
+  /// Before the host reads parameters or gradients (checkpoints, dumps):
+  /// brings what the device holds newer.
+  io::Status parametersToHost();
+  /// After the host wrote every parameter (initialization, resume).
+  void parametersWrittenOnHost();
+  io::Status zeroGradients();
 
   const Plan &plan() const { return planCopy; }
   Memory &memory() { return *mem; }

@@ -38,11 +38,90 @@ Offload::Offload(const Plan &plan, Memory &host, std::unique_ptr<Device> device)
       newer(plan.buffers_size(), Newer::Neither),
       lastWrite(plan.buffers_size(), -1) {}
 
+/// The device's optimizer as the trainer sees it: gradients and parameters
+/// the host holds newer go to the device before it reads them; what it
+/// updates is newer there.
+class Offload::TrackedOptimizer : public DeviceOptimizer {
+public:
+  explicit TrackedOptimizer(Offload &o) : o(o), inner(*o.dev->optimizer()) {}
+  io::Status prepareMoments(bool bf16Moments) override {
+    return inner.prepareMoments(bf16Moments);
+  }
+  io::Status zeroGradients() override {
+    if (io::Status e = inner.zeroGradients())
+      return e;
+    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
+      if (o.plan.buffers(b).kind() == GRADIENT)
+        o.newer[b] = Newer::Device;
+    return std::nullopt;
+  }
+  io::Expected<double> squaredGradientSum() override {
+    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
+      if (o.plan.buffers(b).kind() == GRADIENT)
+        if (io::Status e = o.toDevice(b))
+          return *e;
+    return inner.squaredGradientSum();
+  }
+  io::Status adamw(int32_t param, int32_t grad, bool matrix,
+                   const AdamWScalars &scalars) override {
+    for (int32_t b : {param, grad})
+      if (io::Status e = o.toDevice(b))
+        return e;
+    if (io::Status e = inner.adamw(param, grad, matrix, scalars))
+      return e;
+    o.newer[param] = Newer::Device;
+    return std::nullopt;
+  }
+  io::Status downloadMoments(int32_t grad, void *m, void *v) override {
+    return inner.downloadMoments(grad, m, v);
+  }
+  io::Status uploadMoments(int32_t grad, const void *m,
+                           const void *v) override {
+    return inner.uploadMoments(grad, m, v);
+  }
+
+private:
+  Offload &o;
+  DeviceOptimizer &inner;
+};
+
+Offload::~Offload() = default;
+
+void Offload::setResident() {
+  residentMode = true;
+  tracked = std::make_unique<TrackedOptimizer>(*this);
+  for (int32_t b = 0; b < plan.buffers_size(); ++b)
+    if (plan.buffers(b).kind() != ACTIVATION)
+      newer[b] = Newer::Host;
+}
+
+void Offload::hostWrote(int32_t buffer) { newer[buffer] = Newer::Host; }
+
+io::Status Offload::bringToHost(BufferKind kind) {
+  for (int32_t b = 0; b < plan.buffers_size(); ++b)
+    if (plan.buffers(b).kind() == kind)
+      if (io::Status e = toHost(b))
+        return e;
+  return std::nullopt;
+}
+
+io::Status Offload::zeroGradients() {
+  if (residentMode)
+    return tracked->zeroGradients();
+  host.zeroGradients();
+  return std::nullopt;
+}
+
 void Offload::beginProgram() {
   for (int32_t b = 0; b < plan.buffers_size(); ++b) {
-    newer[b] =
-        plan.buffers(b).kind() == ACTIVATION ? Newer::Neither : Newer::Host;
+    const Buffer &buffer = plan.buffers(b);
     lastWrite[b] = -1;
+    if (buffer.kind() == ACTIVATION)
+      newer[b] = Newer::Neither;
+    else if (!residentMode ||
+             (buffer.kind() == PARAMETER && buffer.no_grad()) ||
+             buffer.kind() == INPUT)
+      newer[b] = Newer::Host;
   }
 }
 
@@ -110,11 +189,14 @@ void Offload::afterHost(int32_t k) {
 io::Status Offload::endProgram() {
   // Activations from the last written back: one comes back only when none
   // written after it shares a byte with it.
+  // (Resident: parameters and gradients stay on the device.)
   std::vector<int32_t> written;
   for (int32_t b = 0; b < plan.buffers_size(); ++b) {
-    if (plan.buffers(b).kind() != ACTIVATION) {
-      if (io::Status e = toHost(b))
-        return e;
+    BufferKind kind = plan.buffers(b).kind();
+    if (kind != ACTIVATION) {
+      if (!residentMode || (kind != PARAMETER && kind != GRADIENT))
+        if (io::Status e = toHost(b))
+          return e;
     } else if (lastWrite[b] >= 0) {
       written.push_back(b);
     }

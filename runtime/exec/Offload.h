@@ -13,6 +13,12 @@
 // - endProgram: gradients the device wrote come back, and so does every
 //   activation whose bytes no later kernel overwrote (the arena reuses
 //   bytes: copying back a dead buffer could clobber a live one).
+// In resident mode (a device with an optimizer, exec/Device.h) parameters and
+// gradients stay on the device between programs and the optimizer runs
+// there: a program takes only the inputs and the parameters without
+// gradients (the router biases, which the host's bias rule moves) to be newer
+// on the host; whoever else changes or reads parameters on the host says so
+// (hostWrote, toHost).
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_EXEC_OFFLOAD_H
@@ -35,10 +41,27 @@ struct OffloadCounts {
 class Offload {
 public:
   Offload(const Plan &plan, Memory &host, std::unique_ptr<Device> device);
+  ~Offload();
 
   const Device &device() const { return *dev; }
   bool onDevice(int32_t kernel) const { return dev->runs(kernel); }
   const OffloadCounts &counts() const { return totals; }
+
+  /// Resident mode (the device must have an optimizer): from now on the
+  /// host's parameters and gradients are copied to the device once, then
+  /// live there.
+  void setResident();
+  bool resident() const { return residentMode; }
+  /// The device's optimizer in resident mode (through Offload, which keeps
+  /// track: what it reads is brought to the device first, what it updates is
+  /// newer there), else null.
+  DeviceOptimizer *optimizer() const { return tracked.get(); }
+  /// The host changed `buffer` (initial parameters, a resumed checkpoint).
+  void hostWrote(int32_t buffer);
+  /// Copies every buffer of `kind` the device holds newer to the host.
+  io::Status bringToHost(BufferKind kind);
+  /// Zeroes the gradients where they live (resident: on the device).
+  io::Status zeroGradients();
 
   void beginProgram();
   /// Runs `kernel` on the device, first uploading what it reads that the
@@ -52,6 +75,7 @@ public:
   io::Status endProgram();
 
 private:
+  class TrackedOptimizer;
   enum class Newer : uint8_t { Neither, Host, Device };
   io::Status toDevice(int32_t buffer);
   io::Status toHost(int32_t buffer);
@@ -66,6 +90,8 @@ private:
   std::vector<int64_t> lastWrite;
   int64_t writes = 0;
   OffloadCounts totals;
+  bool residentMode = false;
+  std::unique_ptr<DeviceOptimizer> tracked;
 };
 
 } // namespace dsflow::exec

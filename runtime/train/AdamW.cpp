@@ -1,6 +1,7 @@
 //===- AdamW.cpp - The optimizer, with optional BF16 moments --------------===//
-#include "plan/PlanFile.h"
 #include "train/AdamW.h"
+#include "plan/PlanFile.h"
+#include "train/AdamWUpdate.h"
 
 #include "io/BFloat16.h"
 
@@ -16,8 +17,15 @@ AdamW::AdamW(const Plan &plan, bool bf16Moments,
     if (grad.kind() != GRADIENT || (updates && !updates(g)))
       continue;
     const Buffer &param = plan.buffers(grad.gradient_of());
-    Slot slot{grad.gradient_of(), g, numElements(param),
-              param.shape_size() >= 2, param.name(), {}, {}, {}, {}};
+    Slot slot{grad.gradient_of(),
+              g,
+              numElements(param),
+              param.shape_size() >= 2,
+              param.name(),
+              {},
+              {},
+              {},
+              {}};
     if (bf16) {
       slot.m16.assign(slot.size, io::BF16{0});
       slot.v16.assign(slot.size, io::BF16{0});
@@ -29,8 +37,9 @@ AdamW::AdamW(const Plan &plan, bool bf16Moments,
   }
 }
 
-double AdamW::squaredGradientSum(
-    exec::Memory &memory, const std::function<bool(int32_t)> &counted) const {
+double
+AdamW::squaredGradientSum(exec::Memory &memory,
+                          const std::function<bool(int32_t)> &counted) const {
   double sum = 0;
   for (int32_t b = 0; b < plan.buffers_size(); ++b) {
     if (plan.buffers(b).kind() != GRADIENT || !counted(b))
@@ -42,36 +51,67 @@ double AdamW::squaredGradientSum(
   return sum;
 }
 
+exec::AdamWScalars AdamW::scalarsFor(int64_t step, double lr,
+                                     double gradScale) const {
+  exec::AdamWScalars a;
+  a.beta1 = float(config.beta1());
+  a.beta2 = float(config.beta2());
+  a.eps = float(config.epsilon());
+  const double correction1 = 1.0 - std::pow(config.beta1(), double(step));
+  const double correction2 = 1.0 - std::pow(config.beta2(), double(step));
+  a.stepSize = float(lr / correction1);
+  a.sqrtCorrection2 = float(std::sqrt(correction2));
+  a.matrixDecay = float(1.0 - lr * config.weight_decay());
+  a.gradScale = gradScale;
+  return a;
+}
+
 void AdamW::step(exec::Memory &memory, double lr, double gradScale) {
   ++stepCount;
   stepTensor[0] = stepCount;
-  const float beta1 = float(config.beta1()), beta2 = float(config.beta2());
-  const float eps = float(config.epsilon());
-  const double correction1 = 1.0 - std::pow(config.beta1(), double(stepCount));
-  const double correction2 = 1.0 - std::pow(config.beta2(), double(stepCount));
-  const float stepSize = float(lr / correction1);
-  const float sqrtCorrection2 = float(std::sqrt(correction2));
+  const exec::AdamWScalars a = scalarsFor(stepCount, lr, gradScale);
   for (Slot &s : slots) {
     auto *p = reinterpret_cast<float *>(memory.data(s.param));
     const auto *g = reinterpret_cast<const float *>(memory.data(s.grad));
-    const float decay = s.decay ? float(1.0 - lr * config.weight_decay()) : 1.0f;
-    for (int64_t i = 0; i < s.size; ++i) {
-      float grad = float(g[i] * gradScale);
-      float m = bf16 ? io::bf16ToFloat(s.m16[i]) : s.m[i];
-      float v = bf16 ? io::bf16ToFloat(s.v16[i]) : s.v[i];
-      m = beta1 * m + (1.0f - beta1) * grad;
-      v = beta2 * v + (1.0f - beta2) * grad * grad;
-      if (bf16) {
-        s.m16[i] = io::floatToBf16(m);
-        s.v16[i] = io::floatToBf16(v);
-      } else {
-        s.m[i] = m;
-        s.v[i] = v;
-      }
-      float denom = std::sqrt(v) / sqrtCorrection2 + eps;
-      p[i] = p[i] * decay - stepSize * m / denom;
-    }
+    const float decay = s.decay ? a.matrixDecay : 1.0f;
+    if (bf16)
+      adamwUpdate(p, g, s.m16.data(), s.v16.data(), s.size, decay, a);
+    else
+      adamwUpdate(p, g, s.m.data(), s.v.data(), s.size, decay, a);
   }
+}
+
+io::Status AdamW::step(exec::DeviceOptimizer &device, double lr,
+                       double gradScale) {
+  ++stepCount;
+  stepTensor[0] = stepCount;
+  const exec::AdamWScalars a = scalarsFor(stepCount, lr, gradScale);
+  for (const Slot &s : slots)
+    if (io::Status e = device.adamw(s.param, s.grad, s.decay, a))
+      return e;
+  return std::nullopt;
+}
+
+io::Status AdamW::prepareDevice(exec::DeviceOptimizer &device, bool resumed) {
+  if (io::Status e = device.prepareMoments(bf16))
+    return e;
+  if (!resumed)
+    return std::nullopt;
+  for (const Slot &s : slots)
+    if (io::Status e =
+            bf16 ? device.uploadMoments(s.grad, s.m16.data(), s.v16.data())
+                 : device.uploadMoments(s.grad, s.m.data(), s.v.data()))
+      return e;
+  return std::nullopt;
+}
+
+io::Status AdamW::momentsFromDevice(exec::DeviceOptimizer &device) {
+  for (Slot &s : slots)
+    if (io::Status e =
+            bf16 ? device.downloadMoments(s.grad, s.m16.data(), s.v16.data())
+                 : device.downloadMoments(s.grad, s.m.data(), s.v.data()))
+      return e;
+  return std::nullopt;
 }
 
 std::vector<io::TensorRef> AdamW::stateTensors() const {
@@ -81,7 +121,8 @@ std::vector<io::TensorRef> AdamW::stateTensors() const {
                     plan.buffers(s.param).shape().end());
     if (bf16) {
       tensors.push_back(io::TensorRef::of(s.name + ".exp_avg", shape, s.m16));
-      tensors.push_back(io::TensorRef::of(s.name + ".exp_avg_sq", shape, s.v16));
+      tensors.push_back(
+          io::TensorRef::of(s.name + ".exp_avg_sq", shape, s.v16));
     } else {
       tensors.push_back(io::TensorRef::of(s.name + ".exp_avg", shape, s.m));
       tensors.push_back(io::TensorRef::of(s.name + ".exp_avg_sq", shape, s.v));
@@ -92,7 +133,8 @@ std::vector<io::TensorRef> AdamW::stateTensors() const {
 }
 
 io::Status AdamW::loadState(const io::SafetensorsFile &file) {
-  io::Expected<std::vector<int64_t>> step = file.read<int64_t>("optimizer.step", {1});
+  io::Expected<std::vector<int64_t>> step =
+      file.read<int64_t>("optimizer.step", {1});
   if (!step)
     return step.error();
   for (Slot &s : slots) {

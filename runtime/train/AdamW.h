@@ -3,13 +3,14 @@
 // AdamW as PyTorch defines it (decoupled weight decay, bias-corrected moments),
 // over the FP32 master parameters of a plan. Moments are kept in FP32 or, as
 // DeepSeek-V3 did, in BF16 (each update computes in FP32 and rounds back).
-// Weight decay applies to matrices only, not to RMSNorm weights. Under ZeRO-1 an
-// instance updates (and keeps moments for) only the tensors its rank owns.
+// Weight decay applies to matrices only, not to RMSNorm weights. Under ZeRO-1
+// an instance updates (and keeps moments for) only the tensors its rank owns.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_TRAIN_ADAMW_H
 #define DSFLOW_RUNTIME_TRAIN_ADAMW_H
 
+#include "exec/Device.h"
 #include "exec/Memory.h"
 #include "io/Checkpoint.h"
 #include "io/DType.h"
@@ -33,6 +34,13 @@ public:
   /// One update: gradients are multiplied by `gradScale` (1/micro-batches and
   /// clipping) before use.
   void step(exec::Memory &memory, double lr, double gradScale);
+  /// The same update where the device keeps parameters, gradients and
+  /// moments (the same numbers; the device computes each element).
+  io::Status step(exec::DeviceOptimizer &device, double lr, double gradScale);
+  /// Zeroed moments on the device, or this object's (after a resume).
+  io::Status prepareDevice(exec::DeviceOptimizer &device, bool resumed);
+  /// The device's moments into this object (before a checkpoint).
+  io::Status momentsFromDevice(exec::DeviceOptimizer &device);
 
   int64_t steps() const { return stepCount; }
 
@@ -43,13 +51,16 @@ public:
   io::Status loadState(const io::SafetensorsFile &file);
 
 private:
+  /// The numbers of update number `step`.
+  exec::AdamWScalars scalarsFor(int64_t step, double lr,
+                                double gradScale) const;
   struct Slot {
     int32_t param, grad;
     int64_t size;
     bool decay;
     std::string name;
-    std::vector<float> m, v;          // FP32 moments
-    std::vector<io::BF16> m16, v16;   // BF16 moments
+    std::vector<float> m, v;        // FP32 moments
+    std::vector<io::BF16> m16, v16; // BF16 moments
   };
   const Plan &plan;
   const TrainingConfig &config;

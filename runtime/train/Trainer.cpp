@@ -319,6 +319,7 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
                          "already holds checkpoints: pass --resume to continue "
                          "from the latest, or choose another directory");
   initializeParameters(executor.memory(), seed, options.initStd);
+  bool resumed = false;
   if (options.resume && !dir.empty()) {
     io::Expected<std::optional<io::Checkpoint>> checkpoint =
         t->loadCommonCheckpoint();
@@ -327,6 +328,7 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
     if (*checkpoint) {
       if (io::Status e = t->resumeFrom(**checkpoint))
         return *e;
+      resumed = true;
       if (t->startStep >= options.steps)
         return io::makeError((*checkpoint)->path,
                              "the checkpoint is at step " +
@@ -334,6 +336,15 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
                                  std::to_string(options.steps) +
                                  " would train nothing");
     }
+  }
+  // A device that keeps the training state starts from the host's.
+  executor.parametersWrittenOnHost();
+  if (exec::DeviceOptimizer *device = executor.deviceOptimizer()) {
+    if (world.size() > 1 || t->pipeline)
+      return io::makeError(options.dataPath,
+                           "the training state on a device: one process only");
+    if (io::Status e = t->optimizer.prepareDevice(*device, resumed))
+      return *e;
   }
   return t;
 }
@@ -402,6 +413,11 @@ io::Expected<std::optional<io::Checkpoint>> Trainer::loadCommonCheckpoint() {
 }
 
 io::Status Trainer::saveCheckpoint(int64_t step) {
+  if (io::Status e = executor.parametersToHost())
+    return e;
+  if (exec::DeviceOptimizer *device = executor.deviceOptimizer())
+    if (io::Status e = optimizer.momentsFromDevice(*device))
+      return e;
   io::ResumeState resume{sampler->saveState(), ""};
   return io::saveCheckpoint(checkpointDir, step,
                             parameterTensors(executor.memory()),
@@ -442,7 +458,9 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
                               double &mtpLoss) {
   const TrainingConfig &t = executor.plan().training();
   exec::Memory &memory = executor.memory();
-  memory.zeroGradients();
+  exec::DeviceOptimizer *device = executor.deviceOptimizer();
+  if (io::Status e = executor.zeroGradients())
+    return e;
   loss = lmLoss = mtpLoss = 0;
   int64_t microBatches = t.micro_batches();
   bool hasMtp = executor.plan().losses_size() > 2;
@@ -495,8 +513,16 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
     return e;
   // Mean over micro-batches and ranks, then clip the global norm.
   double gradScale = 1.0 / double(microBatches * dataRanks());
-  double squares = optimizer.squaredGradientSum(
-      memory, [this](int32_t grad) { return owns(grad); });
+  double squares = 0;
+  if (device) {
+    io::Expected<double> sum = device->squaredGradientSum();
+    if (!sum)
+      return sum.error();
+    squares = *sum;
+  } else {
+    squares = optimizer.squaredGradientSum(
+        memory, [this](int32_t grad) { return owns(grad); });
+  }
   if (io::Status e = world.allReduceSum(&squares, 1))
     return e;
   double norm = std::sqrt(squares) * gradScale;
@@ -505,9 +531,17 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   lastLr = learningRate(t, step);
   lastGradScale = gradScale;
   std::unique_ptr<StepDump> dump;
-  if (!options.dumpStep.empty() && step == startStep)
+  if (!options.dumpStep.empty() && step == startStep) {
+    if (io::Status e = executor.parametersToHost())
+      return e;
     dump = std::make_unique<StepDump>(executor, batch);
-  optimizer.step(memory, lastLr, gradScale);
+  }
+  if (device) {
+    if (io::Status e = optimizer.step(*device, lastLr, gradScale))
+      return e;
+  } else {
+    optimizer.step(memory, lastLr, gradScale);
+  }
   if (io::Status e = dataParallel.gatherParameters(memory))
     return e;
   for (DataParallel *group : otherGroups())
@@ -521,8 +555,11 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
     for (size_t e = 0; e < loads[l].size(); ++e)
       loadTotals[l][e] += loads[l][e];
   }
-  if (dump)
+  if (dump) {
+    if (io::Status e = executor.parametersToHost())
+      return e;
     return dump->finish(options.dumpStep, lastLr, gradScale, balance);
+  }
   return std::nullopt;
 }
 
@@ -589,6 +626,8 @@ io::Status Trainer::gatherToRankZero(std::vector<std::vector<float>> &storage,
 
 io::Status Trainer::saveOutputs(int64_t steps) {
   exec::Memory &memory = executor.memory();
+  if (io::Status e = executor.parametersToHost())
+    return e;
   if (!options.saveParams.empty()) {
     // Rank 0 writes every parameter: its own and the experts it lacks.
     std::vector<io::TensorRef> tensors = parameterTensors(memory);

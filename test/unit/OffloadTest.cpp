@@ -10,20 +10,84 @@
 //===----------------------------------------------------------------------===//
 #include "CompileForTest.h"
 #include "exec/Executor.h"
+#include "train/AdamW.h"
+#include "train/AdamWUpdate.h"
 
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <random>
 
 namespace dsflow {
 namespace {
 
+/// A device optimizer over the stand-in's memory: the host's AdamW loop
+/// (train/AdamWUpdate.h) on moments it keeps.
+class StandInOptimizer : public exec::DeviceOptimizer {
+public:
+  explicit StandInOptimizer(exec::Executor &side) : side(side) {}
+  io::Status prepareMoments(bool bf16Moments) override {
+    bf16 = bf16Moments;
+    for (int32_t b = 0; b < side.plan().buffers_size(); ++b)
+      if (side.plan().buffers(b).kind() == GRADIENT) {
+        size_t n = size_t(numElements(side.plan().buffers(b)));
+        m[b].assign(n, 0.0f), v[b].assign(n, 0.0f);
+        m16[b].assign(n, io::BF16{0}), v16[b].assign(n, io::BF16{0});
+      }
+    return std::nullopt;
+  }
+  io::Status zeroGradients() override {
+    side.memory().zeroGradients();
+    return std::nullopt;
+  }
+  io::Expected<double> squaredGradientSum() override {
+    return train::AdamW(side.plan(), bf16)
+        .squaredGradientSum(side.memory(), [](int32_t) { return true; });
+  }
+  io::Status adamw(int32_t param, int32_t grad, bool matrix,
+                   const exec::AdamWScalars &a) override {
+    auto *p = reinterpret_cast<float *>(side.memory().data(param));
+    const auto *g = reinterpret_cast<const float *>(side.memory().data(grad));
+    float decay = matrix ? a.matrixDecay : 1.0f;
+    if (bf16)
+      train::adamwUpdate(p, g, m16[grad].data(), v16[grad].data(),
+                         int64_t(m16[grad].size()), decay, a);
+    else
+      train::adamwUpdate(p, g, m[grad].data(), v[grad].data(),
+                         int64_t(m[grad].size()), decay, a);
+    return std::nullopt;
+  }
+  io::Status downloadMoments(int32_t grad, void *to, void *toV) override {
+    copy(grad, to, toV, true);
+    return std::nullopt;
+  }
+  io::Status uploadMoments(int32_t grad, const void *from,
+                           const void *fromV) override {
+    copy(grad, const_cast<void *>(from), const_cast<void *>(fromV), false);
+    return std::nullopt;
+  }
+
+private:
+  void copy(int32_t grad, void *a, void *b, bool out) {
+    size_t bytes = bf16 ? m16[grad].size() * 2 : m[grad].size() * 4;
+    void *mine[] = {bf16 ? (void *)m16[grad].data() : (void *)m[grad].data(),
+                    bf16 ? (void *)v16[grad].data() : (void *)v[grad].data()};
+    void *theirs[] = {a, b};
+    for (int i = 0; i < 2; ++i)
+      std::memcpy(out ? theirs[i] : mine[i], out ? mine[i] : theirs[i], bytes);
+  }
+  exec::Executor &side;
+  bool bf16 = false;
+  std::map<int32_t, std::vector<float>> m, v;
+  std::map<int32_t, std::vector<io::BF16>> m16, v16;
+};
+
 class StandInDevice : public exec::Device {
 public:
   StandInDevice(std::unique_ptr<exec::Executor> memory,
                 std::function<bool(int32_t)> runs)
-      : side(std::move(memory)), chosen(std::move(runs)) {
+      : side(std::move(memory)), chosen(std::move(runs)), adam(*side) {
     const Plan &plan = side->plan();
     for (int32_t b = 0; b < plan.buffers_size(); ++b)
       std::memset(side->memory().data(b), 0xFF, bytes(b)); // NaNs
@@ -47,6 +111,7 @@ public:
     one[kernel] = 1;
     return side->runKernels(one, nullptr);
   }
+  exec::DeviceOptimizer *optimizer() override { return &adam; }
 
 private:
   size_t bytes(int32_t b) const {
@@ -54,6 +119,7 @@ private:
   }
   std::unique_ptr<exec::Executor> side;
   std::function<bool(int32_t)> chosen;
+  StandInOptimizer adam;
 };
 
 /// Same random parameters and tokens in both.
@@ -160,6 +226,81 @@ TEST(Offload, NothingOnTheDeviceCopiesNothing) {
       expectSameAsCpu([](const Kernel &, int32_t) { return false; });
   EXPECT_EQ(counts.deviceKernels, 0);
   EXPECT_EQ(counts.uploadedBytes + counts.downloadedBytes, 0);
+}
+
+/// Trains three steps of tiny-v3 as train::Trainer does, on the CPU alone
+/// and with the training state resident on a stand-in device taking the
+/// kernels `onDevice` picks and the optimizer (the host moves the router
+/// biases between steps, as the bias rule does): the same losses, gradient
+/// norms, parameters and moments, bitwise. With every kernel on the device,
+/// only tokens and biases go to it after the first step.
+void expectResidentSameAsCpu(const std::function<bool(int32_t)> &onDevice,
+                             bool bf16Moments, bool everyKernel) {
+  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", false);
+  ASSERT_TRUE(plan);
+  TrainingConfig &t = *plan->mutable_training(); // dsflow-compile's defaults
+  t.set_beta1(0.9);
+  t.set_beta2(0.95);
+  t.set_epsilon(1e-8);
+  t.set_weight_decay(0.1);
+  auto cpu = exec::Executor::create(*plan, "tiny-v3");
+  auto split = exec::Executor::create(*plan, "tiny-v3");
+  auto side = exec::Executor::create(*plan, "tiny-v3");
+  ASSERT_TRUE(cpu.ok() && split.ok() && side.ok());
+  ASSERT_FALSE((*split)->offloadTo(
+      std::make_unique<StandInDevice>(std::move(*side), onDevice),
+      /*resident=*/true));
+  exec::DeviceOptimizer *device = (*split)->deviceOptimizer();
+  ASSERT_NE(device, nullptr);
+  train::AdamW cpuAdam(*plan, bf16Moments), splitAdam(*plan, bf16Moments);
+  ASSERT_FALSE(splitAdam.prepareDevice(*device, false));
+  randomize(**cpu, **split, 7);
+  (*split)->parametersWrittenOnHost();
+  int64_t parameterBytes = plan->memory().parameter_bytes();
+  for (int step = 0; step < 3; ++step) {
+    int64_t uploadedBefore = (*split)->offloading()->counts().uploadedBytes;
+    ASSERT_FALSE((*cpu)->zeroGradients());
+    ASSERT_FALSE((*split)->zeroGradients());
+    ASSERT_FALSE((*cpu)->runMicroBatch());
+    ASSERT_FALSE((*split)->runMicroBatch());
+    for (int l = 0; l < plan->losses_size(); ++l) {
+      EXPECT_TRUE(std::isfinite((*cpu)->loss(l)));
+      EXPECT_EQ((*cpu)->loss(l), (*split)->loss(l)) << "step " << step;
+    }
+    io::Expected<double> squares = device->squaredGradientSum();
+    ASSERT_TRUE(squares.ok());
+    EXPECT_EQ(*squares, cpuAdam.squaredGradientSum(
+                            (*cpu)->memory(), [](int32_t) { return true; }));
+    cpuAdam.step((*cpu)->memory(), 1e-2, 0.5);
+    ASSERT_FALSE(splitAdam.step(*device, 1e-2, 0.5));
+    for (int32_t b = 0; b < plan->buffers_size(); ++b) // the bias rule
+      if (plan->buffers(b).kind() == PARAMETER && plan->buffers(b).no_grad())
+        for (exec::Executor *e : {cpu->get(), split->get()})
+          reinterpret_cast<float *>(e->memory().data(b))[0] += 0.25f;
+    int64_t uploaded =
+        (*split)->offloading()->counts().uploadedBytes - uploadedBefore;
+    if (step > 0 && everyKernel)
+      EXPECT_LT(uploaded, parameterBytes / 100) << "step " << step;
+  }
+  EXPECT_FALSE((*cpu)->runForward());
+  EXPECT_FALSE((*split)->runForward());
+  EXPECT_EQ((*cpu)->loss(0), (*split)->loss(0));
+  ASSERT_FALSE((*split)->parametersToHost());
+  EXPECT_TRUE(sameBytes(**cpu, **split, PARAMETER));
+  ASSERT_FALSE(splitAdam.momentsFromDevice(*device));
+  std::vector<io::TensorRef> a = cpuAdam.stateTensors(),
+                             b = splitAdam.stateTensors();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(0, std::memcmp(a[i].data, b[i].data, a[i].byteSize)) << a[i].name;
+}
+
+TEST(Offload, ResidentTrainingStateEverythingOnTheDevice) {
+  expectResidentSameAsCpu([](int32_t) { return true; }, false, true);
+}
+
+TEST(Offload, ResidentTrainingStateEveryOtherKernelBf16Moments) {
+  expectResidentSameAsCpu([](int32_t k) { return k % 2 == 1; }, true, false);
 }
 
 /// A device that records which buffers it was asked to copy back.
