@@ -70,6 +70,14 @@ __device__ float amaxOf(float amax, float x) {
   float a = fabsf(x);
   return (a > amax || isnan(a)) ? a : amax;
 }
+// A float's bits rounded to BF16 (the low 16 bits zero), as io::floatToBf16:
+// nearest even, NaN kept quiet.
+__device__ unsigned roundToBf16Bits(float x) {
+  unsigned bits = __float_as_uint(x);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
+    return (bits | 0x00400000u) & 0xFFFF0000u;
+  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+}
 __device__ float fakeQuantize(float x, float scale) {
   return float(double(fromE4M3(toE4M3(x / scale))) * double(scale));
 }
@@ -187,17 +195,66 @@ extern "C" __global__ void dsflow_rt_fake_quant_128x128_f32(
   }
 }
 
+/// One AdamW update of n elements (train/AdamWUpdate.h), FP32 moments.
+extern "C" __global__ void dsflow_rt_adamw_f32(
+    float *p, const float *g, float *m, float *v, long long n, float beta1,
+    float beta2, float eps, float stepSize, float sqrtCorrection2, float decay,
+    double gradScale) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
+    float grad = float(g[i] * gradScale);
+    float mi = beta1 * m[i] + (1.0f - beta1) * grad;
+    float vi = beta2 * v[i] + (1.0f - beta2) * grad * grad;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - stepSize * mi / (sqrtf(vi) / sqrtCorrection2 + eps);
+  }
+}
+
+/// The same with BF16 moments (rounded back after each update, as
+/// io::floatToBf16 rounds).
+extern "C" __global__ void dsflow_rt_adamw_bf16m_f32(
+    float *p, const float *g, unsigned short *m, unsigned short *v,
+    long long n, float beta1, float beta2, float eps, float stepSize,
+    float sqrtCorrection2, float decay, double gradScale) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
+    float grad = float(g[i] * gradScale);
+    float mi = beta1 * __uint_as_float(unsigned(m[i]) << 16) + (1.0f - beta1) * grad;
+    float vi = beta2 * __uint_as_float(unsigned(v[i]) << 16) + (1.0f - beta2) * grad * grad;
+    m[i] = (unsigned short)(dsflow_rt::roundToBf16Bits(mi) >> 16);
+    v[i] = (unsigned short)(dsflow_rt::roundToBf16Bits(vi) >> 16);
+    p[i] = p[i] * decay - stepSize * mi / (sqrtf(vi) / sqrtCorrection2 + eps);
+  }
+}
+
+/// partial[block] = the sum of x[i]^2 over the block's share of n elements,
+/// in double (the host adds the partials in order: the gradient norm).
+extern "C" __global__ void dsflow_rt_sum_squares_f32(const float *x,
+                                                     double *partial,
+                                                     long long n) {
+  double sum = 0;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x)
+    sum += double(x[i]) * double(x[i]);
+  __shared__ double sums[256];
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half)
+      sums[threadIdx.x] += sums[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0)
+    partial[blockIdx.x] = sums[0];
+}
+
 /// y = x rounded to BF16 and back, as io::floatToBf16 (NaN kept quiet).
 extern "C" __global__ void dsflow_rt_round_bf16_f32(const float *x, float *y,
                                                     long long count) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
        i < count; i += (long long)gridDim.x * blockDim.x) {
-    unsigned bits = __float_as_uint(x[i]);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
-      bits = (bits | 0x00400000u) & 0xFFFF0000u;
-    else
-      bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-    y[i] = __uint_as_float(bits);
+    y[i] = __uint_as_float(dsflow_rt::roundToBf16Bits(x[i]));
   }
 }
 )CUDA";
@@ -208,7 +265,8 @@ const std::vector<std::string> &cudaSupportFunctionNames() {
       "dsflow_rt_swiglu_f32",           "dsflow_rt_swiglu_grad_f32",
       "dsflow_rt_row_dots_f32",         "dsflow_rt_fake_quant_1x128_f32",
       "dsflow_rt_fake_quant_128x1_f32", "dsflow_rt_fake_quant_128x128_f32",
-      "dsflow_rt_round_bf16_f32"};
+      "dsflow_rt_round_bf16_f32",       "dsflow_rt_adamw_f32",
+      "dsflow_rt_adamw_bf16m_f32",      "dsflow_rt_sum_squares_f32"};
   return names;
 }
 

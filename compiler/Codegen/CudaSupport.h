@@ -1,15 +1,16 @@
-//===- CudaSupport.h - Functions the CUDA runtime launches itself -*- C++ -*-===//
+//===- CudaSupport.h - Functions the CUDA runtime launches ------*- C++ -*-===//
 //
 // Every --cuda module also holds the runtime's support functions: the
 // elementwise steps inside the ops the runtime composes from cuBLASLt GEMMs
-// (the SwiGLU FFNs: SwiGLU, its gradient, row dots) and DeepSeek-V3's FP8
-// recipe as the CPU backend emulates it (each GEMM operand quantized to E4M3
-// and back per 1x128 tile, 128x1 tile or 128x128 block; combine's rows
-// rounded to BF16). Unlike the plan kernels' functions they take their sizes
-// as arguments (after the pointers). Each computes bit for bit what its CPU
-// counterpart does where the arithmetic allows (the quantization: E4M3
+// (the SwiGLU FFNs: SwiGLU, its gradient, row dots); the optimizer where the
+// device keeps the training state (AdamW, the gradient norm); and
+// DeepSeek-V3's FP8 recipe as the CPU backend emulates it (each GEMM operand
+// quantized to E4M3 and back per 1x128 tile, 128x1 tile or 128x128 block;
+// combine's rows rounded to BF16). Unlike the plan kernels' functions they
+// take their sizes (and scalars) as arguments after the pointers. Each
+// computes what its CPU counterpart does; the quantization bit for bit (E4M3
 // conversion, scales and dequantization as runtime/backends/cpu/Fp8.cpp).
-// runtime/backends/cuda (DeviceFfn, DeviceEmulation) launches them by name.
+// runtime/backends/cuda (DeviceKit) launches them by name.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_COMPILER_CODEGEN_CUDASUPPORT_H

@@ -175,8 +175,8 @@ void printCuda(const Plan &plan) {
   if (!missing.empty())
     std::printf("  without generated code: %s\n", missing.c_str());
   if (cuda.support_functions_size())
-    std::printf("  runtime support functions: %d (the FFNs' SwiGLU, the FP8 "
-                "recipe's quantization)\n",
+    std::printf("  runtime support functions: %d (the FFNs' SwiGLU, the optimizer, "
+                "the FP8 recipe's quantization)\n",
                 cuda.support_functions_size());
 }
 

@@ -62,7 +62,11 @@ const char *kUsage =
     "  --profile               time per op, printed at the end\n"
     "  --device D              cpu (default) or cuda: the kernels the plan has\n"
     "                          CUDA code for (dsflow-compile --cuda) on GPU 0,\n"
-    "                          the rest on the CPU; one process, FP32 plans\n";
+    "                          the rest on the CPU; one process, FP32 plans.\n"
+    "                          The parameters, gradients and AdamW state stay\n"
+    "                          on the GPU (the optimizer runs there)\n"
+    "  --host-optimizer        with --device cuda: keep them on the host and\n"
+    "                          run AdamW there (copies every micro-batch)\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
@@ -96,7 +100,7 @@ int failJob(dist::Communicator &world, const std::string &message) {
 
 /// Runs the kernels with CUDA code on GPU 0 (--device cuda).
 io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
-                         dist::Communicator &world) {
+                         bool hostOptimizer, dist::Communicator &world) {
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   if (world.size() > 1)
     return io::makeError("--device cuda", "runs one process for now, not " +
@@ -113,9 +117,9 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
     return device.error();
   std::printf("dsflow-run: %s, a %.1f MiB arena\n", (*device)->name().c_str(),
               (*device)->arenaBytes() / 1048576.0);
-  return executor.offloadTo(std::move(*device));
+  return executor.offloadTo(std::move(*device), !hostOptimizer);
 #else
-  (void)executor, (void)planPath, (void)world;
+  (void)executor, (void)planPath, (void)hostOptimizer, (void)world;
   return io::makeError("--device cuda",
                        "this dsflow was built without the CUDA toolkit");
 #endif
@@ -133,7 +137,7 @@ void printOffload(const exec::Offload &offload) {
 
 /// Trains on this process's part of the job.
 int runJob(const std::string &planPath, const train::TrainOptions &options,
-           bool printMemory, bool profile, bool cuda,
+           bool printMemory, bool profile, bool cuda, bool hostOptimizer,
            dist::Communicator &world) {
   io::Expected<Plan> plan = readPlanFile(planPath);
   if (!plan)
@@ -183,7 +187,7 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
     return failJob(world, executor.error().message);
   (*executor)->setProfiling(profile);
   if (cuda)
-    if (io::Status e = offloadToCuda(**executor, planPath, world))
+    if (io::Status e = offloadToCuda(**executor, planPath, hostOptimizer, world))
       return failJob(world, e->message);
   io::Expected<std::unique_ptr<train::Trainer>> trainer =
       train::Trainer::create(**executor, options, world);
@@ -248,7 +252,8 @@ int main(int argc, char **argv) {
   std::string planPath;
   train::TrainOptions options;
   options.steps = -1;
-  bool printMemory = false, profile = false, cuda = false;
+  bool printMemory = false, profile = false, cuda = false,
+       hostOptimizer = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char *&out) {
@@ -312,6 +317,8 @@ int main(int argc, char **argv) {
     } else if (arg == "--device") {
       ok = value(v) && (!std::strcmp(v, "cpu") || !std::strcmp(v, "cuda"));
       cuda = ok && !std::strcmp(v, "cuda");
+    } else if (arg == "--host-optimizer") {
+      hostOptimizer = true;
     } else if (arg == "--print-memory") {
       printMemory = true;
     } else if (arg[0] != '-' && planPath.empty()) {
@@ -337,7 +344,10 @@ int main(int argc, char **argv) {
       dist::initCommunicator(&argc, &argv);
   if (!world)
     return fail(world.error().message);
-  int code = runJob(planPath, options, printMemory, profile, cuda, **world);
+  if (hostOptimizer && !cuda)
+    return fail("--host-optimizer needs --device cuda");
+  int code = runJob(planPath, options, printMemory, profile, cuda,
+                    hostOptimizer, **world);
   world->reset();
   if (io::Status e = dist::finalizeCommunicator())
     return fail(e->message);

@@ -71,6 +71,11 @@ CudaDevice::create(const Plan &plan, const std::string &source,
     return failed(support.error());
   d->support = *support;
   d->kit.reset(new DeviceKit{cuda, d->support, d->compute, d->scratch});
+  CudaDevice *device = d.get();
+  d->adam = std::make_unique<DeviceAdamW>(
+      *d->kit, plan, [device](int32_t b) { return device->address(b); },
+      d->arena + static_cast<CUdeviceptr>(d->layout.gradients),
+      plan.memory().gradient_bytes());
 #ifdef DSFLOW_WITH_CUBLASLT
   io::Expected<std::unique_ptr<CublasLtGemm>> gemms = CublasLtGemm::create();
   if (!gemms)
@@ -111,6 +116,7 @@ io::Status CudaDevice::allocateScratch() {
 
 CudaDevice::~CudaDevice() {
   driver->synchronize();
+  adam.reset();
   driver->release(scratch.base);
   driver->destroy(computeDone);
   driver->destroy(copiesDone);

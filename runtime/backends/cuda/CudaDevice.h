@@ -8,7 +8,8 @@
 // the runtime composes it: the linear layers' GEMMs through cuBLASLt
 // (DeviceGemms.h), the SwiGLU FFNs (DeviceFfn.h). Around each, the FP8
 // recipe's and BF16 rounding's emulation as the CPU backend does it
-// (DeviceEmulation.h). Kernels run in order on a compute stream; copies go on
+// (DeviceEmulation.h). It can keep the training state and run AdamW
+// (DeviceAdamW.h). Kernels run in order on a compute stream; copies go on
 // a copy stream, ordered against the kernels by events, so that a later
 // communication stream (NCCL) can overlap computation the same way.
 //
@@ -18,6 +19,7 @@
 
 #include "exec/Device.h"
 #include "runtime/backends/cuda/CudaDriver.h"
+#include "runtime/backends/cuda/DeviceAdamW.h"
 #include "runtime/backends/cuda/DeviceKit.h"
 #include "schemas/plan.pb.h"
 #ifdef DSFLOW_WITH_CUBLASLT
@@ -54,6 +56,8 @@ public:
   io::Status download(int32_t buffer, std::byte *to) override;
   io::Status zero(int32_t buffer) override;
   io::Status launch(int32_t kernel) override;
+  /// AdamW on the GPU: with it the training state can stay there.
+  exec::DeviceOptimizer *optimizer() override { return adam.get(); }
   int64_t arenaBytes() const { return layout.bytes; }
 
 private:
@@ -80,6 +84,7 @@ private:
   SupportFunctions support;
   DeviceScratch scratch;
   std::unique_ptr<DeviceKit> kit;
+  std::unique_ptr<DeviceAdamW> adam;
 #ifdef DSFLOW_WITH_CUBLASLT
   std::unique_ptr<CublasLtGemm> gemms;
   std::unique_ptr<FfnDevice> ffn;

@@ -17,7 +17,10 @@ SupportFunctions::load(CudaDriver &driver, CUmodule module, const Plan &plan) {
       {&s.quantize1x128, "dsflow_rt_fake_quant_1x128_f32"},
       {&s.quantize128x1, "dsflow_rt_fake_quant_128x1_f32"},
       {&s.quantize128x128, "dsflow_rt_fake_quant_128x128_f32"},
-      {&s.roundBf16, "dsflow_rt_round_bf16_f32"}};
+      {&s.roundBf16, "dsflow_rt_round_bf16_f32"},
+      {&s.adamw, "dsflow_rt_adamw_f32"},
+      {&s.adamwBf16Moments, "dsflow_rt_adamw_bf16m_f32"},
+      {&s.sumSquares, "dsflow_rt_sum_squares_f32"}};
   const auto &names = plan.cuda().support_functions();
   for (auto [to, name] : wanted) {
     if (std::find(names.begin(), names.end(), name) == names.end())
