@@ -175,12 +175,14 @@ struct CublasLtGemm::State {
     auto p = std::make_unique<Prepared>();
     ColumnMajorGemm c = toColumnMajor(g);
     cudaDataType_t type =
-        precision == GemmPrecision::Fp32 ? CUDA_R_32F : CUDA_R_16BF;
+        precision == GemmPrecision::Bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t compute = precision == GemmPrecision::Tf32
+                                      ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                      : CUBLAS_COMPUTE_32F;
     std::string shape = "[" + std::to_string(g.m) + "x" + std::to_string(g.k) +
                         "] x [" + std::to_string(g.k) + "x" +
                         std::to_string(g.n) + "]";
-    cublasStatus_t s =
-        cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    cublasStatus_t s = cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F);
     if (s != CUBLAS_STATUS_SUCCESS)
       return *failure("matmul descriptor for " + shape, s);
     cublasOperation_t transA = c.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -207,10 +209,12 @@ struct CublasLtGemm::State {
                                        preference, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(preference);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-      return *failure(
-          std::string(precision == GemmPrecision::Fp32 ? "FP32" : "BF16") +
-              " GEMM " + shape + ": no algorithm",
-          s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : s);
+      return *failure(std::string(precision == GemmPrecision::Fp32   ? "FP32"
+                                  : precision == GemmPrecision::Tf32 ? "TF32"
+                                                                     : "BF16") +
+                          " GEMM " + shape + ": no algorithm",
+                      s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED
+                                                 : s);
     p->algo = result.algo;
     Prepared *raw = p.get();
     preparedGeneral.emplace(key, std::move(p));

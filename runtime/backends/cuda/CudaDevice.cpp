@@ -28,11 +28,12 @@ io::Status CudaDevice::accepts(const Plan &plan, const std::string &source) {
 
 io::Expected<std::unique_ptr<CudaDevice>>
 CudaDevice::create(const Plan &plan, const std::string &source,
-                   std::unique_ptr<CudaDriver> driver) {
+                   std::unique_ptr<CudaDriver> driver, bool tf32) {
   if (io::Status e = accepts(plan, source))
     return *e;
   std::unique_ptr<CudaDevice> d(new CudaDevice(plan, std::move(driver)));
   CudaDriver &cuda = *d->driver;
+  d->tf32 = tf32;
   auto failed = [&](const io::IoError &e) {
     return io::makeError(source, e.message);
   };
@@ -81,11 +82,9 @@ CudaDevice::create(const Plan &plan, const std::string &source,
   if (!gemms)
     return failed(gemms.error());
   d->gemms = std::move(*gemms);
-  CudaDevice *self = d.get();
-  d->ffn.reset(
-      new FfnDevice{*d->kit, *d->gemms, [self](int32_t b, std::byte *to) {
-                      return self->download(b, to);
-                    }});
+  d->ffn.reset(new FfnDevice{
+      *d->kit, *d->gemms, tf32 ? GemmPrecision::Tf32 : GemmPrecision::Fp32,
+      [device](int32_t b, std::byte *to) { return device->download(b, to); }});
 #endif
   if (io::Status e = d->allocateScratch())
     return failed(*e);
@@ -224,7 +223,7 @@ io::Status CudaDevice::launch(int32_t kernel) {
     status = launchGenerated(kernel, read);
 #ifdef DSFLOW_WITH_CUBLASLT
   else if (hasDeviceGemms(plan, k))
-    status = runDeviceGemms(*gemms, plan, kernel, read, compute);
+    status = runDeviceGemms(*gemms, plan, kernel, read, compute, tf32);
   else if (hasDeviceFfn(plan, k))
     status = runDeviceFfn(*ffn, plan, kernel, read);
 #endif

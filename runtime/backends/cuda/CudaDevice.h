@@ -45,9 +45,10 @@ public:
   /// Refuses plans compiled without --cuda; `source` names the plan in
   /// errors.
   static io::Status accepts(const Plan &plan, const std::string &source);
+  /// `tf32`: FP32 GEMMs on the tensor cores (GemmPrecision::Tf32).
   static io::Expected<std::unique_ptr<CudaDevice>>
   create(const Plan &plan, const std::string &source,
-         std::unique_ptr<CudaDriver> driver);
+         std::unique_ptr<CudaDriver> driver, bool tf32 = false);
   ~CudaDevice() override;
 
   std::string name() const override { return "cuda: " + driver->deviceName(); }
@@ -85,6 +86,7 @@ private:
   DeviceScratch scratch;
   std::unique_ptr<DeviceKit> kit;
   std::unique_ptr<DeviceAdamW> adam;
+  bool tf32 = false;
 #ifdef DSFLOW_WITH_CUBLASLT
   std::unique_ptr<CublasLtGemm> gemms;
   std::unique_ptr<FfnDevice> ffn;

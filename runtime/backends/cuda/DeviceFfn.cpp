@@ -16,8 +16,8 @@ class DeviceFfnEngine {
 public:
   DeviceFfnEngine(FfnDevice &d, const exec::KernelEmulation &emulation)
       : kit(d.kit),
-        emulation(emulation), gemmEngine{d.gemm, GemmPrecision::Fp32,
-                                         d.kit.stream, std::nullopt},
+        emulation(emulation), gemmEngine{d.gemm, d.precision, d.kit.stream,
+                                         std::nullopt},
         mark(d.kit.scratch.used) {}
   DeviceFfnEngine(const DeviceFfnEngine &) = delete;
   ~DeviceFfnEngine() { kit.scratch.used = mark; }

@@ -24,6 +24,8 @@ namespace dsflow::cuda {
 struct FfnDevice {
   DeviceKit &kit;
   CublasLtGemm &gemm;
+  /// Fp32, or Tf32 (the tensor cores).
+  GemmPrecision precision;
   /// Copies a whole buffer to the host once the queued work is done.
   std::function<io::Status(int32_t, std::byte *)> download;
 };

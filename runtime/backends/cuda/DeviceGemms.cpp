@@ -61,10 +61,12 @@ bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
 
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
                           const std::function<CUdeviceptr(int32_t)> &address,
-                          CUstream stream) {
+                          CUstream stream, bool tf32) {
   const Kernel &k = plan.kernels(index);
   GemmPrecision precision = *precisionOf(plan, k);
-  int64_t bytes = precision == GemmPrecision::Fp32 ? 4 : 2;
+  int64_t bytes = precision == GemmPrecision::Bf16 ? 2 : 4;
+  if (tf32 && precision == GemmPrecision::Fp32)
+    precision = GemmPrecision::Tf32;
   auto in = [&](int i) { return DeviceArray{address(k.inputs(i)), bytes}; };
   auto out = [&](int i) { return DeviceArray{address(k.outputs(i)), bytes}; };
   auto input = [&](int i) -> const Buffer & {

@@ -47,10 +47,11 @@ struct GemmEngine {
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel);
 
 /// Runs kernel `kernel`'s GEMMs on `stream`; `address(b)` is buffer b's
-/// device address. The executor validated the shapes when it bound the plan.
+/// device address; FP32 ones on the tensor cores in TF32 with `tf32`. The
+/// executor validated the shapes when it bound the plan.
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
                           const std::function<CUdeviceptr(int32_t)> &address,
-                          CUstream stream);
+                          CUstream stream, bool tf32);
 
 } // namespace dsflow::cuda
 
