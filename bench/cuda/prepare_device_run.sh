@@ -10,7 +10,9 @@
 # themselves (bench/cuda/bundle_tools.sh) with the FP32 plans, which
 # dsflow-cuda-check checks there through the CUDA driver, and training plans
 # (tiny-v3, small-v3, small-v3 --fp8: sequence 64, micro-batch 8) for
-# dsflow-run --device cuda.
+# dsflow-run --device cuda, and DIR/peer for issue 7's benchmark against
+# PyTorch (bench/cuda/peer_benchmark.sh --prepare: bench/models/medium-v3.pbtxt's
+# spec and FP32 plan, sequence 512, micro-batch 16; 2.6 MB).
 set -euo pipefail
 tools=0
 if [ "${1:-}" = --tools ]; then tools=1; shift; fi
@@ -38,6 +40,8 @@ if [ $tools = 1 ]; then
   # and (FP8_SEEDS) the seeds of bench/fp8_training_seeds.sh on the GPU.
   compile "$root/models/small-v3.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=8 \
     --lr=1e-3 --warmup-steps=100 --total-steps=2000 --fp8 -o "$dir/train/small-v3-fp8.plan"
+  # Issue 7's benchmark: dsflow-run --device cuda against the PyTorch peer.
+  "$root/bench/cuda/peer_benchmark.sh" --prepare "$dir" "${2:-build}"
 else
   "$bin/dsflow-cuda-check" "$plans/tiny.plan" --export "$dir/check-tiny-v3"
   "$bin/dsflow-cuda-check" "$plans/small.plan" --seed 2 --export "$dir/check-small-v3"

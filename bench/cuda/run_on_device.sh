@@ -7,7 +7,10 @@
 # (prepared with --tools) training with dsflow-run --device cuda against the
 # CPU backend, then small-v3 on Tiny Shakespeare on the GPU; with FP8_SEEDS=N
 # set, bench/fp8_training_seeds.sh's comparison (FP8 vs FP32, 2000 steps,
-# seeds 1..N) on the GPU instead, two runs at a time.
+# seeds 1..N) on the GPU instead, two runs at a time; last, when DIR has peer/
+# (prepared with --tools), issue 7's benchmark: dsflow-run --device cuda
+# against PyTorch with torch.compile on a mid-size model
+# (bench/cuda/peer_benchmark.sh, which also runs alone: it needs PyTorch 2.x).
 # Results (markdown) and logs go to OUT.
 set -uo pipefail
 dir=${1:?usage: run_on_device.sh DIR OUT}
@@ -92,5 +95,9 @@ if [ -n "${FP8_SEEDS:-}" ]; then
     --seeds "$FP8_SEEDS" --setup "sequence 64, micro-batch 8, lr 1e-3, 2000 steps, on the GPU (dsflow-run --device cuda)" \
     --command "FP8_SEEDS=$FP8_SEEDS bench/cuda/run_on_device.sh" \
     --output "$out/fp8-training-seeds-small-v3-gpu" || status=1
+fi
+if [ -d "$dir/peer" ]; then
+  echo "== issue 7's benchmark: dsflow against PyTorch (torch.compile), $(sed -n 's/^model=//p' "$dir/peer/bench.env")"
+  "$root/bench/cuda/peer_benchmark.sh" "$dir" "$out" || status=1
 fi
 exit $status
