@@ -344,18 +344,21 @@ class Blocks:
 
     def experts_grouped(self, flat, slots, order, loads, w13, w2):
         """Routed experts through torch._grouped_mm: rows sorted by expert,
-        each expert's group padded to ALIGN rows (zeros), the slack of the
-        static size given to the last group. Returns [T * k, H] in slot order."""
+        each expert's group padded with zero rows to a multiple of ALIGN, and
+        to ALIGN rows when it has none (no empty group: the weight gradient of
+        one is exactly zero, whatever the kernel does with empty groups); the
+        slack of the static size goes to the last group. Returns [T * k, H]
+        in slot order."""
         TK, (E, _, H) = slots.shape[0], w2.shape
         k = TK // flat.shape[0]
-        padded = (loads + ALIGN - 1) // ALIGN * ALIGN
+        padded = ((loads + ALIGN - 1) // ALIGN * ALIGN).clamp(min=ALIGN)
         ends = padded.cumsum(0)
         starts = ends - padded
         first = loads.cumsum(0) - loads
         expert = slots[order]
         rows = starts[expert] + torch.arange(TK, device=flat.device) - first[expert]
         row_of_slot = torch.empty_like(rows).scatter_(0, order, rows)
-        M = (TK + E * (ALIGN - 1) + ALIGN - 1) // ALIGN * ALIGN
+        M = (TK + E * ALIGN + ALIGN - 1) // ALIGN * ALIGN  # >= padded.sum()
         offs = torch.cat([ends[:-1], ends.new_full((1,), M)]).to(torch.int32)
         dtype = torch.bfloat16 if self.bf16 else flat.dtype
         x = flat.to(dtype).repeat_interleave(k, 0)
@@ -629,12 +632,18 @@ def rel(a, b):
 
 def random_hf_params(cfg, generator):
     """Small random parameters with HF names, float64: matrices N(0, 0.1^2),
-    norms 1 + N(0, 0.1^2), router biases N(0, 0.05^2) (so they matter)."""
+    norms 1 + N(0, 0.1^2), router biases N(0, 0.05^2) (so they matter), but
+    -2 for the first MoE layer's expert 0, which no token then chooses (an
+    expert without rows)."""
     params = {}
+    unused = True
     for name, shape in ref.expected_parameters(cfg).items():
         noise = torch.randn(shape, dtype=torch.float64, generator=generator)
         if name.endswith("e_score_correction_bias"):
             params[name] = 0.05 * noise
+            if unused and cfg.top_k < cfg.experts:
+                params[name][0] = -2.0
+                unused = False
         elif len(shape) == 1:
             params[name] = 1.0 + 0.1 * noise
         else:
