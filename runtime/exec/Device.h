@@ -39,6 +39,9 @@ public:
   /// gradient buffer of the plan.
   virtual io::Status prepareMoments(bool bf16Moments) = 0;
   virtual io::Status zeroGradients() = 0;
+  /// Sums every gradient over the data-parallel ranks, in place (nothing to
+  /// do on one).
+  virtual io::Status reduceGradients() { return std::nullopt; }
   /// The sum of the squares of every gradient (for clipping).
   virtual io::Expected<double> squaredGradientSum() = 0;
   /// Updates parameter `param` from gradient buffer `grad`.

@@ -55,6 +55,13 @@ public:
         o.newer[b] = Newer::Device;
     return std::nullopt;
   }
+  io::Status reduceGradients() override {
+    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
+      if (o.plan.buffers(b).kind() == GRADIENT)
+        if (io::Status e = o.toDevice(b))
+          return e;
+    return inner.reduceGradients();
+  }
   io::Expected<double> squaredGradientSum() override {
     for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
       if (o.plan.buffers(b).kind() == GRADIENT)

@@ -113,8 +113,12 @@ Trainer::Trainer(exec::Executor &executor, const TrainOptions &options,
                     executor.plan(), world, /*zero1=*/false,
                     [this](int32_t grad) { return sharding.replicated(grad); })
               : nullptr),
+      // With the state on a device every rank updates every tensor (the
+      // gradients are summed there, not sharded).
       optimizer(executor.plan(), executor.plan().training().bf16_moments(),
-                [this](int32_t grad) { return updates(grad); }),
+                [this](int32_t grad) {
+                  return this->executor.deviceOptimizer() || updates(grad);
+                }),
       balance(executor.plan()) {}
 
 std::vector<DataParallel *> Trainer::otherGroups() const {
@@ -340,9 +344,10 @@ Trainer::create(exec::Executor &executor, const TrainOptions &options,
   // A device that keeps the training state starts from the host's.
   executor.parametersWrittenOnHost();
   if (exec::DeviceOptimizer *device = executor.deviceOptimizer()) {
-    if (world.size() > 1 || t->pipeline)
+    if (t->pipeline || t->expertGroup || t->stages)
       return io::makeError(options.dataPath,
-                           "the training state on a device: one process only");
+                           "the training state on a device: data parallelism "
+                           "only (no pipeline stages or expert parallelism)");
     if (io::Status e = t->optimizer.prepareDevice(*device, resumed))
       return *e;
   }
@@ -504,17 +509,22 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
     return io::makeError(options.dataPath,
                          "the loss became " + std::to_string(loss) +
                              " at step " + std::to_string(step));
-  if (io::Status e = dataParallel.reduceGradients(memory))
-    return e;
-  for (DataParallel *group : otherGroups())
-    if (io::Status e = group->reduceGradients(memory))
+  if (device) { // Summed on the devices (NCCL), every rank the whole sum.
+    if (io::Status e = device->reduceGradients())
       return e;
+  } else {
+    if (io::Status e = dataParallel.reduceGradients(memory))
+      return e;
+    for (DataParallel *group : otherGroups())
+      if (io::Status e = group->reduceGradients(memory))
+        return e;
+  }
   if (io::Status e = balance.sumOver(world))
     return e;
   // Mean over micro-batches and ranks, then clip the global norm.
   double gradScale = 1.0 / double(microBatches * dataRanks());
   double squares = 0;
-  if (device) {
+  if (device) { // Every rank holds the whole sum already.
     io::Expected<double> sum = device->squaredGradientSum();
     if (!sum)
       return sum.error();
@@ -522,9 +532,9 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   } else {
     squares = optimizer.squaredGradientSum(
         memory, [this](int32_t grad) { return owns(grad); });
+    if (io::Status e = world.allReduceSum(&squares, 1))
+      return e;
   }
-  if (io::Status e = world.allReduceSum(&squares, 1))
-    return e;
   double norm = std::sqrt(squares) * gradScale;
   if (t.grad_clip() > 0 && norm > t.grad_clip())
     gradScale *= t.grad_clip() / (norm + 1e-6);
@@ -542,11 +552,13 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   } else {
     optimizer.step(memory, lastLr, gradScale);
   }
-  if (io::Status e = dataParallel.gatherParameters(memory))
-    return e;
-  for (DataParallel *group : otherGroups())
-    if (io::Status e = group->gatherParameters(memory))
+  if (!device) {
+    if (io::Status e = dataParallel.gatherParameters(memory))
       return e;
+    for (DataParallel *group : otherGroups())
+      if (io::Status e = group->gatherParameters(memory))
+        return e;
+  }
   balance.updateBiases(memory, t.bias_update_speed());
   const std::vector<std::vector<int64_t>> &loads = balance.lastLoads();
   loadTotals.resize(loads.size());

@@ -11,6 +11,7 @@
 #include "exec/ExpertParallel.h"
 #include "plan/PlanFile.h"
 #include "dist/Launch.h"
+#include "dist/LaunchEnv.h"
 #include "dist/PlanCheck.h"
 #include "io/FileUtil.h"
 #include "io/Fnv1a.h"
@@ -62,7 +63,8 @@ const char *kUsage =
     "  --profile               time per op, printed at the end\n"
     "  --device D              cpu (default) or cuda: the kernels the plan has\n"
     "                          CUDA code for (dsflow-compile --cuda) on GPU 0,\n"
-    "                          the rest on the CPU; one process, FP32 plans.\n"
+    "                          the rest on the CPU; FP32 plans; under mpirun\n"
+    "                          one GPU per rank, gradients summed by NCCL.\n"
     "                          The parameters, gradients and AdamW state stay\n"
     "                          on the GPU (the optimizer runs there)\n"
     "  --host-optimizer        with --device cuda: keep them on the host and\n"
@@ -108,13 +110,19 @@ struct CudaOptions {
 io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                          const CudaOptions &cuda, dist::Communicator &world) {
 #ifdef DSFLOW_WITH_CUDA_DEVICE
-  if (world.size() > 1)
-    return io::makeError("--device cuda", "runs one process for now, not " +
-                                              std::to_string(world.size()));
-  if (io::Status e = cuda::CudaDevice::accepts(executor.plan(), planPath))
+  const Plan &plan = executor.plan();
+  if (plan.has_cluster() && (plan.cluster().ep() > 1 || plan.cluster().pp() > 1))
+    return io::makeError("--device cuda", "data parallelism only for now "
+                                          "(the plan has expert or pipeline "
+                                          "parallelism)");
+  if (io::Status e = cuda::CudaDevice::accepts(plan, planPath))
     return e;
+  // One GPU per rank of a node.
+  io::Expected<dist::LaunchConfig> launch = dist::detectLaunch(
+      [](const char *name) { return std::getenv(name); }, true);
+  int gpu = launch ? launch->localRank : 0;
   io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
-      cuda::CudaDriver::open(0);
+      cuda::CudaDriver::open(gpu);
   if (!driver)
     return driver.error();
   io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
@@ -122,8 +130,12 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                                cuda.tf32);
   if (!device)
     return device.error();
-  std::printf("dsflow-run: %s, a %.1f MiB arena\n", (*device)->name().c_str(),
-              (*device)->arenaBytes() / 1048576.0);
+  if (io::Status e = (*device)->joinRanks(world))
+    return e;
+  if (world.rank() == 0)
+    std::printf("dsflow-run: %s, a %.1f MiB arena%s\n",
+                (*device)->name().c_str(), (*device)->arenaBytes() / 1048576.0,
+                world.size() > 1 ? ", gradients summed by NCCL" : "");
   return executor.offloadTo(std::move(*device), !cuda.hostOptimizer);
 #else
   (void)executor, (void)planPath, (void)cuda, (void)world;

@@ -113,9 +113,39 @@ io::Status CudaDevice::allocateScratch() {
   return std::nullopt;
 }
 
+io::Status CudaDevice::joinRanks(dist::Communicator &world) {
+#ifdef DSFLOW_WITH_NCCL
+  if (world.size() == 1)
+    return std::nullopt;
+  io::Expected<CUstream> stream = driver->createStream();
+  if (!stream)
+    return stream.error();
+  communication = *stream;
+  for (CUevent *e : {&computed, &reduced}) {
+    io::Expected<CUevent> event = driver->createEvent();
+    if (!event)
+      return event.error();
+    *e = *event;
+  }
+  io::Expected<std::unique_ptr<NcclGroup>> group = NcclGroup::create(world);
+  if (!group)
+    return group.error();
+  adam->attach(std::move(*group), communication, computed, reduced);
+  return std::nullopt;
+#else
+  if (world.size() == 1)
+    return std::nullopt;
+  return io::makeError("cuda", "this dsflow was built without NCCL: one "
+                               "process per job on a GPU");
+#endif
+}
+
 CudaDevice::~CudaDevice() {
   driver->synchronize();
   adam.reset();
+  driver->destroy(computed);
+  driver->destroy(reduced);
+  driver->destroy(communication);
   driver->release(scratch.base);
   driver->destroy(computeDone);
   driver->destroy(copiesDone);

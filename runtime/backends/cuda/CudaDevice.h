@@ -17,6 +17,7 @@
 #ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_CUDADEVICE_H
 #define DSFLOW_RUNTIME_BACKENDS_CUDA_CUDADEVICE_H
 
+#include "dist/Communicator.h"
 #include "exec/Device.h"
 #include "runtime/backends/cuda/CudaDriver.h"
 #include "runtime/backends/cuda/DeviceAdamW.h"
@@ -59,6 +60,9 @@ public:
   io::Status launch(int32_t kernel) override;
   /// AdamW on the GPU: with it the training state can stay there.
   exec::DeviceOptimizer *optimizer() override { return adam.get(); }
+  /// Data parallelism over `world` (one GPU per rank): gradients summed by
+  /// NCCL on a communication stream. Collective.
+  io::Status joinRanks(dist::Communicator &world);
   int64_t arenaBytes() const { return layout.bytes; }
 
 private:
@@ -82,6 +86,8 @@ private:
   std::vector<CUfunction> functions;
   CUstream compute = nullptr, copies = nullptr;
   CUevent computeDone = nullptr, copiesDone = nullptr;
+  CUstream communication = nullptr;
+  CUevent computed = nullptr, reduced = nullptr;
   SupportFunctions support;
   DeviceScratch scratch;
   std::unique_ptr<DeviceKit> kit;

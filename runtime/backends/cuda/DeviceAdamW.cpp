@@ -47,6 +47,32 @@ io::Status DeviceAdamW::zeroGradients() {
   return kit.driver.zeroAsync(gradients, size_t(gradientBytes), kit.stream);
 }
 
+#ifdef DSFLOW_WITH_NCCL
+void DeviceAdamW::attach(std::unique_ptr<NcclGroup> group, CUstream stream,
+                         CUevent before, CUevent after) {
+  nccl = std::move(group);
+  communication = stream;
+  computed = before;
+  reduced = after;
+}
+
+io::Status DeviceAdamW::reduceGradients() {
+  if (!nccl)
+    return std::nullopt;
+  // The backward's kernels, then the all-reduce, then what follows it.
+  if (io::Status e = kit.driver.record(computed, kit.stream))
+    return e;
+  if (io::Status e = kit.driver.wait(communication, computed))
+    return e;
+  if (io::Status e =
+          nccl->allReduceSum(gradients, gradientBytes / 4, communication))
+    return e;
+  if (io::Status e = kit.driver.record(reduced, communication))
+    return e;
+  return kit.driver.wait(kit.stream, reduced);
+}
+#endif
+
 io::Expected<double> DeviceAdamW::squaredGradientSum() {
   CUdeviceptr x = gradients;
   CUdeviceptr out = storage + static_cast<CUdeviceptr>(partialsAt);

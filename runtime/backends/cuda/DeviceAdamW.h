@@ -14,6 +14,9 @@
 
 #include "exec/Device.h"
 #include "runtime/backends/cuda/DeviceKit.h"
+#ifdef DSFLOW_WITH_NCCL
+#include "runtime/backends/cuda/NcclGroup.h"
+#endif
 
 #include <functional>
 #include <map>
@@ -33,6 +36,12 @@ public:
 
   io::Status prepareMoments(bool bf16Moments) override;
   io::Status zeroGradients() override;
+#ifdef DSFLOW_WITH_NCCL
+  /// Through NCCL on `communication`, once attached (several ranks).
+  io::Status reduceGradients() override;
+  void attach(std::unique_ptr<NcclGroup> group, CUstream communication,
+              CUevent computed, CUevent reduced);
+#endif
   io::Expected<double> squaredGradientSum() override;
   io::Status adamw(int32_t param, int32_t grad, bool matrix,
                    const exec::AdamWScalars &scalars) override;
@@ -50,6 +59,11 @@ private:
   CUdeviceptr gradients;
   int64_t gradientBytes;
   bool bf16 = false;
+#ifdef DSFLOW_WITH_NCCL
+  std::unique_ptr<NcclGroup> nccl;
+  CUstream communication = nullptr;
+  CUevent computed = nullptr, reduced = nullptr;
+#endif
   CUdeviceptr storage = 0;
   int64_t partialsAt = 0;
   /// Per gradient buffer, its moments' offset in `storage`.
