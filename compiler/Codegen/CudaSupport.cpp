@@ -1,87 +1,23 @@
 //===- CudaSupport.cpp - Functions the CUDA runtime launches itself -------===//
 #include "Codegen/CudaSupport.h"
 
+#include <string>
+
 namespace dsflow::codegen {
 
-const char *cudaSupportSource() {
-  return R"CUDA(
-// ---- The CUDA runtime's support functions (compiler/Codegen/CudaSupport.h).
-namespace dsflow_rt {
-__device__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+namespace {
+// The numerics shared with the host test, as source text.
+#define DSFLOW_CUDA_SOURCE(...) #__VA_ARGS__
+const char *const kNumerics =
+#include "Codegen/CudaNumerics.inc"
+    ;
+#undef DSFLOW_CUDA_SOURCE
+} // namespace
 
-// E4M3 (OCP e4m3fn) as cpu::floatToE4M3: round to nearest even, saturating
-// at 448, NaN to 0x7F.
-__device__ unsigned long long shiftRightRne(unsigned long long v,
-                                            unsigned shift) {
-  unsigned long long kept = v >> shift, rest = v & ((1ull << shift) - 1),
-                     half = 1ull << (shift - 1);
-  return kept + ((rest > half || (rest == half && (kept & 1))) ? 1 : 0);
-}
-__device__ unsigned char toE4M3(float x) {
-  unsigned bits = __float_as_uint(x);
-  unsigned char sign = (bits >> 24) & 0x80;
-  unsigned abs = bits & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u)
-    return 0x7F;
-  if (fabsf(x) >= 448.0f)
-    return sign | 0x7E;
-  int exponent = int(abs >> 23) - 127;
-  unsigned long long significand = (abs & 0x7FFFFFu) | (1u << 23);
-  if (exponent >= -6)
-    return sign | (((exponent + 7) << 3) + int(shiftRightRne(significand, 20)) - 8);
-  if (exponent < -11)
-    return sign;
-  return sign | (unsigned char)shiftRightRne(significand, unsigned(14 - exponent));
-}
-// As cpu::e4m3ToFloat.
-__device__ float fromE4M3(unsigned char code) {
-  int exponent = (code >> 3) & 0xF, mantissa = code & 0x7;
-  if (exponent == 0xF && mantissa == 0x7)
-    return __int_as_float(0x7FC00000);
-  float magnitude = exponent == 0 ? ldexpf(float(mantissa), -9)
-                                  : ldexpf(float(8 + mantissa), exponent - 10);
-  return (code & 0x80) ? -magnitude : magnitude;
-}
-// As cpu::ue8m0Ceil: the power of two at or above s.
-__device__ float ue8m0Ceil(float s) {
-  unsigned abs = __float_as_uint(s) & 0x7FFFFFFFu;
-  unsigned code;
-  if (abs > 0x7F800000u)
-    return __int_as_float(0x7FC00000);
-  if (abs >= 0x7F000000u)
-    code = 0xFE;
-  else if ((abs >> 23) == 0)
-    code = abs > 0x00400000u ? 1 : 0;
-  else
-    code = (abs >> 23) + ((abs & 0x7FFFFFu) != 0 ? 1 : 0);
-  return code == 0 ? __uint_as_float(0x00400000u) : __uint_as_float(code << 23);
-}
-// As cpu::fp8ScaleFromAmax (no amax floor).
-__device__ float scaleOf(float amax, int ue8m0) {
-  float scale = float(double(amax) / 448.0);
-  if (!isfinite(scale))
-    return scale;
-  if (ue8m0)
-    scale = ue8m0Ceil(scale);
-  return scale == 0.0f ? 1.0f : scale;
-}
-// NaN wins, so that a NaN element poisons its group (as the CPU's absMax).
-__device__ float amaxOf(float amax, float x) {
-  float a = fabsf(x);
-  return (a > amax || isnan(a)) ? a : amax;
-}
-// A float's bits rounded to BF16 (the low 16 bits zero), as io::floatToBf16:
-// nearest even, NaN kept quiet.
-__device__ unsigned roundToBf16Bits(float x) {
-  unsigned bits = __float_as_uint(x);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
-    return (bits | 0x00400000u) & 0xFFFF0000u;
-  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
-}
-__device__ float fakeQuantize(float x, float scale) {
-  return float(double(fromE4M3(toE4M3(x / scale))) * double(scale));
-}
-} // namespace dsflow_rt
+const char *cudaSupportSource() {
+  static const std::string source = std::string(R"CUDA(
+// ---- The CUDA runtime's support functions (compiler/Codegen/CudaSupport.h).
+)CUDA") + kNumerics + R"CUDA(
 
 /// act = silu(g) * u (cpu::swigluForward).
 extern "C" __global__ void dsflow_rt_swiglu_f32(const float *g, const float *u,
@@ -258,6 +194,7 @@ extern "C" __global__ void dsflow_rt_round_bf16_f32(const float *x, float *y,
   }
 }
 )CUDA";
+  return source.c_str();
 }
 
 const std::vector<std::string> &cudaSupportFunctionNames() {
