@@ -22,6 +22,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
   --format=csv | tee "$out/device.txt"
 nvcc --version | tail -1 | tee -a "$out/device.txt"
 
+# STAGES picks what runs (a device call lasts at most 10 minutes): any of
+# checks, gemm, bandwidth, train, peer (default: all; FP8_SEEDS adds its own).
+stages=" ${STAGES:-checks gemm bandwidth train peer} "
+want() { [[ $stages == *" $1 "* ]]; }
+
+want checks && {
 echo "== generated kernels against the CPU backend"
 # dsflow-cuda-check itself when prepared with --tools (through the driver),
 # else the exported cases (through CuPy).
@@ -39,6 +45,9 @@ for cases in "$dir"/check-*; do
     2>&1 | tee "$out/${cases##*/}.txt" || status=1
 done
 
+}
+
+want gemm && {
 echo "== cuBLASLt GEMMs"
 nvcc -O2 -std=c++17 -Xcompiler -ffp-contract=off -I "$root" -I "$root/runtime" \
   "$root/bench/cuda/gemm_bench.cpp" "$root/runtime/backends/cuda/CublasLtGemm.cpp" \
@@ -47,13 +56,18 @@ nvcc -O2 -std=c++17 -Xcompiler -ffp-contract=off -I "$root" -I "$root/runtime" \
   && /tmp/gemm_bench "$out/gemm-fp8-vs-bf16.md" 2>&1 | tee "$out/gemm.txt" \
   || status=1
 
+}
+
+want bandwidth && {
 echo "== generated kernels' bandwidth"
 for launches in "$dir"/bench-*; do
   echo "-- ${launches##*/}"
   python3 "$root/tools/dsflow-cuda-check/check_on_device.py" --bench "$launches" \
     "$out/bandwidth-${launches##*/}.md" 2>&1 | tail -40 || status=1
 done
-if [ -x "$dir/tools/dsflow-run" ]; then
+}
+
+if want train && [ -x "$dir/tools/dsflow-run" ]; then
   echo "== training: --device cuda against the CPU backend (20 steps, FP32)"
   train() { # PLAN NAME STEPS [dsflow-run options]
     local plan=$1 name=$2 steps=$3
@@ -96,7 +110,7 @@ if [ -n "${FP8_SEEDS:-}" ]; then
     --command "FP8_SEEDS=$FP8_SEEDS bench/cuda/run_on_device.sh" \
     --output "$out/fp8-training-seeds-small-v3-gpu" || status=1
 fi
-if [ -d "$dir/peer" ]; then
+if want peer && [ -d "$dir/peer" ]; then
   echo "== issue 7's benchmark: dsflow against PyTorch (torch.compile), $(sed -n 's/^model=//p' "$dir/peer/bench.env")"
   "$root/bench/cuda/peer_benchmark.sh" "$dir" "$out" || status=1
 fi
