@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dsflow::exec {
 
@@ -71,6 +73,14 @@ public:
   /// The optimizer it runs, when it can keep the training state (null:
   /// the host keeps it).
   virtual DeviceOptimizer *optimizer() { return nullptr; }
+  /// With `on`, it times each kernel it runs on the device (--profile).
+  virtual void setTiming(bool on) { (void)on; }
+  /// The kernels timed since the last call, once they are done: (kernel,
+  /// seconds).
+  virtual io::Expected<std::vector<std::pair<int32_t, double>>>
+  takeKernelTimes() {
+    return std::vector<std::pair<int32_t, double>>();
+  }
 };
 
 } // namespace dsflow::exec

@@ -112,9 +112,16 @@ io::Status Executor::offloadTo(std::unique_ptr<Device> device, bool resident) {
     return io::makeError(source,
                          device->name() + " cannot keep the training state");
   offload = std::make_unique<Offload>(planCopy, *mem, std::move(device));
+  offload->timer().setTiming(profiling);
   if (resident)
     offload->setResident();
   return std::nullopt;
+}
+
+void Executor::setProfiling(bool on) {
+  profiling = on;
+  if (offload)
+    offload->timer().setTiming(on);
 }
 
 io::Status Executor::parametersToHost() {
@@ -186,7 +193,8 @@ io::Status Executor::runStep(Step &step) {
                       micros(wallStart.time_since_epoch()),
                       micros(std::chrono::steady_clock::now() - start)});
   }
-  if (profiling) {
+  // A device's kernels are timed there (runProgram collects them).
+  if (profiling && !(offload && offload->onDevice(step.kernel))) {
     auto &[seconds, calls] = profile[kernel.op()];
     seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -214,7 +222,21 @@ io::Status Executor::runProgram(int program, const std::vector<char> *selected,
       if (io::Status s = (*hook)(step.kernel, true))
         return s;
   }
-  return offload ? offload->endProgram() : std::nullopt;
+  if (!offload)
+    return std::nullopt;
+  if (io::Status e = offload->endProgram())
+    return e;
+  if (profiling) {
+    auto times = offload->timer().takeKernelTimes();
+    if (!times)
+      return times.error();
+    for (auto [k, seconds] : *times) {
+      auto &[total, calls] = profile[planCopy.kernels(k).op()];
+      total += seconds;
+      ++calls;
+    }
+  }
+  return std::nullopt;
 }
 
 void Executor::printProfile(std::FILE *out) const {

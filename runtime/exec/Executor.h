@@ -55,7 +55,8 @@ public:
   }
 
   /// Accumulates wall time per op when on; report() prints the table.
-  void setProfiling(bool on) { profiling = on; }
+  /// With a device, its kernels are timed on the device.
+  void setProfiling(bool on);
   /// Records every kernel run into `events` while set (null: off).
   void setTrace(std::vector<KernelEvent> *events) { trace = events; }
   void printProfile(std::FILE *out) const;

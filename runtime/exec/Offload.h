@@ -45,6 +45,8 @@ public:
 
   const Device &device() const { return *dev; }
   bool onDevice(int32_t kernel) const { return dev->runs(kernel); }
+  /// The device's own timing of its kernels (Device::setTiming).
+  Device &timer() { return *dev; }
   const OffloadCounts &counts() const { return totals; }
 
   /// Resident mode (the device must have an optimizer): from now on the

@@ -14,10 +14,13 @@
 #include "train/AdamWUpdate.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <random>
+#include <utility>
 
 namespace dsflow {
 namespace {
@@ -109,9 +112,16 @@ public:
   io::Status launch(int32_t kernel) override {
     std::vector<char> one(side->plan().kernels_size(), 0);
     one[kernel] = 1;
+    if (timing)
+      times.push_back({kernel, 1e-3}); // a millisecond each
     return side->runKernels(one, nullptr);
   }
   exec::DeviceOptimizer *optimizer() override { return &adam; }
+  void setTiming(bool on) override { timing = on; }
+  io::Expected<std::vector<std::pair<int32_t, double>>>
+  takeKernelTimes() override {
+    return std::exchange(times, {});
+  }
 
 private:
   size_t bytes(int32_t b) const {
@@ -120,6 +130,8 @@ private:
   std::unique_ptr<exec::Executor> side;
   std::function<bool(int32_t)> chosen;
   StandInOptimizer adam;
+  bool timing = false;
+  std::vector<std::pair<int32_t, double>> times;
 };
 
 /// Same random parameters and tokens in both.
@@ -301,6 +313,40 @@ TEST(Offload, ResidentTrainingStateEverythingOnTheDevice) {
 
 TEST(Offload, ResidentTrainingStateEveryOtherKernelBf16Moments) {
   expectResidentSameAsCpu([](int32_t k) { return k % 2 == 1; }, true, false);
+}
+
+/// --profile with a device: the device's kernels count with the device's
+/// own times (here a millisecond each), the host's with the host's.
+TEST(Offload, TheProfileTakesTheDevicesTimes) {
+  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", false);
+  ASSERT_TRUE(plan);
+  auto split = exec::Executor::create(*plan, "tiny-v3");
+  auto side = exec::Executor::create(*plan, "tiny-v3");
+  ASSERT_TRUE(split.ok() && side.ok());
+  (*split)->setProfiling(true);
+  const Plan &p = *plan;
+  ASSERT_FALSE((*split)->offloadTo(
+      std::make_unique<StandInDevice>(std::move(*side), [&p](int32_t k) {
+        return p.kernels(k).op() == "mla_attention";
+      })));
+  ASSERT_FALSE((*split)->runMicroBatch());
+  int attention = 0;
+  for (int32_t k : plan->programs(0).kernels())
+    attention += plan->kernels(k).op() == "mla_attention";
+  ASSERT_GT(attention, 0);
+  char *text = nullptr;
+  size_t size = 0;
+  std::FILE *out = open_memstream(&text, &size);
+  (*split)->printProfile(out);
+  std::fclose(out);
+  std::string table(text, size);
+  std::free(text);
+  char expected[128];
+  std::snprintf(expected, sizeof(expected), "%-22s %10.3f", "mla_attention",
+                attention * 1e-3);
+  EXPECT_NE(table.find(expected), std::string::npos) << table;
+  EXPECT_NE(table.find(std::to_string(attention)), std::string::npos);
+  EXPECT_NE(table.find("rms_norm"), std::string::npos) << table;
 }
 
 /// A device that records which buffers it was asked to copy back.

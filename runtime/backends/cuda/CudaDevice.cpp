@@ -140,8 +140,39 @@ io::Status CudaDevice::joinRanks(dist::Communicator &world) {
 #endif
 }
 
+io::Expected<CUevent> CudaDevice::timingEvent() {
+  if (spareEvents.empty())
+    return driver->createEvent(/*timing=*/true);
+  CUevent e = spareEvents.back();
+  spareEvents.pop_back();
+  return e;
+}
+
+io::Expected<std::vector<std::pair<int32_t, double>>>
+CudaDevice::takeKernelTimes() {
+  std::vector<std::pair<int32_t, double>> times;
+  if (timed.empty())
+    return times;
+  if (io::Status e = driver->synchronize(compute))
+    return *e;
+  for (const Timed &t : timed) {
+    io::Expected<float> ms = driver->elapsed(t.start, t.end);
+    if (!ms)
+      return ms.error();
+    times.push_back({t.kernel, *ms / 1000.0});
+    spareEvents.push_back(t.start);
+    spareEvents.push_back(t.end);
+  }
+  timed.clear();
+  return times;
+}
+
 CudaDevice::~CudaDevice() {
   driver->synchronize();
+  for (const Timed &t : timed)
+    spareEvents.insert(spareEvents.end(), {t.start, t.end});
+  for (CUevent e : spareEvents)
+    driver->destroy(e);
   adam.reset();
   driver->destroy(computed);
   driver->destroy(reduced);
@@ -232,6 +263,20 @@ CudaDevice::launchGenerated(int32_t kernel,
 }
 
 io::Status CudaDevice::launch(int32_t kernel) {
+  if (!timing)
+    return runKernel(kernel);
+  io::Expected<CUevent> start = timingEvent(), end = timingEvent();
+  if (!start || !end)
+    return start ? end.error() : start.error();
+  if (io::Status e = driver->record(*start, compute))
+    return e;
+  if (io::Status e = runKernel(kernel))
+    return e;
+  timed.push_back({kernel, *start, *end});
+  return driver->record(*end, compute);
+}
+
+io::Status CudaDevice::runKernel(int32_t kernel) {
   const Kernel &k = plan.kernels(kernel);
   auto fail = [&](const io::IoError &e) {
     return io::makeError(

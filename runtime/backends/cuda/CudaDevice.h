@@ -60,6 +60,9 @@ public:
   io::Status launch(int32_t kernel) override;
   /// AdamW on the GPU: with it the training state can stay there.
   exec::DeviceOptimizer *optimizer() override { return adam.get(); }
+  void setTiming(bool on) override { timing = on; }
+  io::Expected<std::vector<std::pair<int32_t, double>>>
+  takeKernelTimes() override;
   /// Data parallelism over `world` (one GPU per rank): gradients summed by
   /// NCCL on a communication stream. Collective.
   io::Status joinRanks(dist::Communicator &world);
@@ -71,6 +74,8 @@ private:
   CUdeviceptr address(int32_t buffer) const;
   /// Orders `later` after everything queued on `earlier` so far.
   io::Status order(CUstream earlier, CUstream later);
+  /// Kernel k, emulation included (launch adds the timing).
+  io::Status runKernel(int32_t kernel);
   /// The generated functions of kernel k, reading buffer b at `read(b)`.
   io::Status launchGenerated(int32_t kernel,
                              const std::function<CUdeviceptr(int32_t)> &read);
@@ -93,6 +98,15 @@ private:
   std::unique_ptr<DeviceKit> kit;
   std::unique_ptr<DeviceAdamW> adam;
   bool tf32 = false;
+  /// Kernels timed by event pairs on the compute stream (--profile).
+  struct Timed {
+    int32_t kernel;
+    CUevent start, end;
+  };
+  bool timing = false;
+  std::vector<Timed> timed;
+  std::vector<CUevent> spareEvents;
+  io::Expected<CUevent> timingEvent();
 #ifdef DSFLOW_WITH_CUBLASLT
   std::unique_ptr<CublasLtGemm> gemms;
   std::unique_ptr<FfnDevice> ffn;

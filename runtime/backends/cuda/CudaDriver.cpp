@@ -31,6 +31,7 @@ struct CudaDriver::Api {
   decltype(&::cuEventCreate) eventCreate;
   decltype(&::cuEventDestroy) eventDestroy;
   decltype(&::cuEventRecord) eventRecord;
+  decltype(&::cuEventElapsedTime) eventElapsedTime;
   decltype(&::cuMemcpyHtoDAsync) memcpyHtoDAsync;
   decltype(&::cuMemcpyDtoHAsync) memcpyDtoHAsync;
   decltype(&::cuMemsetD8Async) memsetD8Async;
@@ -87,6 +88,8 @@ io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
       {"cuEventCreate", bind(library, "cuEventCreate", a.eventCreate)},
       {"cuEventDestroy_v2", bind(library, "cuEventDestroy_v2", a.eventDestroy)},
       {"cuEventRecord", bind(library, "cuEventRecord", a.eventRecord)},
+      {"cuEventElapsedTime_v2",
+       bind(library, "cuEventElapsedTime_v2", a.eventElapsedTime)},
       {"cuMemcpyHtoDAsync_v2",
        bind(library, "cuMemcpyHtoDAsync_v2", a.memcpyHtoDAsync)},
       {"cuMemcpyDtoHAsync_v2",
@@ -201,13 +204,23 @@ void CudaDriver::destroy(CUstream stream) {
     api->streamDestroy(stream);
 }
 
-io::Expected<CUevent> CudaDriver::createEvent() {
+io::Expected<CUevent> CudaDriver::createEvent(bool timing) {
   CUevent event = nullptr;
-  // No timing: a disabled-timing event is the cheap kind for ordering.
-  if (io::Status e = check(api->eventCreate(&event, CU_EVENT_DISABLE_TIMING),
-                           "creating an event"))
+  // Without timing an event is the cheap kind, for ordering.
+  if (io::Status e =
+          check(api->eventCreate(&event, timing ? CU_EVENT_DEFAULT
+                                                : CU_EVENT_DISABLE_TIMING),
+                "creating an event"))
     return *e;
   return event;
+}
+
+io::Expected<float> CudaDriver::elapsed(CUevent start, CUevent end) {
+  float ms = 0;
+  if (io::Status e =
+          check(api->eventElapsedTime(&ms, start, end), "timing a kernel"))
+    return *e;
+  return ms;
 }
 
 void CudaDriver::destroy(CUevent event) {

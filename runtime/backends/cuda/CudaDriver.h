@@ -47,7 +47,10 @@ public:
   // recorded on one stream orders another after it.
   io::Expected<CUstream> createStream();
   void destroy(CUstream stream);
-  io::Expected<CUevent> createEvent();
+  /// An event for ordering (`timing`: one that also records time).
+  io::Expected<CUevent> createEvent(bool timing = false);
+  /// Milliseconds between two completed timing events.
+  io::Expected<float> elapsed(CUevent start, CUevent end);
   void destroy(CUevent event);
   io::Status record(CUevent event, CUstream stream);
   /// Work queued on `stream` from now on waits for `event`.
