@@ -100,6 +100,22 @@ struct CublasLtGemm::State {
       cublasLtDestroy(handle);
   }
 
+  /// cuBLASLt's best `wanted` algorithms for `p` within the workspace.
+  cublasStatus_t heuristic(const Prepared &p, int wanted,
+                           cublasLtMatmulHeuristicResult_t *results,
+                           int &found) const {
+    cublasLtMatmulPreference_t preference = nullptr;
+    cublasLtMatmulPreferenceCreate(&preference);
+    cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
+        sizeof(workspaceBytes));
+    cublasStatus_t s =
+        cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.d, p.d,
+                                       preference, wanted, results, &found);
+    cublasLtMatmulPreferenceDestroy(preference);
+    return s;
+  }
+
   /// The descriptor for y [m, n] = x [m, k] w [n, k]^T of `kind` (made on
   /// first use); scale pointers are set per call.
   io::Expected<Prepared *> prepare(Kind kind, int64_t m, int64_t n, int64_t k,
@@ -138,17 +154,9 @@ struct CublasLtGemm::State {
         (s = cublasLtMatrixLayoutCreate(&p->b, in, k, m, k)) ||
         (s = cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n)))
       return *failure("matrix layouts for " + shape, s);
-    cublasLtMatmulPreference_t preference = nullptr;
-    cublasLtMatmulPreferenceCreate(&preference);
-    cublasLtMatmulPreferenceSetAttribute(
-        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
-        sizeof(workspaceBytes));
     cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
-    s = cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->a, p->b, p->d, p->d,
-                                       preference, tune ? kCandidates : 1,
-                                       results, &found);
-    cublasLtMatmulPreferenceDestroy(preference);
+    s = heuristic(*p, tune ? kCandidates : 1, results, found);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
       return *failure(
           std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
@@ -198,16 +206,9 @@ struct CublasLtGemm::State {
         (s = cublasLtMatrixLayoutCreate(&p->d, type, c.c.rows, c.c.cols,
                                         c.c.ld)))
       return *failure("matrix layouts for " + shape, s);
-    cublasLtMatmulPreference_t preference = nullptr;
-    cublasLtMatmulPreferenceCreate(&preference);
-    cublasLtMatmulPreferenceSetAttribute(
-        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
-        sizeof(workspaceBytes));
     cublasLtMatmulHeuristicResult_t result = {};
     int found = 0;
-    s = cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->a, p->b, p->d, p->d,
-                                       preference, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(preference);
+    s = heuristic(*p, 1, &result, found);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
       return *failure(std::string(precision == GemmPrecision::Fp32   ? "FP32"
                                   : precision == GemmPrecision::Tf32 ? "TF32"

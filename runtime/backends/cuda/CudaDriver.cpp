@@ -1,7 +1,7 @@
 //===- CudaDriver.cpp - The CUDA driver API, loaded at run time -----------===//
 #include "runtime/backends/cuda/CudaDriver.h"
 
-#include <dlfcn.h>
+#include "runtime/backends/cuda/DynamicSymbols.h"
 
 namespace dsflow::cuda {
 
@@ -37,14 +37,7 @@ struct CudaDriver::Api {
   decltype(&::cuMemsetD8Async) memsetD8Async;
 };
 
-namespace {
-
-template <typename F> bool bind(void *library, const char *symbol, F &to) {
-  to = reinterpret_cast<F>(dlsym(library, symbol));
-  return to != nullptr;
-}
-
-} // namespace
+namespace {} // namespace
 
 io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
   void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -59,42 +52,50 @@ io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
     const char *symbol;
     bool bound;
   } entries[] = {
-      {"cuInit", bind(library, "cuInit", a.init)},
-      {"cuDeviceGet", bind(library, "cuDeviceGet", a.deviceGet)},
-      {"cuDeviceGetName", bind(library, "cuDeviceGetName", a.deviceGetName)},
+      {"cuInit", bindSymbol(library, "cuInit", a.init)},
+      {"cuDeviceGet", bindSymbol(library, "cuDeviceGet", a.deviceGet)},
+      {"cuDeviceGetName",
+       bindSymbol(library, "cuDeviceGetName", a.deviceGetName)},
       {"cuDevicePrimaryCtxRetain",
-       bind(library, "cuDevicePrimaryCtxRetain", a.primaryCtxRetain)},
+       bindSymbol(library, "cuDevicePrimaryCtxRetain", a.primaryCtxRetain)},
       {"cuDevicePrimaryCtxRelease_v2",
-       bind(library, "cuDevicePrimaryCtxRelease_v2", a.primaryCtxRelease)},
-      {"cuCtxSetCurrent", bind(library, "cuCtxSetCurrent", a.ctxSetCurrent)},
-      {"cuCtxSynchronize", bind(library, "cuCtxSynchronize", a.ctxSynchronize)},
-      {"cuMemAlloc_v2", bind(library, "cuMemAlloc_v2", a.memAlloc)},
-      {"cuMemFree_v2", bind(library, "cuMemFree_v2", a.memFree)},
-      {"cuMemcpyHtoD_v2", bind(library, "cuMemcpyHtoD_v2", a.memcpyHtoD)},
-      {"cuMemcpyDtoH_v2", bind(library, "cuMemcpyDtoH_v2", a.memcpyDtoH)},
-      {"cuMemsetD8_v2", bind(library, "cuMemsetD8_v2", a.memsetD8)},
-      {"cuModuleLoadData", bind(library, "cuModuleLoadData", a.moduleLoadData)},
+       bindSymbol(library, "cuDevicePrimaryCtxRelease_v2",
+                  a.primaryCtxRelease)},
+      {"cuCtxSetCurrent",
+       bindSymbol(library, "cuCtxSetCurrent", a.ctxSetCurrent)},
+      {"cuCtxSynchronize",
+       bindSymbol(library, "cuCtxSynchronize", a.ctxSynchronize)},
+      {"cuMemAlloc_v2", bindSymbol(library, "cuMemAlloc_v2", a.memAlloc)},
+      {"cuMemFree_v2", bindSymbol(library, "cuMemFree_v2", a.memFree)},
+      {"cuMemcpyHtoD_v2", bindSymbol(library, "cuMemcpyHtoD_v2", a.memcpyHtoD)},
+      {"cuMemcpyDtoH_v2", bindSymbol(library, "cuMemcpyDtoH_v2", a.memcpyDtoH)},
+      {"cuMemsetD8_v2", bindSymbol(library, "cuMemsetD8_v2", a.memsetD8)},
+      {"cuModuleLoadData",
+       bindSymbol(library, "cuModuleLoadData", a.moduleLoadData)},
       {"cuModuleGetFunction",
-       bind(library, "cuModuleGetFunction", a.moduleGetFunction)},
-      {"cuLaunchKernel", bind(library, "cuLaunchKernel", a.launchKernel)},
-      {"cuGetErrorString", bind(library, "cuGetErrorString", a.getErrorString)},
-      {"cuStreamCreate", bind(library, "cuStreamCreate", a.streamCreate)},
+       bindSymbol(library, "cuModuleGetFunction", a.moduleGetFunction)},
+      {"cuLaunchKernel", bindSymbol(library, "cuLaunchKernel", a.launchKernel)},
+      {"cuGetErrorString",
+       bindSymbol(library, "cuGetErrorString", a.getErrorString)},
+      {"cuStreamCreate", bindSymbol(library, "cuStreamCreate", a.streamCreate)},
       {"cuStreamDestroy_v2",
-       bind(library, "cuStreamDestroy_v2", a.streamDestroy)},
+       bindSymbol(library, "cuStreamDestroy_v2", a.streamDestroy)},
       {"cuStreamSynchronize",
-       bind(library, "cuStreamSynchronize", a.streamSynchronize)},
+       bindSymbol(library, "cuStreamSynchronize", a.streamSynchronize)},
       {"cuStreamWaitEvent",
-       bind(library, "cuStreamWaitEvent", a.streamWaitEvent)},
-      {"cuEventCreate", bind(library, "cuEventCreate", a.eventCreate)},
-      {"cuEventDestroy_v2", bind(library, "cuEventDestroy_v2", a.eventDestroy)},
-      {"cuEventRecord", bind(library, "cuEventRecord", a.eventRecord)},
+       bindSymbol(library, "cuStreamWaitEvent", a.streamWaitEvent)},
+      {"cuEventCreate", bindSymbol(library, "cuEventCreate", a.eventCreate)},
+      {"cuEventDestroy_v2",
+       bindSymbol(library, "cuEventDestroy_v2", a.eventDestroy)},
+      {"cuEventRecord", bindSymbol(library, "cuEventRecord", a.eventRecord)},
       {"cuEventElapsedTime_v2",
-       bind(library, "cuEventElapsedTime_v2", a.eventElapsedTime)},
+       bindSymbol(library, "cuEventElapsedTime_v2", a.eventElapsedTime)},
       {"cuMemcpyHtoDAsync_v2",
-       bind(library, "cuMemcpyHtoDAsync_v2", a.memcpyHtoDAsync)},
+       bindSymbol(library, "cuMemcpyHtoDAsync_v2", a.memcpyHtoDAsync)},
       {"cuMemcpyDtoHAsync_v2",
-       bind(library, "cuMemcpyDtoHAsync_v2", a.memcpyDtoHAsync)},
-      {"cuMemsetD8Async", bind(library, "cuMemsetD8Async", a.memsetD8Async)},
+       bindSymbol(library, "cuMemcpyDtoHAsync_v2", a.memcpyDtoHAsync)},
+      {"cuMemsetD8Async",
+       bindSymbol(library, "cuMemsetD8Async", a.memsetD8Async)},
   };
   for (const Entry &e : entries)
     if (!e.bound)

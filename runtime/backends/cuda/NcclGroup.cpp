@@ -3,7 +3,7 @@
 
 #include <nccl.h>
 
-#include <dlfcn.h>
+#include "runtime/backends/cuda/DynamicSymbols.h"
 
 namespace dsflow::cuda {
 
@@ -16,11 +16,6 @@ struct NcclGroup::Api {
 };
 
 namespace {
-
-template <typename F> bool bind(void *library, const char *symbol, F &to) {
-  to = reinterpret_cast<F>(dlsym(library, symbol));
-  return to != nullptr;
-}
 
 io::Status ncclError(const NcclGroup::Api &api, ncclResult_t result,
                      const std::string &what) {
@@ -40,11 +35,11 @@ NcclGroup::create(dist::Communicator &world) {
   g->library = library;
   g->api = std::make_unique<Api>();
   Api &a = *g->api;
-  if (!bind(library, "ncclGetUniqueId", a.getUniqueId) ||
-      !bind(library, "ncclCommInitRank", a.commInitRank) ||
-      !bind(library, "ncclCommDestroy", a.commDestroy) ||
-      !bind(library, "ncclAllReduce", a.allReduce) ||
-      !bind(library, "ncclGetErrorString", a.getErrorString))
+  if (!bindSymbol(library, "ncclGetUniqueId", a.getUniqueId) ||
+      !bindSymbol(library, "ncclCommInitRank", a.commInitRank) ||
+      !bindSymbol(library, "ncclCommDestroy", a.commDestroy) ||
+      !bindSymbol(library, "ncclAllReduce", a.allReduce) ||
+      !bindSymbol(library, "ncclGetErrorString", a.getErrorString))
     return io::makeError("nccl", "libnccl.so.2 lacks an entry point dsflow "
                                  "uses (NCCL 2 expected)");
   // Every rank takes part in the broadcast, even when rank 0 failed, so that
