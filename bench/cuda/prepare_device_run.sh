@@ -28,9 +28,11 @@ compile "$root/models/small-v3.pbtxt" --precision=fp32 --seq-len=32 --micro-batc
 # The softmax router without normalization, YaRN, MTP 2; and odd sizes.
 compile "$root/test/reference/tiny-variant.pbtxt" --precision=fp32 --seq-len=16 -o "$plans/variant.plan"
 compile "$root/bench/models/tiny-odd.pbtxt" --precision=fp32 --seq-len=15 -o "$plans/odd.plan"
+# The FP8 recipe, emulated as on the CPU (checked through the runtime only).
+compile "$root/models/tiny-v3.pbtxt" --precision=fp32 --seq-len=16 --fp8 -o "$plans/fp8.plan"
 if [ $tools = 1 ]; then
   "$root/bench/cuda/bundle_tools.sh" "$dir/tools" "${2:-build}"
-  mkdir -p "$dir/plans" && cp "$plans"/{tiny,small,variant,odd}.plan "$dir/plans/"
+  mkdir -p "$dir/plans" && cp "$plans"/{tiny,small,variant,odd,fp8}.plan "$dir/plans/"
   mkdir -p "$dir/train"
   for model in tiny-v3 small-v3; do
     compile "$root/models/$model.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=8 \

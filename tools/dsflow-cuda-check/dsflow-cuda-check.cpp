@@ -9,7 +9,8 @@
 // (and, for kernels that add into their outputs, the same random outputs;
 // valid expert indices, row sources and row counts), and compares the
 // outputs: max |gpu - cpu| over max |cpu| per output must stay within the
-// tolerance, int32 ids must be equal. Prints the worst error per op and
+// tolerance (FP8-emulated FFNs: 5e-2, see checkOnGpu), int32 ids must be
+// equal. Prints the worst error per op and
 // "N of M device kernels match the CPU backend"; exits 1 when one does not,
 // or when there is no GPU (the error says which).
 //
@@ -21,6 +22,8 @@
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
+#include "exec/FfnKernels.h"
+#include "exec/Fp8Emulation.h"
 #include "io/AtomicFile.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cuda/CudaDevice.h"
@@ -303,6 +306,16 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
     gpuOutputs = std::move(*out);
     return std::nullopt;
   };
+  // FP8-emulated FFNs quantize their inner GEMMs' results again, which
+  // differ between the GPU and OpenBLAS in the last FP32 bits: where that
+  // flips an E4M3 rounding an element moves by one E4M3 step (1/8 to 1/16
+  // of its magnitude), so they are held to their own, looser bound.
+  auto toleranceOf = [&](const Kernel &kernel) {
+    bool requantizes =
+        exec::KernelEmulation::of(kernel).fp8 && exec::isFfnOp(kernel.op());
+    return requantizes ? std::max(o.tolerance, 5e-2) : o.tolerance;
+  };
+  std::map<std::string, double> toleranceByOp;
   auto after = [&](int32_t k) -> io::Status {
     const Kernel &kernel = plan.kernels(k);
     double worst = 0;
@@ -311,12 +324,15 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
           worst, outputError(plan.buffers(kernel.outputs(i)), gpuOutputs[i],
                              reinterpret_cast<const float *>(
                                  cases.memory().data(kernel.outputs(i)))));
-    auto &[count, opWorst] = worstByOp[kernel.op()];
+    double tolerance = toleranceOf(kernel);
+    std::string row = kernel.op() + (tolerance > o.tolerance ? " (FP8)" : "");
+    auto &[count, opWorst] = worstByOp[row];
     ++count;
     opWorst = std::max(opWorst, worst);
+    toleranceByOp[row] = tolerance;
     ++checked;
     generated += kernel.cuda_launch() > 0;
-    matched += worst <= o.tolerance;
+    matched += worst <= tolerance;
     return std::nullopt;
   };
   // Every kernel the runtime runs on the device: the generated ones and
@@ -327,7 +343,7 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   std::printf("%-22s %8s %14s\n", "op", "kernels", "worst error");
   for (const auto &[op, stats] : worstByOp)
     std::printf("%-22s %8d %14.3g%s\n", op.c_str(), stats.first, stats.second,
-                stats.second <= o.tolerance ? "" : "  FAILED");
+                stats.second <= toleranceByOp[op] ? "" : "  FAILED");
   std::printf("%d of %d device kernels match the CPU backend (%d generated, "
               "%d through cuBLASLt and the runtime's kernels; tolerance %g)\n",
               matched, checked, generated, checked - generated, o.tolerance);
@@ -400,9 +416,22 @@ int exportCases(const Options &o, const Plan &plan, CpuCases &cases) {
     }
     return std::nullopt;
   };
-  auto generated = [&](int32_t k) { return plan.kernels(k).cuda_launch() > 0; };
+  // The bare functions: kernels the runtime emulates FP8 or BF16 around
+  // are checked through the runtime only (without --export).
+  int emulated = 0;
+  auto generated = [&](int32_t k) {
+    const Kernel &kernel = plan.kernels(k);
+    exec::KernelEmulation e = exec::KernelEmulation::of(kernel);
+    bool around = e.fp8 || e.bf16Input;
+    emulated += kernel.cuda_launch() > 0 && around;
+    return kernel.cuda_launch() > 0 && !around;
+  };
   if (io::Status e = cases.run(generated, before, after))
     return fail(e->message);
+  if (emulated)
+    std::printf("left out %d kernels the runtime emulates FP8 or BF16 "
+                "around (checked without --export)\n",
+                emulated);
   manifest += "]}\n";
   if (io::Status e =
           write("cases.json", manifest.data(), int64_t(manifest.size())))
