@@ -12,18 +12,13 @@
 #define DSFLOW_RUNTIME_EXEC_FFNKERNELS_H
 
 #include "io/Status.h"
+#include "plan/ComposedOps.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cpu/FfnSteps.h"
 
 #include <vector>
 
 namespace dsflow::exec {
-
-inline bool isFfnOp(const std::string &op) {
-  return op == "expert_ffn" || op == "expert_ffn_grad" ||
-         op == "expert_ffn_wgrad" || op == "shared_experts" ||
-         op == "shared_experts_grad" || op == "shared_experts_wgrad";
-}
 
 /// The saved gate pre-activations [rows, inter] of an FFN kernel: the
 /// forward's second output, the gradients' second-to-last input.

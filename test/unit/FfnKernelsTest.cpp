@@ -81,7 +81,7 @@ TEST(FfnKernels, SharedStepsMatchTheCpuBackendOnEveryFfnKernel) {
   std::set<std::string> checked;
   exec::Executor::KernelHook hook = [&](int32_t k, bool after) -> io::Status {
     const Kernel &kernel = plan->kernels(k);
-    if (!exec::isFfnOp(kernel.op()))
+    if (!isFfnOp(kernel.op()))
       return std::nullopt;
     if (!after) { // The outputs the kernel starts from (it may accumulate).
       before.clear();

@@ -312,7 +312,7 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   // of its magnitude), so they are held to their own, looser bound.
   auto toleranceOf = [&](const Kernel &kernel) {
     bool requantizes =
-        exec::KernelEmulation::of(kernel).fp8 && exec::isFfnOp(kernel.op());
+        exec::KernelEmulation::of(kernel).fp8 && isFfnOp(kernel.op());
     return requantizes ? std::max(o.tolerance, 5e-2) : o.tolerance;
   };
   std::map<std::string, double> toleranceByOp;

@@ -9,6 +9,7 @@
 #include "KeptActivations.h"
 #include "PipelineSummary.h"
 #include "io/AtomicFile.h"
+#include "plan/ComposedOps.h"
 #include "plan/PlanFile.h"
 
 #include <algorithm>
@@ -153,11 +154,14 @@ void printCuda(const Plan &plan) {
   if (!plan.has_cuda())
     return;
   std::map<std::string, int> launchesByOp; // kernels with launches, by op
-  std::map<std::string, int> missingByOp;  // and without
+  std::map<std::string, int> composedByOp; // the runtime composes
+  std::map<std::string, int> missingByOp;  // and neither
   int generated = 0;
   for (const Kernel &k : plan.kernels())
     if (k.cuda_launch() > 0)
       launchesByOp[k.op()]++, ++generated;
+    else if (composedPrecision(plan, k))
+      composedByOp[k.op()]++;
     else
       missingByOp[k.op()]++;
   std::printf("\ncuda: %s module, %d functions for %d of %d kernels (%d "
@@ -167,13 +171,21 @@ void printCuda(const Plan &plan) {
               cuda.cubin().size());
   for (const auto &[op, count] : launchesByOp)
     std::printf("  %-22s %6d\n", op.c_str(), count);
-  // What a GPU runtime must still take elsewhere (cuBLASLt for the GEMMs)
-  // or does not have yet.
-  std::string missing;
-  for (const auto &[op, count] : missingByOp)
-    missing += (missing.empty() ? "" : ", ") + op + " " + std::to_string(count);
-  if (!missing.empty())
-    std::printf("  without generated code: %s\n", missing.c_str());
+  // What the CUDA runtime composes itself (cuBLASLt GEMMs and its support
+  // functions), and what stays on the CPU.
+  auto listed = [](const std::map<std::string, int> &byOp) {
+    std::string list;
+    for (const auto &[op, count] : byOp)
+      list += (list.empty() ? "" : ", ") + op + " " + std::to_string(count);
+    return list;
+  };
+  std::string composed = listed(composedByOp), missing = listed(missingByOp);
+  if (!composed.empty())
+    std::printf("  composed by the runtime (cuBLASLt, support functions): "
+                "%s\n",
+                composed.c_str());
+  std::printf("  without device code: %s\n",
+              missing.empty() ? "none" : missing.c_str());
   if (cuda.support_functions_size())
     std::printf("  runtime support functions: %d (the FFNs' SwiGLU, the optimizer, "
                 "the FP8 recipe's quantization)\n",

@@ -123,14 +123,7 @@ io::Expected<std::vector<int32_t>> countsOf(FfnDevice &d, const Plan &plan,
 } // namespace
 
 bool hasDeviceFfn(const Plan &plan, const Kernel &kernel) {
-  if (!exec::isFfnOp(kernel.op()))
-    return false;
-  for (auto list : {&kernel.inputs(), &kernel.outputs()})
-    for (int32_t b : *list)
-      if (plan.buffers(b).dtype() != DTYPE_F32 &&
-          plan.buffers(b).dtype() != DTYPE_I32)
-        return false;
-  return true;
+  return isFfnOp(kernel.op()) && composedPrecision(plan, kernel);
 }
 
 int64_t ffnScratchBytes(const Plan &plan, const Kernel &kernel) {

@@ -1,35 +1,12 @@
 //===- DeviceGemms.cpp - The linear layers' GEMMs on a GPU ----------------===//
 #include "runtime/backends/cuda/DeviceGemms.h"
+#include "plan/ComposedOps.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cpu/LinearGemms.h"
-
-#include <set>
 
 namespace dsflow::cuda {
 
 namespace {
-
-const std::set<std::string> &gemmOps() {
-  static const std::set<std::string> ops = {
-      "linear",      "linear_grad",      "linear_wgrad",
-      "mtp_project", "mtp_project_grad", "mtp_project_wgrad"};
-  return ops;
-}
-
-/// The precision of a kernel whose operands are all FP32 or all BF16.
-std::optional<GemmPrecision> precisionOf(const Plan &plan,
-                                         const Kernel &kernel) {
-  std::set<int> types;
-  for (int32_t b : kernel.inputs())
-    types.insert(plan.buffers(b).dtype());
-  for (int32_t b : kernel.outputs())
-    types.insert(plan.buffers(b).dtype());
-  if (types == std::set<int>{DTYPE_F32})
-    return GemmPrecision::Fp32;
-  if (types == std::set<int>{DTYPE_BF16})
-    return GemmPrecision::Bf16;
-  return std::nullopt;
-}
 
 int64_t lastDim(const Buffer &b) {
   return b.shape_size() ? b.shape(b.shape_size() - 1) : 1;
@@ -56,14 +33,16 @@ void GemmEngine::operator()(bool transA, bool transB, int64_t m, int64_t n,
 }
 
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
-  return gemmOps().count(kernel.op()) && precisionOf(plan, kernel);
+  return isLinearGemmOp(kernel.op()) && composedPrecision(plan, kernel);
 }
 
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
                           const std::function<CUdeviceptr(int32_t)> &address,
                           CUstream stream, bool tf32) {
   const Kernel &k = plan.kernels(index);
-  GemmPrecision precision = *precisionOf(plan, k);
+  GemmPrecision precision = *composedPrecision(plan, k) == DTYPE_BF16
+                                ? GemmPrecision::Bf16
+                                : GemmPrecision::Fp32;
   int64_t bytes = precision == GemmPrecision::Bf16 ? 2 : 4;
   if (tf32 && precision == GemmPrecision::Fp32)
     precision = GemmPrecision::Tf32;
