@@ -3,6 +3,8 @@
 #include "runtime/backends/cuda/DeviceEmulation.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 namespace dsflow::cuda {
 
@@ -263,6 +265,22 @@ CudaDevice::launchGenerated(int32_t kernel,
 }
 
 io::Status CudaDevice::launch(int32_t kernel) {
+  // DSFLOW_CUDA_SYNC=1: wait for every kernel, so that a fault is reported
+  // at the kernel that made it (launches are asynchronous otherwise).
+  static const bool synchronous = [] {
+    const char *v = std::getenv("DSFLOW_CUDA_SYNC");
+    return v && *v && std::string(v) != "0";
+  }();
+  if (synchronous) {
+    io::Status e = runKernel(kernel);
+    if (!e)
+      e = driver->synchronize(compute);
+    if (e)
+      return io::makeError("kernel " + std::to_string(kernel) + " (" +
+                               plan.kernels(kernel).op() + ")",
+                           e->message);
+    return std::nullopt;
+  }
   if (!timing)
     return runKernel(kernel);
   io::Expected<CUevent> start = timingEvent(), end = timingEvent();
