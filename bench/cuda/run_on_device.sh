@@ -82,7 +82,8 @@ if want train && [ -x "$dir/tools/dsflow-run" ]; then
   for plan in "$dir"/train/*.plan; do
     model=$(basename "$plan" .plan)
     train "$plan" "$model-cpu" 20 --val-fraction 0 || status=1
-    train "$plan" "$model-cuda" 20 --val-fraction 0 --device cuda --profile || status=1
+    # Synchronous, so that a faulting kernel is named.
+    DSFLOW_CUDA_SYNC=1 train "$plan" "$model-cuda" 20 --val-fraction 0 --device cuda --profile || status=1
     python3 "$root/tools/dsflow-run/compare_losses.py" "$out/train-$model-cpu.csv" \
       "$out/train-$model-cuda.csv" --tolerance 2e-3 | tee "$out/train-$model-compare.txt" \
       || status=1
