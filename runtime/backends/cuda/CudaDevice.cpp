@@ -271,18 +271,19 @@ io::Status CudaDevice::launch(int32_t kernel) {
     const char *v = std::getenv("DSFLOW_CUDA_SYNC");
     return v && *v && std::string(v) != "0";
   }();
-  if (synchronous) {
-    io::Status e = runKernel(kernel);
-    if (!e)
-      e = driver->synchronize(compute);
-    if (e)
-      return io::makeError("kernel " + std::to_string(kernel) + " (" +
-                               plan.kernels(kernel).op() + ")",
-                           e->message);
-    return std::nullopt;
-  }
-  if (!timing)
-    return runKernel(kernel);
+  io::Status e = timing ? timedRun(kernel) : runKernel(kernel);
+  if (!synchronous)
+    return e;
+  if (!e)
+    e = driver->synchronize(compute);
+  if (e)
+    return io::makeError("kernel " + std::to_string(kernel) + " (" +
+                             plan.kernels(kernel).op() + ")",
+                         e->message);
+  return std::nullopt;
+}
+
+io::Status CudaDevice::timedRun(int32_t kernel) {
   io::Expected<CUevent> start = timingEvent(), end = timingEvent();
   if (!start || !end)
     return start ? end.error() : start.error();

@@ -76,6 +76,8 @@ private:
   io::Status order(CUstream earlier, CUstream later);
   /// Kernel k, emulation included (launch adds the timing).
   io::Status runKernel(int32_t kernel);
+  /// runKernel between two timing events.
+  io::Status timedRun(int32_t kernel);
   /// The generated functions of kernel k, reading buffer b at `read(b)`.
   io::Status launchGenerated(int32_t kernel,
                              const std::function<CUdeviceptr(int32_t)> &read);
