@@ -289,12 +289,7 @@ class Blocks:
                 logits = F.linear(x.to(gate.dtype), gate)
         else:
             logits = F.linear(x.to(gate.dtype), gate)
-        if c.score_function == "SIGMOID":
-            scores = torch.sigmoid(logits)
-        elif c.score_function == "SOFTMAX":
-            scores = torch.softmax(logits, dim=-1)
-        else:
-            raise ValueError(f"unknown score function {c.score_function}")
+        scores = ref.router_scores(logits, c.score_function)
         T, E = scores.shape
         biased = scores.detach() + bias.to(scores.dtype)
         if c.groups > 1 and c.groups_per_token < c.groups:

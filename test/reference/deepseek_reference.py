@@ -218,6 +218,16 @@ def apply_rope(x, freqs):
     return torch.stack((a * cos - b * sin, a * sin + b * cos), -1).flatten(-2)
 
 
+def router_scores(logits, score_function):
+    """The router's scores from the gate's logits: sigmoid (DeepSeek-V3) or
+    softmax over the experts."""
+    if score_function == "SIGMOID":
+        return torch.sigmoid(logits)
+    if score_function == "SOFTMAX":
+        return torch.softmax(logits, dim=-1)
+    raise ValueError(f"unknown score function {score_function}")
+
+
 def softmax_scale(cfg):
     scale = 1.0 / math.sqrt(cfg.nope + cfg.rope_dim)
     if cfg.yarn is not None and float(cfg.yarn.get("mscale_all_dim", 0)) != 0:
@@ -295,13 +305,7 @@ class DeepSeekV3Reference:
         """DeepSeek-V3's gate: returns (weights [T, k], indices [T, k])."""
         c, p = self.cfg, prefix + "mlp.gate."
         bias_name = p + "e_score_correction_bias"
-        logits = F.linear(x, self.w(p + "weight"))
-        if c.score_function == "SIGMOID":
-            scores = torch.sigmoid(logits)
-        elif c.score_function == "SOFTMAX":
-            scores = torch.softmax(logits, dim=-1)
-        else:
-            raise ValueError(f"unknown score function {c.score_function}")
+        scores = router_scores(F.linear(x, self.w(p + "weight")), c.score_function)
         T, E = scores.shape
         with torch.no_grad():
             biased = scores.detach() + self.w(bias_name).to(scores.dtype)
