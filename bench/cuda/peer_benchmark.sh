@@ -16,9 +16,10 @@
 # DIR has peer/): checks the peer against the reference model
 # (torch_peer.py --check: float64 on the CPU, then FP32 and BF16 on the GPU,
 # eager and compiled), trains PEER_WARMUP + PEER_STEPS steps (default 5 + 20)
-# with dsflow-run --device cuda on the FP32 plan, in FP32 and with --tf32,
-# then with bench/cuda/torch_peer.py --compile in FP32, TF32 and BF16
-# autocast, on Tiny Shakespeare (PEER_TF32=0: no TF32 runs), and writes OUT/peer-benchmark.md (bench/cuda/peer_report.py)
+# with dsflow-run --device cuda on the FP32 plan, in FP32, with --tf32 and
+# with --bf16-gemms, then with bench/cuda/torch_peer.py --compile in FP32,
+# TF32 and BF16 autocast, on Tiny Shakespeare (PEER_TF32=0: no TF32 runs),
+# and writes OUT/peer-benchmark.md (bench/cuda/peer_report.py)
 # with the logs and JSON beside it. PEER_DEVICE=cpu runs everything on the
 # CPU (dsflow-run --device cpu, the peer eager) to try the plumbing without a
 # GPU; DSFLOW_RUN overrides DIR/tools/dsflow-run, PYTHON python3,
@@ -91,10 +92,15 @@ tail -n 1 "$out/peer-check.txt"
 # TF32 (dsflow-run --tf32, torch_peer.py --tf32) on a GPU unless PEER_TF32=0.
 precisions=(fp32)
 [ "$device" = cuda ] && [ "${PEER_TF32:-1}" != 0 ] && precisions+=(tf32)
+# dsflow's BF16 GEMMs (--bf16-gemms: operands in BF16, FP32 accumulation and
+# outputs, as torch.autocast) against the peer's BF16 autocast.
+dsflow_precisions=("${precisions[@]}")
+[ "$device" = cuda ] && dsflow_precisions+=(bf16)
 logs=()
-for prec in "${precisions[@]}"; do
+for prec in "${dsflow_precisions[@]}"; do
   flags=()
   [ "$prec" = tf32 ] && flags=(--tf32)
+  [ "$prec" = bf16 ] && flags=(--bf16-gemms)
   echo "-- dsflow-run --device $device${flags[*]:+ ${flags[*]}}: $model, $mb x $seq tokens a step, $warmup + $steps steps"
   logged "$out/peer-dsflow-$prec.txt" timeout -s TERM "$limit" "$dsflow_run" \
     "$peer/$model.plan" --data "$data" --steps $((warmup + steps)) --log-interval 1 \

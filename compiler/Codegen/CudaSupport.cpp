@@ -185,6 +185,33 @@ extern "C" __global__ void dsflow_rt_sum_squares_f32(const float *x,
     partial[blockIdx.x] = sums[0];
 }
 
+/// y = x in BF16 storage (the GEMM operands of --bf16-gemms), rounded as
+/// io::floatToBf16.
+extern "C" __global__ void dsflow_rt_to_bf16_f32(const float *x,
+                                                 unsigned short *y,
+                                                 long long count) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+       i < count; i += (long long)gridDim.x * blockDim.x)
+    y[i] = (unsigned short)(dsflow_rt::roundToBf16Bits(x[i]) >> 16);
+}
+
+/// dots[r] = <a_r, b_r> with b in BF16 storage: a warp per row.
+extern "C" __global__ void dsflow_rt_row_dots_bf16b_f32(
+    const float *a, const unsigned short *b, float *dots, long long rows,
+    long long cols) {
+  long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32;
+  int lane = threadIdx.x % 32;
+  if (row >= rows)
+    return;
+  float sum = 0;
+  for (long long j = lane; j < cols; j += 32)
+    sum += a[row * cols + j] * __uint_as_float(unsigned(b[row * cols + j]) << 16);
+  for (int offset = 16; offset > 0; offset /= 2)
+    sum += __shfl_down_sync(0xffffffffu, sum, offset);
+  if (lane == 0)
+    dots[row] = sum;
+}
+
 /// y = x rounded to BF16 and back, as io::floatToBf16 (NaN kept quiet).
 extern "C" __global__ void dsflow_rt_round_bf16_f32(const float *x, float *y,
                                                     long long count) {
@@ -203,7 +230,8 @@ const std::vector<std::string> &cudaSupportFunctionNames() {
       "dsflow_rt_row_dots_f32",         "dsflow_rt_fake_quant_1x128_f32",
       "dsflow_rt_fake_quant_128x1_f32", "dsflow_rt_fake_quant_128x128_f32",
       "dsflow_rt_round_bf16_f32",       "dsflow_rt_adamw_f32",
-      "dsflow_rt_adamw_bf16m_f32",      "dsflow_rt_sum_squares_f32"};
+      "dsflow_rt_adamw_bf16m_f32",      "dsflow_rt_sum_squares_f32",
+      "dsflow_rt_to_bf16_f32",          "dsflow_rt_row_dots_bf16b_f32"};
   return names;
 }
 

@@ -70,7 +70,10 @@ const char *kUsage =
     "  --host-optimizer        with --device cuda: keep them on the host and\n"
     "                          run AdamW there (copies every micro-batch)\n"
     "  --tf32                  with --device cuda: FP32 GEMMs on the tensor\n"
-    "                          cores in TF32 (faster, ~1e-3 relative)\n";
+    "                          cores in TF32 (faster, ~1e-3 relative)\n"
+    "  --bf16-gemms            with --device cuda: GEMM operands in BF16,\n"
+    "                          FP32 accumulation and outputs (as\n"
+    "                          torch.autocast(bfloat16))\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
@@ -104,7 +107,12 @@ int failJob(dist::Communicator &world, const std::string &message) {
 
 /// Runs the kernels with CUDA code on GPU 0 (--device cuda).
 struct CudaOptions {
-  bool on = false, hostOptimizer = false, tf32 = false;
+  bool on = false, hostOptimizer = false;
+#ifdef DSFLOW_WITH_CUDA_DEVICE
+  cuda::Fp32Gemms gemms = cuda::Fp32Gemms::Fp32;
+#endif
+  /// The GEMM flag given (--tf32, --bf16-gemms), for messages.
+  std::string gemmFlag;
 };
 
 io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
@@ -127,7 +135,7 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
     return driver.error();
   io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
       cuda::CudaDevice::create(executor.plan(), planPath, std::move(*driver),
-                               cuda.tf32);
+                               cuda.gemms);
   if (!device)
     return device.error();
   if (io::Status e = (*device)->joinRanks(world))
@@ -338,8 +346,14 @@ int main(int argc, char **argv) {
       cuda.on = ok && !std::strcmp(v, "cuda");
     } else if (arg == "--host-optimizer") {
       cuda.hostOptimizer = true;
-    } else if (arg == "--tf32") {
-      cuda.tf32 = true;
+    } else if (arg == "--tf32" || arg == "--bf16-gemms") {
+      if (!cuda.gemmFlag.empty() && cuda.gemmFlag != arg)
+        return fail("--tf32 and --bf16-gemms exclude each other");
+      cuda.gemmFlag = arg;
+#ifdef DSFLOW_WITH_CUDA_DEVICE
+      cuda.gemms = arg == "--tf32" ? cuda::Fp32Gemms::Tf32
+                                   : cuda::Fp32Gemms::Bf16;
+#endif
     } else if (arg == "--print-memory") {
       printMemory = true;
     } else if (arg[0] != '-' && planPath.empty()) {
@@ -365,8 +379,9 @@ int main(int argc, char **argv) {
       dist::initCommunicator(&argc, &argv);
   if (!world)
     return fail(world.error().message);
-  if ((cuda.hostOptimizer || cuda.tf32) && !cuda.on)
-    return fail(std::string(cuda.tf32 ? "--tf32" : "--host-optimizer") +
+  if ((cuda.hostOptimizer || !cuda.gemmFlag.empty()) && !cuda.on)
+    return fail((cuda.gemmFlag.empty() ? std::string("--host-optimizer")
+                                       : cuda.gemmFlag) +
                 " needs --device cuda");
   int code = runJob(planPath, options, printMemory, profile, cuda, **world);
   world->reset();

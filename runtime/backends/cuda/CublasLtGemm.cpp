@@ -182,7 +182,11 @@ struct CublasLtGemm::State {
       return it->second.get();
     auto p = std::make_unique<Prepared>();
     ColumnMajorGemm c = toColumnMajor(g);
-    cudaDataType_t type =
+    cudaDataType_t type = precision == GemmPrecision::Bf16 ||
+                                  precision == GemmPrecision::Bf16Fp32Out
+                              ? CUDA_R_16BF
+                              : CUDA_R_32F;
+    cudaDataType_t out =
         precision == GemmPrecision::Bf16 ? CUDA_R_16BF : CUDA_R_32F;
     cublasComputeType_t compute = precision == GemmPrecision::Tf32
                                       ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -203,19 +207,20 @@ struct CublasLtGemm::State {
                                         c.a.ld)) ||
         (s = cublasLtMatrixLayoutCreate(&p->b, type, c.b.rows, c.b.cols,
                                         c.b.ld)) ||
-        (s = cublasLtMatrixLayoutCreate(&p->d, type, c.c.rows, c.c.cols,
+        (s = cublasLtMatrixLayoutCreate(&p->d, out, c.c.rows, c.c.cols,
                                         c.c.ld)))
       return *failure("matrix layouts for " + shape, s);
     cublasLtMatmulHeuristicResult_t result = {};
     int found = 0;
     s = heuristic(*p, 1, &result, found);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-      return *failure(std::string(precision == GemmPrecision::Fp32   ? "FP32"
-                                  : precision == GemmPrecision::Tf32 ? "TF32"
-                                                                     : "BF16") +
-                          " GEMM " + shape + ": no algorithm",
-                      s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED
-                                                 : s);
+      return *failure(
+          std::string(precision == GemmPrecision::Fp32   ? "FP32"
+                      : precision == GemmPrecision::Tf32 ? "TF32"
+                      : precision == GemmPrecision::Bf16 ? "BF16"
+                                                         : "BF16 (FP32 out)") +
+              " GEMM " + shape + ": no algorithm",
+          s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : s);
     p->algo = result.algo;
     Prepared *raw = p.get();
     preparedGeneral.emplace(key, std::move(p));

@@ -57,7 +57,13 @@ struct GemmGroup {
 /// all): FP32 on the FP32 units; FP32 operands on the tensor cores rounded to
 /// TF32 (CUBLAS_COMPUTE_32F_FAST_TF32: about 1e-3 relative, several times
 /// faster); BF16.
-enum class GemmPrecision { Fp32, Tf32, Bf16 };
+enum class GemmPrecision {
+  Fp32,
+  Tf32,
+  Bf16,
+  /// BF16 operands, FP32 C and D (torch.autocast's BF16 GEMMs).
+  Bf16Fp32Out
+};
 
 class CublasLtGemm {
 public:

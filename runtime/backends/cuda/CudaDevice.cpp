@@ -1,5 +1,7 @@
 //===- CudaDevice.cpp - A plan's buffers and kernels on one GPU -----------===//
 #include "runtime/backends/cuda/CudaDevice.h"
+#include "plan/ComposedOps.h"
+#include "plan/PlanFile.h"
 #include "runtime/backends/cuda/DeviceEmulation.h"
 
 #include <algorithm>
@@ -10,6 +12,18 @@ namespace dsflow::cuda {
 
 namespace {
 int64_t alignUp(int64_t bytes) { return (bytes + 255) / 256 * 256; }
+
+/// Whether, with BF16 GEMMs, kernel k's input `input` is read through a BF16
+/// copy: the linear layers' float inputs and the FFNs' weights (not under
+/// the FP8 recipe, which is emulated in FP32).
+bool readsBf16Copy(const Plan &plan, const Kernel &k, int32_t input) {
+  if (composedPrecision(plan, k) != DTYPE_F32 ||
+      exec::KernelEmulation::of(k).fp8 ||
+      plan.buffers(input).dtype() != DTYPE_F32)
+    return false;
+  return isLinearGemmOp(k.op()) ||
+         (isFfnOp(k.op()) && plan.buffers(input).kind() == PARAMETER);
+}
 } // namespace
 
 ArenaLayout arenaLayout(const MemoryPlan &memory) {
@@ -30,12 +44,12 @@ io::Status CudaDevice::accepts(const Plan &plan, const std::string &source) {
 
 io::Expected<std::unique_ptr<CudaDevice>>
 CudaDevice::create(const Plan &plan, const std::string &source,
-                   std::unique_ptr<CudaDriver> driver, bool tf32) {
+                   std::unique_ptr<CudaDriver> driver, Fp32Gemms gemmMode) {
   if (io::Status e = accepts(plan, source))
     return *e;
   std::unique_ptr<CudaDevice> d(new CudaDevice(plan, std::move(driver)));
   CudaDriver &cuda = *d->driver;
-  d->tf32 = tf32;
+  d->gemmMode = gemmMode;
   auto failed = [&](const io::IoError &e) {
     return io::makeError(source, e.message);
   };
@@ -85,7 +99,7 @@ CudaDevice::create(const Plan &plan, const std::string &source,
     return failed(gemms.error());
   d->gemms = std::move(*gemms);
   d->ffn.reset(new FfnDevice{
-      *d->kit, *d->gemms, tf32 ? GemmPrecision::Tf32 : GemmPrecision::Fp32,
+      *d->kit, *d->gemms, gemmMode,
       [device](int32_t b, std::byte *to) { return device->download(b, to); }});
 #endif
   if (io::Status e = d->allocateScratch())
@@ -99,6 +113,10 @@ io::Status CudaDevice::allocateScratch() {
     if (!runs(k))
       continue;
     int64_t bytes = emulationScratchBytes(plan, k);
+    if (gemmMode == Fp32Gemms::Bf16) // the BF16 copies
+      for (int32_t b : plan.kernels(k).inputs())
+        if (readsBf16Copy(plan, plan.kernels(k), b))
+          bytes += (numElements(plan.buffers(b)) * 2 + 255) / 256 * 256;
 #ifdef DSFLOW_WITH_CUBLASLT
     bytes += ffnScratchBytes(plan, plan.kernels(k));
 #endif
@@ -295,6 +313,26 @@ io::Status CudaDevice::timedRun(int32_t kernel) {
   return driver->record(*end, compute);
 }
 
+io::Status
+CudaDevice::copyGemmOperandsToBf16(int32_t kernel,
+                                   std::map<int32_t, DeviceArray> &operands) {
+  if (gemmMode != Fp32Gemms::Bf16)
+    return std::nullopt;
+  const Kernel &k = plan.kernels(kernel);
+  for (int32_t b : k.inputs()) {
+    if (!readsBf16Copy(plan, k, b) || operands.count(b))
+      continue;
+    int64_t n = numElements(plan.buffers(b));
+    io::Expected<CUdeviceptr> copy = scratch.take(n * 2);
+    if (!copy)
+      return copy.error();
+    if (io::Status e = kit->elementwise(support.toBf16, n, {address(b), *copy}))
+      return e;
+    operands[b] = {*copy, 2};
+  }
+  return std::nullopt;
+}
+
 io::Status CudaDevice::runKernel(int32_t kernel) {
   const Kernel &k = plan.kernels(kernel);
   auto fail = [&](const io::IoError &e) {
@@ -312,14 +350,29 @@ io::Status CudaDevice::runKernel(int32_t kernel) {
     auto it = copies->find(b);
     return it == copies->end() ? address(b) : it->second;
   };
+  // The composed kernels' operands: buffers, the copies above, and with
+  // BF16 GEMMs BF16 copies of what their GEMMs read.
+  std::map<int32_t, DeviceArray> operands;
+  for (const auto &[b, at] : *copies)
+    operands[b] = {at, 4};
+  if (io::Status e = copyGemmOperandsToBf16(kernel, operands))
+    return fail(*e);
+  auto operand = [&](int32_t b) {
+    auto it = operands.find(b);
+    return it != operands.end()
+               ? it->second
+               : DeviceArray{address(b),
+                             plan.buffers(b).dtype() == DTYPE_BF16 ? 2 : 4};
+  };
   io::Status status;
   if (k.cuda_launch() > 0)
     status = launchGenerated(kernel, read);
 #ifdef DSFLOW_WITH_CUBLASLT
   else if (hasDeviceGemms(plan, k))
-    status = runDeviceGemms(*gemms, plan, kernel, read, compute, tf32);
+    status = runDeviceGemms(*gemms, plan, kernel, operand, compute,
+                            gemmMode == Fp32Gemms::Tf32);
   else if (hasDeviceFfn(plan, k))
-    status = runDeviceFfn(*ffn, plan, kernel, read);
+    status = runDeviceFfn(*ffn, plan, kernel, operand);
 #endif
   else
     return io::makeError("kernel " + std::to_string(kernel) + " (" + k.op() +

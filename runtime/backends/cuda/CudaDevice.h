@@ -21,6 +21,7 @@
 #include "exec/Device.h"
 #include "runtime/backends/cuda/CudaDriver.h"
 #include "runtime/backends/cuda/DeviceAdamW.h"
+#include "runtime/backends/cuda/DeviceGemms.h"
 #include "runtime/backends/cuda/DeviceKit.h"
 #include "schemas/plan.pb.h"
 #ifdef DSFLOW_WITH_CUBLASLT
@@ -46,10 +47,11 @@ public:
   /// Refuses plans compiled without --cuda; `source` names the plan in
   /// errors.
   static io::Status accepts(const Plan &plan, const std::string &source);
-  /// `tf32`: FP32 GEMMs on the tensor cores (GemmPrecision::Tf32).
+  /// `gemms`: how the FP32 plan's GEMMs multiply (DeviceGemms.h).
   static io::Expected<std::unique_ptr<CudaDevice>>
   create(const Plan &plan, const std::string &source,
-         std::unique_ptr<CudaDriver> driver, bool tf32 = false);
+         std::unique_ptr<CudaDriver> driver,
+         Fp32Gemms gemmMode = Fp32Gemms::Fp32);
   ~CudaDevice() override;
 
   std::string name() const override { return "cuda: " + driver->deviceName(); }
@@ -78,6 +80,10 @@ private:
   io::Status runKernel(int32_t kernel);
   /// runKernel between two timing events.
   io::Status timedRun(int32_t kernel);
+  /// With BF16 GEMMs, kernel k's BF16 copies of what its GEMMs read: the
+  /// linear layers' float inputs, the FFNs' weights.
+  io::Status copyGemmOperandsToBf16(int32_t kernel,
+                                    std::map<int32_t, DeviceArray> &operands);
   /// The generated functions of kernel k, reading buffer b at `read(b)`.
   io::Status launchGenerated(int32_t kernel,
                              const std::function<CUdeviceptr(int32_t)> &read);
@@ -99,7 +105,7 @@ private:
   DeviceScratch scratch;
   std::unique_ptr<DeviceKit> kit;
   std::unique_ptr<DeviceAdamW> adam;
-  bool tf32 = false;
+  Fp32Gemms gemmMode = Fp32Gemms::Fp32;
   /// Kernels timed by event pairs on the compute stream (--profile).
   struct Timed {
     int32_t kernel;

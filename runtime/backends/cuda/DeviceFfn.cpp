@@ -15,9 +15,10 @@ namespace {
 class DeviceFfnEngine {
 public:
   DeviceFfnEngine(FfnDevice &d, const exec::KernelEmulation &emulation)
-      : kit(d.kit),
-        emulation(emulation), gemmEngine{d.gemm, d.precision, d.kit.stream,
-                                         std::nullopt},
+      : kit(d.kit), emulation(emulation),
+        bf16(d.mode == Fp32Gemms::Bf16 && !emulation.fp8),
+        gemmEngine{d.gemm, d.mode == Fp32Gemms::Tf32, d.kit.stream,
+                   std::nullopt},
         mark(d.kit.scratch.used) {}
   DeviceFfnEngine(const DeviceFfnEngine &) = delete;
   ~DeviceFfnEngine() { kit.scratch.used = mark; }
@@ -57,11 +58,13 @@ public:
       return;
     long long r = rows, c = cols;
     void *arguments[] = {&a.address, &b.address, &dots.address, &r, &c};
-    check(kit.driver.launch(kit.support.rowDots, (rows + 7) / 8, 256, 0,
-                            arguments, kit.stream));
+    check(kit.driver.launch(b.elementBytes == 2 ? kit.support.rowDotsBf16
+                                                : kit.support.rowDots,
+                            (rows + 7) / 8, 256, 0, arguments, kit.stream));
   }
-  /// Under the FP8 recipe, the operand as a GEMM contracting over its
-  /// columns (rows) reads it: quantized per 1x128 (128x1) tile.
+  /// The operand as a GEMM contracting over its columns (rows) reads it:
+  /// under the FP8 recipe quantized per 1x128 (128x1) tile; with BF16 GEMMs
+  /// a BF16 copy.
   DeviceArray alongColumns(DeviceArray x, int64_t rows, int64_t cols) {
     return quantized(x, rows, cols, exec::Fp8Role::RowTiles);
   }
@@ -70,16 +73,23 @@ public:
   }
 
 private:
-  DeviceArray take(int64_t elements) {
-    io::Expected<CUdeviceptr> at = kit.scratch.take(elements * 4);
+  DeviceArray take(int64_t elements, int64_t elementBytes = 4) {
+    io::Expected<CUdeviceptr> at = kit.scratch.take(elements * elementBytes);
     if (!at) {
       check(at.error());
       return {};
     }
-    return {*at, 4};
+    return {*at, elementBytes};
   }
   DeviceArray quantized(DeviceArray x, int64_t rows, int64_t cols,
                         exec::Fp8Role role) {
+    if (bf16 && !failure) {
+      DeviceArray copy = take(rows * cols, 2);
+      if (!failure)
+        check(kit.elementwise(kit.support.toBf16, rows * cols,
+                              {x.address, copy.address}));
+      return copy;
+    }
     if (!emulation.fp8 || failure)
       return x;
     DeviceArray copy = take(rows * cols);
@@ -95,6 +105,8 @@ private:
 
   DeviceKit &kit;
   exec::KernelEmulation emulation;
+  /// GEMM activations through BF16 copies (--bf16-gemms, not with FP8).
+  bool bf16;
   GemmEngine gemmEngine;
   io::Status failure;
   int64_t mark;
@@ -141,14 +153,11 @@ int64_t ffnScratchBytes(const Plan &plan, const Kernel &kernel) {
 }
 
 io::Status runDeviceFfn(FfnDevice &d, const Plan &plan, int32_t index,
-                        const std::function<CUdeviceptr(int32_t)> &address) {
+                        const std::function<DeviceArray(int32_t)> &operand) {
   const Kernel &k = plan.kernels(index);
   exec::KernelEmulation emulation = exec::KernelEmulation::of(k);
   io::Status status = exec::runFfnKernel<DeviceArray>(
-      plan, k, [&] { return DeviceFfnEngine(d, emulation); },
-      [&](int32_t b) {
-        return DeviceArray{address(b), 4};
-      },
+      plan, k, [&] { return DeviceFfnEngine(d, emulation); }, operand,
       [&](int32_t b, int64_t rows) { return countsOf(d, plan, b, rows); });
   if (status)
     return io::makeError("kernel " + std::to_string(index) + " (" + k.op() +

@@ -24,8 +24,9 @@ namespace dsflow::cuda {
 struct FfnDevice {
   DeviceKit &kit;
   CublasLtGemm &gemm;
-  /// Fp32, or Tf32 (the tensor cores).
-  GemmPrecision precision;
+  /// How the GEMMs multiply (with Bf16, the engine reads activations
+  /// through BF16 copies; the weights arrive as BF16 copies).
+  Fp32Gemms mode;
   /// Copies a whole buffer to the host once the queued work is done.
   std::function<io::Status(int32_t, std::byte *)> download;
 };
@@ -35,7 +36,7 @@ bool hasDeviceFfn(const Plan &plan, const Kernel &kernel);
 int64_t ffnScratchBytes(const Plan &plan, const Kernel &kernel);
 /// Runs FFN kernel `index`, reading buffer b at `address(b)`.
 io::Status runDeviceFfn(FfnDevice &device, const Plan &plan, int32_t index,
-                        const std::function<CUdeviceptr(int32_t)> &address);
+                        const std::function<DeviceArray(int32_t)> &operand);
 
 } // namespace dsflow::cuda
 

@@ -26,6 +26,10 @@ void GemmEngine::operator()(bool transA, bool transB, int64_t m, int64_t n,
   if (error)
     return;
   RowMajorGemm g{transA, transB, m, n, k, lda, ldb, ldc};
+  GemmPrecision precision =
+      a.elementBytes != 2   ? (tf32 ? GemmPrecision::Tf32 : GemmPrecision::Fp32)
+      : c.elementBytes == 2 ? GemmPrecision::Bf16
+                            : GemmPrecision::Bf16Fp32Out;
   error = gemm.general(precision, g, alpha,
                        reinterpret_cast<const void *>(a.address),
                        reinterpret_cast<const void *>(b.address), beta,
@@ -37,21 +41,15 @@ bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
 }
 
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
-                          const std::function<CUdeviceptr(int32_t)> &address,
+                          const std::function<DeviceArray(int32_t)> &operand,
                           CUstream stream, bool tf32) {
   const Kernel &k = plan.kernels(index);
-  GemmPrecision precision = *composedPrecision(plan, k) == DTYPE_BF16
-                                ? GemmPrecision::Bf16
-                                : GemmPrecision::Fp32;
-  int64_t bytes = precision == GemmPrecision::Bf16 ? 2 : 4;
-  if (tf32 && precision == GemmPrecision::Fp32)
-    precision = GemmPrecision::Tf32;
-  auto in = [&](int i) { return DeviceArray{address(k.inputs(i)), bytes}; };
-  auto out = [&](int i) { return DeviceArray{address(k.outputs(i)), bytes}; };
+  auto in = [&](int i) { return operand(k.inputs(i)); };
+  auto out = [&](int i) { return operand(k.outputs(i)); };
   auto input = [&](int i) -> const Buffer & {
     return plan.buffers(k.inputs(i));
   };
-  GemmEngine engine{gemm, precision, stream, std::nullopt};
+  GemmEngine engine{gemm, tf32, stream, std::nullopt};
   const std::string &op = k.op();
   // Shapes as the CPU binders derive them (BindDense.cpp, BindMoe.cpp).
   if (op == "linear" || op == "linear_grad") {

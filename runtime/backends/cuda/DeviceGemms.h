@@ -32,10 +32,18 @@ struct DeviceArray {
   }
 };
 
-/// cuBLASLt as the `gemm` of those compositions; keeps the first error.
+/// How an FP32 plan's GEMMs multiply: in FP32; on the tensor cores in TF32;
+/// or with their operands in BF16 (copies; FP32 accumulation and outputs, as
+/// torch.autocast(bfloat16) runs them).
+enum class Fp32Gemms { Fp32, Tf32, Bf16 };
+
+/// cuBLASLt as the `gemm` of those compositions, the precision following
+/// the operands' element sizes (BF16 A and B: BF16 GEMM, with an FP32 C or
+/// not); keeps the first error.
 struct GemmEngine {
   CublasLtGemm &gemm;
-  GemmPrecision precision;
+  /// FP32 operands on the tensor cores in TF32.
+  bool tf32;
   CUstream stream;
   io::Status error;
   void operator()(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
@@ -46,11 +54,11 @@ struct GemmEngine {
 /// Whether plan kernel `kernel` is one whose GEMMs run here.
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel);
 
-/// Runs kernel `kernel`'s GEMMs on `stream`; `address(b)` is buffer b's
-/// device address; FP32 ones on the tensor cores in TF32 with `tf32`. The
+/// Runs kernel `kernel`'s GEMMs on `stream`, reading buffer b as
+/// `operand(b)` (the buffer, or a copy of it: quantized, or in BF16). The
 /// executor validated the shapes when it bound the plan.
 io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
-                          const std::function<CUdeviceptr(int32_t)> &address,
+                          const std::function<DeviceArray(int32_t)> &operand,
                           CUstream stream, bool tf32);
 
 } // namespace dsflow::cuda

@@ -20,7 +20,9 @@ SupportFunctions::load(CudaDriver &driver, CUmodule module, const Plan &plan) {
       {&s.roundBf16, "dsflow_rt_round_bf16_f32"},
       {&s.adamw, "dsflow_rt_adamw_f32"},
       {&s.adamwBf16Moments, "dsflow_rt_adamw_bf16m_f32"},
-      {&s.sumSquares, "dsflow_rt_sum_squares_f32"}};
+      {&s.sumSquares, "dsflow_rt_sum_squares_f32"},
+      {&s.toBf16, "dsflow_rt_to_bf16_f32"},
+      {&s.rowDotsBf16, "dsflow_rt_row_dots_bf16b_f32"}};
   const auto &names = plan.cuda().support_functions();
   for (auto [to, name] : wanted) {
     if (std::find(names.begin(), names.end(), name) == names.end())

@@ -21,6 +21,7 @@ struct SupportFunctions {
   CUfunction quantize1x128 = nullptr, quantize128x1 = nullptr,
              quantize128x128 = nullptr, roundBf16 = nullptr;
   CUfunction adamw = nullptr, adamwBf16Moments = nullptr, sumSquares = nullptr;
+  CUfunction toBf16 = nullptr, rowDotsBf16 = nullptr;
   /// Refuses a module without them (a plan from an older dsflow).
   static io::Expected<SupportFunctions> load(CudaDriver &driver,
                                              CUmodule module, const Plan &plan);
