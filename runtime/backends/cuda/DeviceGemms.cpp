@@ -25,6 +25,10 @@ void GemmEngine::operator()(bool transA, bool transB, int64_t m, int64_t n,
                             DeviceArray c, int64_t ldc) {
   if (error)
     return;
+  if (a.elementBytes != b.elementBytes) {
+    error = io::makeError("cuda", "a GEMM with one BF16 and one FP32 operand");
+    return;
+  }
   RowMajorGemm g{transA, transB, m, n, k, lda, ldb, ldc};
   GemmPrecision precision =
       a.elementBytes != 2   ? (tf32 ? GemmPrecision::Tf32 : GemmPrecision::Fp32)
