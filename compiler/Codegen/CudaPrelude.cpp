@@ -29,9 +29,10 @@ __device__ __forceinline__ void acc(__nv_bfloat16 *p, long long i, float v) {
 }
 __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-// The sum of v over the block (blockDim.x a multiple of 32), in every thread.
-__device__ float blockSum(float v) {
-  __shared__ float partial[32];
+// The sum of v over the block (blockDim.x a multiple of 32), in every
+// thread; the fixed reduction order makes it deterministic.
+template <typename T> __device__ T blockSumOf(T v) {
+  __shared__ T partial[32];
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -39,11 +40,13 @@ __device__ float blockSum(float v) {
   if (lane == 0)
     partial[warp] = v;
   __syncthreads();
-  v = lane < int(blockDim.x >> 5) ? partial[lane] : 0.f;
+  v = lane < int(blockDim.x >> 5) ? partial[lane] : T(0);
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+__device__ float blockSum(float v) { return blockSumOf(v); }
+__device__ double blockSumDouble(double v) { return blockSumOf(v); }
 
 // The maximum of v over the block, in every thread.
 __device__ float blockMax(float v) {

@@ -19,25 +19,6 @@ namespace {
 /// Tokens per block for the per-token kernels: a warp each.
 constexpr int64_t kTokensPerBlock = 8;
 
-/// The sum of a double over the block (blockDim.x a multiple of 32), in
-/// every thread; the fixed reduction order makes it deterministic.
-const char *kBlockSumDouble = R"(
-__device__ double blockSumDouble(double v) {
-  __shared__ double partial[32];
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0)
-    partial[warp] = v;
-  __syncthreads();
-  v = lane < int(blockDim.x >> 5) ? partial[lane] : 0.0;
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-)";
-
 /// Tokens of a run one balance-loss block takes (a warp takes every 8th).
 constexpr int64_t kRunChunk = 64;
 
@@ -467,7 +448,7 @@ std::optional<CudaFunction> balanceLoss(const Operands &o) {
       "    atomicAddTo(out0, float(" +
       literal(*alpha) + " * total / double(S) / " +
       std::to_string(tokens / perRun) + ".0));\n";
-  return function(o, code, runBlocks(tokens, perRun), kBlock, kBlockSumDouble);
+  return function(o, code, runBlocks(tokens, perRun), kBlock);
 }
 
 std::optional<CudaFunction> balanceLossGrad(const Operands &o) {

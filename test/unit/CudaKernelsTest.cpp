@@ -487,6 +487,14 @@ TEST(CudaKernels, BalanceLossBlocksTakeChunksOfASequence) {
   f = generateCudaFunction(plan, two);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->grid, 128);
+  // Two differently shaped balance losses in one module: the block sum they
+  // share is the prelude's, not defined in each function.
+  EXPECT_EQ(f->body.find("double blockSumDouble("), std::string::npos);
+  if (!haveNvrtc())
+    GTEST_SKIP() << "no NVRTC: the module is not compiled";
+  sequences.set_i64(3);
+  EXPECT_FALSE(buildCudaModule(plan));
+  EXPECT_EQ(plan.cuda().functions(), 2);
 }
 
 TEST(CudaKernels, CrossEntropyReadsInt32LabelsAndAddsIntoTheLoss) {
