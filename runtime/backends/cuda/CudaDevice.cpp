@@ -233,7 +233,16 @@ io::Status CudaDevice::order(CUstream earlier, CUstream later) {
 // A copy may touch bytes a queued kernel still uses (the arena reuses
 // them), so it waits for the kernels queued so far; the kernels after it
 // wait for the copy.
+void CudaDevice::forgetCounts(int32_t written) {
+#ifdef DSFLOW_WITH_CUBLASLT
+  ffn->counts.erase(written);
+#else
+  (void)written;
+#endif
+}
+
 io::Status CudaDevice::upload(int32_t buffer, const std::byte *from) {
+  forgetCounts(buffer);
   if (io::Status e = order(compute, copies))
     return e;
   if (io::Status e = driver->uploadAsync(
@@ -254,6 +263,7 @@ io::Status CudaDevice::download(int32_t buffer, std::byte *to) {
 }
 
 io::Status CudaDevice::zero(int32_t buffer) {
+  forgetCounts(buffer);
   return driver->zeroAsync(address(buffer),
                            static_cast<size_t>(plan.buffers(buffer).bytes()),
                            compute);
@@ -335,6 +345,8 @@ CudaDevice::copyGemmOperandsToBf16(int32_t kernel,
 
 io::Status CudaDevice::runKernel(int32_t kernel) {
   const Kernel &k = plan.kernels(kernel);
+  for (int32_t b : k.outputs())
+    forgetCounts(b);
   auto fail = [&](const io::IoError &e) {
     return io::makeError(
         "kernel " + std::to_string(kernel) + " (" + k.op() + ")", e.message);

@@ -76,6 +76,8 @@ private:
   CUdeviceptr address(int32_t buffer) const;
   /// Orders `later` after everything queued on `earlier` so far.
   io::Status order(CUstream earlier, CUstream later);
+  /// Drops the FFNs' cached row counts of a buffer now being written.
+  void forgetCounts(int32_t written);
   /// Kernel k, emulation included (launch adds the timing).
   io::Status runKernel(int32_t kernel);
   /// runKernel between two timing events.

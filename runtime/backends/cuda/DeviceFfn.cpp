@@ -112,13 +112,19 @@ private:
   int64_t mark;
 };
 
-/// The routed experts' row counts, checked as the CPU backend checks them.
+/// The routed experts' row counts, checked as the CPU backend checks them
+/// (read back once per time they are written).
 io::Expected<std::vector<int32_t>> countsOf(FfnDevice &d, const Plan &plan,
                                             int32_t buffer, int64_t rows) {
-  std::vector<int32_t> counts(size_t(numElements(plan.buffers(buffer))));
-  if (io::Status e =
-          d.download(buffer, reinterpret_cast<std::byte *>(counts.data())))
-    return *e;
+  auto known = d.counts.find(buffer);
+  if (known == d.counts.end()) {
+    std::vector<int32_t> counts(size_t(numElements(plan.buffers(buffer))));
+    if (io::Status e =
+            d.download(buffer, reinterpret_cast<std::byte *>(counts.data())))
+      return *e;
+    known = d.counts.emplace(buffer, std::move(counts)).first;
+  }
+  const std::vector<int32_t> &counts = known->second;
   int64_t total = 0;
   for (int32_t c : counts) {
     if (c < 0)

@@ -17,6 +17,8 @@
 #include "runtime/backends/cuda/DeviceKit.h"
 
 #include <functional>
+#include <map>
+#include <vector>
 
 namespace dsflow::cuda {
 
@@ -29,6 +31,10 @@ struct FfnDevice {
   Fp32Gemms mode;
   /// Copies a whole buffer to the host once the queued work is done.
   std::function<io::Status(int32_t, std::byte *)> download;
+  /// The routed experts' row counts read back so far, by buffer: a layer's
+  /// forward, gradient and weight gradient read the same counts, so one
+  /// synchronous copy serves the three. Whoever writes a buffer drops it.
+  std::map<int32_t, std::vector<int32_t>> counts;
 };
 
 bool hasDeviceFfn(const Plan &plan, const Kernel &kernel);
