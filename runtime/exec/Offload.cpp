@@ -50,23 +50,20 @@ public:
   io::Status zeroGradients() override {
     if (io::Status e = inner.zeroGradients())
       return e;
-    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
-      if (o.plan.buffers(b).kind() == GRADIENT)
-        o.newer[b] = Newer::Device;
+    markGradients(Newer::Device);
     return std::nullopt;
   }
   io::Status reduceGradients() override {
-    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
-      if (o.plan.buffers(b).kind() == GRADIENT)
-        if (io::Status e = o.toDevice(b))
-          return e;
-    return inner.reduceGradients();
+    if (io::Status e = gradientsToDevice())
+      return e;
+    if (io::Status e = inner.reduceGradients())
+      return e;
+    markGradients(Newer::Device); // summed there
+    return std::nullopt;
   }
   io::Expected<double> squaredGradientSum() override {
-    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
-      if (o.plan.buffers(b).kind() == GRADIENT)
-        if (io::Status e = o.toDevice(b))
-          return *e;
+    if (io::Status e = gradientsToDevice())
+      return *e;
     return inner.squaredGradientSum();
   }
   io::Status adamw(int32_t param, int32_t grad, bool matrix,
@@ -88,6 +85,19 @@ public:
   }
 
 private:
+  io::Status gradientsToDevice() {
+    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
+      if (o.plan.buffers(b).kind() == GRADIENT)
+        if (io::Status e = o.toDevice(b))
+          return e;
+    return std::nullopt;
+  }
+  void markGradients(Newer side) {
+    for (int32_t b = 0; b < o.plan.buffers_size(); ++b)
+      if (o.plan.buffers(b).kind() == GRADIENT)
+        o.newer[b] = side;
+  }
+
   Offload &o;
   DeviceOptimizer &inner;
 };
