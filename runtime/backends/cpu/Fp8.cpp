@@ -75,6 +75,28 @@ uint8_t floatToE4M3(float x) {
   return uint8_t(sign | shiftRightRne(significand, unsigned(14 - exponent)));
 }
 
+// e4m3ToFloat(floatToE4M3(v)) without the code (the FP8 emulation's hot
+// path): v rounded to E4M3's grid, nearest even, saturating at 448, NaN kept.
+// Normal range: the mantissa rounded to 3 bits in place (as BF16 rounds to
+// 7); below 2^-6 the grid is 2^-9 apart: rint(v * 512) / 512, exact scalings
+// and a round to nearest even. Fp8Test checks it on every float.
+float e4m3RoundTrip(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  uint32_t abs = bits & 0x7FFFFFFFu;
+  if (abs > 0x7F800000u)
+    return std::numeric_limits<float>::quiet_NaN();
+  if (std::fabs(v) >= float(kE4M3Max))
+    return std::copysign(float(kE4M3Max), v);
+  if (abs < 0x3C800000u) // below 2^-6
+    return std::nearbyint(v * 512.0f) * (1.0f / 512.0f);
+  bits += 0x7FFFFu + ((bits >> 20) & 1u);
+  bits &= 0xFFF00000u;
+  float rounded;
+  std::memcpy(&rounded, &bits, sizeof rounded);
+  return rounded;
+}
+
 static float decodeE4M3(uint8_t code) {
   int exponent = (code >> 3) & 0xF;
   int mantissa = code & 0x7;
@@ -269,32 +291,61 @@ void dequantizeFp8PerTensor(const uint8_t *q, float scale, T *x,
     x[i] = T(double(e4m3ToFloat(q[i])) * double(scale));
 }
 
-// Quantizes rows [r0, r1) of x ([rows, cols]) into y; r0 is a multiple of 128
-// so that weight blocks never straddle two calls.
+// One element through E4M3 and back under `scale`: what dequantize(quantize)
+// gives, in one step. For float the product of a code's value (at most 4
+// significant bits) and the scale is exact in double, so rounding it to float
+// is the float product: the same bits as the two-pass functions above.
+static float fakeQuantizeValue(float x, float scale) {
+  return e4m3RoundTrip(x / scale) * scale;
+}
+static double fakeQuantizeValue(double x, float scale) {
+  return double(e4m3ToFloat(doubleToE4M3(x / double(scale)))) * double(scale);
+}
+
+// Quantizes rows [r0, r1) of x ([rows, cols]) into y, tile by tile: each
+// group's max-abs and scale, then its elements (so y may be x). r0 is a
+// multiple of 128, so that weight blocks never straddle two calls.
 template <typename T>
 static void fakeQuantizeRows(const T *x, T *y, int64_t r0, int64_t r1,
                              int64_t cols, Fp8Tiling tiling,
                              const Fp8ScaleOptions &options) {
-  int64_t rows = r1 - r0;
-  x += r0 * cols;
-  y += r0 * cols;
-  std::vector<uint8_t> codes(rows * cols);
+  auto quantizeGroup = [&](int64_t rBegin, int64_t rEnd, int64_t cBegin,
+                           int64_t cEnd) {
+    // In T: |x| is exact, so the max is the double one (NaN wins too).
+    T amax = 0;
+    for (int64_t r = rBegin; r < rEnd; ++r)
+      for (int64_t c = cBegin; c < cEnd; ++c) {
+        T a = std::fabs(x[r * cols + c]);
+        amax = (a > amax || std::isnan(a)) ? a : amax;
+      }
+    float scale = fp8ScaleFromAmax(double(amax), options);
+    for (int64_t r = rBegin; r < rEnd; ++r)
+      for (int64_t c = cBegin; c < cEnd; ++c)
+        y[r * cols + c] = T(fakeQuantizeValue(x[r * cols + c], scale));
+  };
+  if (tiling == Fp8Tiling::Tiles1x128) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < cols; c += kFp8Tile)
+        quantizeGroup(r, r + 1, c, std::min(cols, c + kFp8Tile));
+    return;
+  }
   if (tiling == Fp8Tiling::Blocks128x128) {
-    std::vector<float> scales(fp8Tiles(rows) * fp8Tiles(cols));
-    quantizeFp8Blocks128x128(x, codes.data(), scales.data(), rows, cols,
-                             options);
-    dequantizeFp8Blocks128x128(codes.data(), scales.data(), y, rows, cols);
+    for (int64_t c = 0; c < cols; c += kFp8Tile)
+      quantizeGroup(r0, r1, c, std::min(cols, c + kFp8Tile));
     return;
   }
-  if (tiling == Fp8Tiling::Tiles128x1) {
-    std::vector<float> scales(fp8Tiles(rows) * cols);
-    quantizeFp8Tiles128x1(x, codes.data(), scales.data(), rows, cols, options);
-    dequantizeFp8Tiles128x1(codes.data(), scales.data(), y, rows, cols);
-    return;
-  }
-  std::vector<float> scales(rows * fp8Tiles(cols));
-  quantizeFp8Tiles1x128(x, codes.data(), scales.data(), rows, cols, options);
-  dequantizeFp8Tiles1x128(codes.data(), scales.data(), y, rows, cols);
+  // 128x1: a scale per column of the band; the rows read in memory order.
+  std::vector<double> amax(size_t(cols), 0.0);
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      amax[size_t(c)] = absMax(amax[size_t(c)], x[r * cols + c]);
+  std::vector<float> scales(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c)
+    scales[size_t(c)] = fp8ScaleFromAmax(amax[size_t(c)], options);
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      y[r * cols + c] =
+          T(fakeQuantizeValue(x[r * cols + c], scales[size_t(c)]));
 }
 
 // Every 128-row band is independent (tiles and blocks never cross one), so the

@@ -78,6 +78,8 @@ uint8_t floatToE4M3(float x);
 uint8_t doubleToE4M3(double x);
 /// The value of an E4M3 code (exact in float; NaN for 0x7F and 0xFF).
 float e4m3ToFloat(uint8_t code);
+/// e4m3ToFloat(floatToE4M3(v)), computed without the code (faster).
+float e4m3RoundTrip(float v);
 
 /// The smallest power of two >= |s| representable in UE8M0, as a float:
 /// 2^ceil(log2 |s|), clamped to [2^-127, 2^127] (0 gives 2^-127, values

@@ -445,5 +445,85 @@ TEST(Fp8Quantize, CheckData) {
                "FP8 scale is not a positive finite number");
 }
 
+TEST(Fp8Convert, RoundTripWithoutTheCodeOnEveryPositiveFloat) {
+  // Every positive float and, the sign being copied, every 17th negative.
+  int64_t mismatches = 0;
+  for (uint64_t b = 0; b <= 0xFFFFFFFFu; b += b < 0x80000000u ? 1 : 17) {
+    uint32_t bits = uint32_t(b);
+    float v;
+    std::memcpy(&v, &bits, 4);
+    float fast = e4m3RoundTrip(v), slow = e4m3ToFloat(floatToE4M3(v));
+    mismatches += std::isnan(slow) ? !std::isnan(fast)
+                                   : std::memcmp(&fast, &slow, 4) != 0;
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+/// fakeQuantizeFp8 is, by definition, dequantize(quantize(x)) in its tiling:
+/// the fused pass must give exactly those bits (float and double, every
+/// tiling, power-of-two scales or not, partial tiles, zeros, tiny and huge
+/// values, NaN, inf), and in place too.
+template <typename T> void expectFakeIsQuantizeThenDequantize() {
+  std::mt19937 rng(17);
+  std::normal_distribution<double> normal(0, 1);
+  const int64_t rows = 150, cols = 300; // partial tiles both ways
+  std::vector<T> x(size_t(rows * cols));
+  for (T &v : x)
+    v = T(normal(rng) * std::exp(5 * normal(rng)));
+  x[3] = 0, x[500] = T(1e-30), x[900] = T(3e38), x[1200] = T(-1e-41);
+  for (int64_t c = 0; c < 128; ++c)
+    x[size_t(2 * cols + c)] = 0; // an all-zero tile
+  x[size_t(7 * cols + 9)] = std::numeric_limits<T>::quiet_NaN();
+  x[size_t(140 * cols + 290)] = std::numeric_limits<T>::infinity();
+  auto same = [](T a, T b) {
+    return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, sizeof(T)) == 0;
+  };
+  for (bool ue8m0 : {false, true})
+    for (Fp8Tiling tiling : {Fp8Tiling::Tiles1x128, Fp8Tiling::Tiles128x1,
+                             Fp8Tiling::Blocks128x128}) {
+      Fp8ScaleOptions options;
+      options.ue8m0Scales = ue8m0;
+      std::vector<uint8_t> q(x.size());
+      std::vector<T> expected(x.size());
+      if (tiling == Fp8Tiling::Tiles1x128) {
+        std::vector<float> scales(size_t(rows * fp8Tiles(cols)));
+        quantizeFp8Tiles1x128(x.data(), q.data(), scales.data(), rows, cols,
+                              options);
+        dequantizeFp8Tiles1x128(q.data(), scales.data(), expected.data(), rows,
+                                cols);
+      } else if (tiling == Fp8Tiling::Tiles128x1) {
+        std::vector<float> scales(size_t(fp8Tiles(rows) * cols));
+        quantizeFp8Tiles128x1(x.data(), q.data(), scales.data(), rows, cols,
+                              options);
+        dequantizeFp8Tiles128x1(q.data(), scales.data(), expected.data(), rows,
+                                cols);
+      } else {
+        std::vector<float> scales(size_t(fp8Tiles(rows) * fp8Tiles(cols)));
+        quantizeFp8Blocks128x128(x.data(), q.data(), scales.data(), rows, cols,
+                                 options);
+        dequantizeFp8Blocks128x128(q.data(), scales.data(), expected.data(),
+                                   rows, cols);
+      }
+      std::vector<T> fake(x.size()), inPlace = x;
+      fakeQuantizeFp8(x.data(), fake.data(), rows, cols, tiling, options);
+      fakeQuantizeFp8(inPlace.data(), inPlace.data(), rows, cols, tiling,
+                      options);
+      int64_t mismatches = 0;
+      for (size_t i = 0; i < x.size(); ++i)
+        mismatches +=
+            !same(fake[i], expected[i]) + !same(inPlace[i], expected[i]);
+      EXPECT_EQ(mismatches, 0)
+          << "tiling " << int(tiling) << " ue8m0 " << ue8m0;
+    }
+}
+
+TEST(Fp8Quantize, FakeQuantizationIsQuantizeThenDequantizeFloat) {
+  expectFakeIsQuantizeThenDequantize<float>();
+}
+
+TEST(Fp8Quantize, FakeQuantizationIsQuantizeThenDequantizeDouble) {
+  expectFakeIsQuantizeThenDequantize<double>();
+}
+
 } // namespace
 } // namespace dsflow::cpu
