@@ -17,6 +17,6 @@ train_run() {
   "$bin/dsflow-run" "$out/$name.plan" --data models/tinyshakespeare.txt \
     --steps "$steps" --log-interval 250 --val-fraction 0 --loss-log "$out/$name.csv" \
     --checkpoint-dir "$out/$name-checkpoints" --checkpoint-interval 100 $resume \
-    --init-std "$init" >> "$out/$name.log" 2>&1
-  touch "$out/$name.done"
+    --init-std "$init" >> "$out/$name.log" 2>&1 || return 1
+  touch "$out/$name.done" # only a run that reached its last step
 }
