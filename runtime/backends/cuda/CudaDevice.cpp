@@ -99,9 +99,14 @@ CudaDevice::create(const Plan &plan, const std::string &source,
     return failed(gemms.error());
   d->gemms = std::move(*gemms);
   d->ffn.reset(new FfnDevice{
-      *d->kit, *d->gemms, gemmMode,
-      [device](int32_t b, std::byte *to) { return device->download(b, to); }});
+      *d->kit,
+      *d->gemms,
+      gemmMode,
+      [device](int32_t b, std::byte *to) { return device->download(b, to); },
+      {}});
 #endif
+  for (const Kernel &k : plan.kernels())
+    d->codes.push_back(d->codeOf(k));
   if (io::Status e = d->allocateScratch())
     return failed(*e);
   return d;
@@ -205,13 +210,20 @@ CudaDevice::~CudaDevice() {
   driver->release(arena);
 }
 
-bool CudaDevice::runs(int32_t kernel) const {
-  const Kernel &k = plan.kernels(kernel);
+CudaDevice::Code CudaDevice::codeOf(const Kernel &k) const {
+  if (k.cuda_launch() > 0)
+    return Code::Generated;
 #ifdef DSFLOW_WITH_CUBLASLT
-  if (hasDeviceGemms(plan, k) || hasDeviceFfn(plan, k))
-    return true;
+  if (hasDeviceGemms(plan, k))
+    return Code::Gemms;
+  if (hasDeviceFfn(plan, k))
+    return Code::Ffn;
 #endif
-  return k.cuda_launch() > 0;
+  return Code::None;
+}
+
+bool CudaDevice::runs(int32_t kernel) const {
+  return codes[size_t(kernel)] != Code::None;
 }
 
 CUdeviceptr CudaDevice::address(int32_t buffer) const {
@@ -377,19 +389,24 @@ io::Status CudaDevice::runKernel(int32_t kernel) {
                              plan.buffers(b).dtype() == DTYPE_BF16 ? 2 : 4};
   };
   io::Status status;
-  if (k.cuda_launch() > 0)
+  switch (codes[size_t(kernel)]) {
+  case Code::Generated:
     status = launchGenerated(kernel, read);
+    break;
 #ifdef DSFLOW_WITH_CUBLASLT
-  else if (hasDeviceGemms(plan, k))
+  case Code::Gemms:
     status = runDeviceGemms(*gemms, plan, kernel, operand, compute,
                             gemmMode == Fp32Gemms::Tf32);
-  else if (hasDeviceFfn(plan, k))
+    break;
+  case Code::Ffn:
     status = runDeviceFfn(*ffn, plan, kernel, operand);
+    break;
 #endif
-  else
+  default:
     return io::makeError("kernel " + std::to_string(kernel) + " (" + k.op() +
                              ")",
                          "has no device code");
+  }
   if (status)
     return fail(*status);
   if (io::Status e = emulateOutputs(*kit, plan, kernel, at))

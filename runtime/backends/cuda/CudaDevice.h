@@ -78,6 +78,9 @@ private:
   io::Status order(CUstream earlier, CUstream later);
   /// Drops the FFNs' cached row counts of a buffer now being written.
   void forgetCounts(int32_t written);
+  /// What runs a kernel on the device, decided once per kernel.
+  enum class Code : uint8_t { None, Generated, Gemms, Ffn };
+  Code codeOf(const Kernel &kernel) const;
   /// Kernel k, emulation included (launch adds the timing).
   io::Status runKernel(int32_t kernel);
   /// runKernel between two timing events.
@@ -108,6 +111,8 @@ private:
   std::unique_ptr<DeviceKit> kit;
   std::unique_ptr<DeviceAdamW> adam;
   Fp32Gemms gemmMode = Fp32Gemms::Fp32;
+  /// Per plan kernel, its Code.
+  std::vector<Code> codes;
   /// Kernels timed by event pairs on the compute stream (--profile).
   struct Timed {
     int32_t kernel;
