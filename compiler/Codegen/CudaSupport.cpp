@@ -41,22 +41,34 @@ extern "C" __global__ void dsflow_rt_swiglu_grad_f32(
   }
 }
 
+namespace dsflow_rt {
+__device__ float valueOf(float v) { return v; }
+__device__ float valueOf(unsigned short bf16) {
+  return __uint_as_float(unsigned(bf16) << 16);
+}
 /// dots[r] = <a_r, b_r> over rows of `cols`: a warp per row.
-extern "C" __global__ void dsflow_rt_row_dots_f32(const float *a,
-                                                  const float *b, float *dots,
-                                                  long long rows,
-                                                  long long cols) {
+template <typename B>
+__device__ void rowDots(const float *a, const B *b, float *dots,
+                        long long rows, long long cols) {
   long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32;
   int lane = threadIdx.x % 32;
   if (row >= rows)
     return;
   float sum = 0;
   for (long long j = lane; j < cols; j += 32)
-    sum += a[row * cols + j] * b[row * cols + j];
+    sum += a[row * cols + j] * valueOf(b[row * cols + j]);
   for (int offset = 16; offset > 0; offset /= 2)
     sum += __shfl_down_sync(0xffffffffu, sum, offset);
   if (lane == 0)
     dots[row] = sum;
+}
+} // namespace dsflow_rt
+
+extern "C" __global__ void dsflow_rt_row_dots_f32(const float *a,
+                                                  const float *b, float *dots,
+                                                  long long rows,
+                                                  long long cols) {
+  dsflow_rt::rowDots(a, b, dots, rows, cols);
 }
 
 /// y = E4M3 and back, x [rows, cols] per 1x128 tile: a warp per tile (y may
@@ -195,21 +207,11 @@ extern "C" __global__ void dsflow_rt_to_bf16_f32(const float *x,
     y[i] = (unsigned short)(dsflow_rt::roundToBf16Bits(x[i]) >> 16);
 }
 
-/// dots[r] = <a_r, b_r> with b in BF16 storage: a warp per row.
+/// The same with b in BF16 storage.
 extern "C" __global__ void dsflow_rt_row_dots_bf16b_f32(
     const float *a, const unsigned short *b, float *dots, long long rows,
     long long cols) {
-  long long row = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32;
-  int lane = threadIdx.x % 32;
-  if (row >= rows)
-    return;
-  float sum = 0;
-  for (long long j = lane; j < cols; j += 32)
-    sum += a[row * cols + j] * __uint_as_float(unsigned(b[row * cols + j]) << 16);
-  for (int offset = 16; offset > 0; offset /= 2)
-    sum += __shfl_down_sync(0xffffffffu, sum, offset);
-  if (lane == 0)
-    dots[row] = sum;
+  dsflow_rt::rowDots(a, b, dots, rows, cols);
 }
 
 /// y = x rounded to BF16 and back, as io::floatToBf16 (NaN kept quiet).
