@@ -27,7 +27,8 @@ io::Status ncclError(const NcclGroup::Api &api, ncclResult_t result,
 
 io::Expected<std::unique_ptr<NcclGroup>>
 NcclGroup::create(dist::Communicator &world) {
-  void *library = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+  // Never unloaded: NCCL keeps threads of its own that could outlive us.
+  void *library = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!library)
     return io::makeError("nccl",
                          std::string("no NCCL library (") + dlerror() + ")");
@@ -67,8 +68,6 @@ NcclGroup::create(dist::Communicator &world) {
 NcclGroup::~NcclGroup() {
   if (comm)
     api->commDestroy(static_cast<ncclComm_t>(comm));
-  if (library)
-    dlclose(library);
 }
 
 io::Status NcclGroup::allReduceSum(CUdeviceptr data, int64_t count,
