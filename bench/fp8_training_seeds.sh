@@ -24,14 +24,15 @@ bin=${DSFLOW_BIN:-build/bin}
 out=build/fp8-training/$model-lr$lr-seeds
 mkdir -p "$out" bench/results
 source bench/lib/train_run.sh
+# Two runs at a time from one queue, each seed's (slower) FP8 run first, so
+# neither core waits for a seed's other run; seeds still finish in order.
+runs() { for seed in $(seq 1 "$seeds"); do echo "fp8-s$seed $seed --fp8"; echo "fp32-s$seed $seed"; done; }
 if [ "$report_only" = 0 ]; then
-  for seed in $(seq 1 "$seeds"); do
-    nice -n 19 bash -c "$(declare -f train_run); bin=$bin model=$model steps=$steps lr=$lr out=$out train_run fp32-s$seed $seed 0.02" &
-    nice -n 19 bash -c "$(declare -f train_run); bin=$bin model=$model steps=$steps lr=$lr out=$out train_run fp8-s$seed $seed 0.02 --fp8" &
-    wait
-    echo "seed $seed: $(tail -n 1 "$out/fp32-s$seed.log")"
-    echo "seed $seed: $(tail -n 1 "$out/fp8-s$seed.log")"
-  done
+  export -f train_run
+  export bin model steps lr out
+  runs | nice -n 19 xargs -P 2 -L 1 bash -c \
+    'train_run "$0" "$1" 0.02 "${@:2}" && echo "$0: $(tail -n 1 "$out/$0.log")"' ||
+    echo "some runs failed; their logs are in $out" >&2
 fi
 /usr/bin/python3 bench/fp8_seeds_report.py "$out" --model "$model" --steps "$steps" \
   --seeds "$seeds" --setup "sequence 64, micro-batch 8, lr $lr, $steps steps, on the CPU" \
