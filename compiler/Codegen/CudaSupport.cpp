@@ -71,10 +71,16 @@ extern "C" __global__ void dsflow_rt_row_dots_f32(const float *a,
   dsflow_rt::rowDots(a, b, dots, rows, cols);
 }
 
-/// y = E4M3 and back, x [rows, cols] per 1x128 tile: a warp per tile (y may
-/// be x).
-extern "C" __global__ void dsflow_rt_fake_quant_1x128_f32(
-    const float *x, float *y, long long rows, long long cols, int ue8m0) {
+namespace dsflow_rt {
+/// The FP8 recipe's groupings of x [rows, cols], written once for the
+/// emulation (E4M3 and back) and the real FP8 GEMMs (codes and scales): each
+/// computes its groups' scales as the CPU does, then calls put(r, c, value,
+/// scale) for every element and keep(i, j, scale) once per group.
+
+/// 1x128 tiles (i = row, j = tile): a warp per tile.
+template <typename Put, typename Keep>
+__device__ void eachTile1x128(const float *x, long long rows, long long cols,
+                              int ue8m0, Put put, Keep keep) {
   long long tiles = (cols + 127) / 128;
   long long warp = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32;
   int lane = threadIdx.x % 32;
@@ -86,22 +92,24 @@ extern "C" __global__ void dsflow_rt_fake_quant_1x128_f32(
     long long c = begin + lane + 32 * j;
     v[j] = c < cols ? x[r * cols + c] : 0.0f;
     if (c < cols)
-      amax = dsflow_rt::amaxOf(amax, v[j]);
+      amax = amaxOf(amax, v[j]);
   }
   for (int offset = 16; offset > 0; offset /= 2)
-    amax = dsflow_rt::amaxOf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
-  float scale = dsflow_rt::scaleOf(amax, ue8m0);
+    amax = amaxOf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  float scale = scaleOf(amax, ue8m0);
+  if (lane == 0)
+    keep(r, warp % tiles, scale);
   for (int j = 0; j < 4; ++j) {
     long long c = begin + lane + 32 * j;
     if (c < cols)
-      y[r * cols + c] = dsflow_rt::fakeQuantize(v[j], scale);
+      put(r, c, v[j], scale);
   }
 }
 
-/// The same per 128x1 tile (128 rows of one column): a thread per band of
-/// 128 rows and column.
-extern "C" __global__ void dsflow_rt_fake_quant_128x1_f32(
-    const float *x, float *y, long long rows, long long cols, int ue8m0) {
+/// 128x1 tiles (i = band of 128 rows, j = column): a thread per tile.
+template <typename Put, typename Keep>
+__device__ void eachTile128x1(const float *x, long long rows, long long cols,
+                              int ue8m0, Put put, Keep keep) {
   long long id = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   long long bands = (rows + 127) / 128;
   if (id >= bands * cols)
@@ -110,15 +118,19 @@ extern "C" __global__ void dsflow_rt_fake_quant_128x1_f32(
   long long end = begin + 128 < rows ? begin + 128 : rows;
   float amax = 0;
   for (long long r = begin; r < end; ++r)
-    amax = dsflow_rt::amaxOf(amax, x[r * cols + c]);
-  float scale = dsflow_rt::scaleOf(amax, ue8m0);
+    amax = amaxOf(amax, x[r * cols + c]);
+  float scale = scaleOf(amax, ue8m0);
+  keep(id / cols, c, scale);
   for (long long r = begin; r < end; ++r)
-    y[r * cols + c] = dsflow_rt::fakeQuantize(x[r * cols + c], scale);
+    put(r, c, x[r * cols + c], scale);
 }
 
-/// The same per 128x128 block: a block of 256 threads per block.
-extern "C" __global__ void dsflow_rt_fake_quant_128x128_f32(
-    const float *x, float *y, long long rows, long long cols, int ue8m0) {
+/// 128x128 blocks (i = row block, j = column block): a block of 256 threads
+/// per block.
+template <typename Put, typename Keep>
+__device__ void eachBlock128x128(const float *x, long long rows,
+                                 long long cols, int ue8m0, Put put,
+                                 Keep keep) {
   long long colBlocks = (cols + 127) / 128;
   long long r0 = (blockIdx.x / colBlocks) * 128, c0 = (blockIdx.x % colBlocks) * 128;
   long long r1 = r0 + 128 < rows ? r0 + 128 : rows;
@@ -126,21 +138,110 @@ extern "C" __global__ void dsflow_rt_fake_quant_128x128_f32(
   long long width = c1 - c0, count = (r1 - r0) * width;
   float amax = 0;
   for (long long i = threadIdx.x; i < count; i += blockDim.x)
-    amax = dsflow_rt::amaxOf(amax, x[(r0 + i / width) * cols + c0 + i % width]);
+    amax = amaxOf(amax, x[(r0 + i / width) * cols + c0 + i % width]);
   __shared__ float partial[256];
   partial[threadIdx.x] = amax;
   __syncthreads();
   for (int half = blockDim.x / 2; half > 0; half /= 2) {
     if (threadIdx.x < half)
-      partial[threadIdx.x] =
-          dsflow_rt::amaxOf(partial[threadIdx.x], partial[threadIdx.x + half]);
+      partial[threadIdx.x] = amaxOf(partial[threadIdx.x], partial[threadIdx.x + half]);
     __syncthreads();
   }
-  float scale = dsflow_rt::scaleOf(partial[0], ue8m0);
+  float scale = scaleOf(partial[0], ue8m0);
+  if (threadIdx.x == 0)
+    keep(r0 / 128, c0 / 128, scale);
   for (long long i = threadIdx.x; i < count; i += blockDim.x) {
-    long long at = (r0 + i / width) * cols + c0 + i % width;
-    y[at] = dsflow_rt::fakeQuantize(x[at], scale);
+    long long r = r0 + i / width, c = c0 + i % width;
+    put(r, c, x[r * cols + c], scale);
   }
+}
+} // namespace dsflow_rt
+
+namespace dsflow_rt {
+/// The emulation's put(): y = E4M3 and back (y may be x); no scales kept.
+struct FakeQuantized {
+  float *y;
+  long long cols;
+  __device__ void operator()(long long r, long long c, float v, float s) const {
+    y[r * cols + c] = fakeQuantize(v, s);
+  }
+};
+struct ScalesUnused {
+  __device__ void operator()(long long, long long, float) const {}
+};
+} // namespace dsflow_rt
+
+/// y = E4M3 and back, x [rows, cols] per 1x128 tile, 128x1 tile (128 rows
+/// of one column) or 128x128 block.
+extern "C" __global__ void dsflow_rt_fake_quant_1x128_f32(
+    const float *x, float *y, long long rows, long long cols, int ue8m0) {
+  dsflow_rt::eachTile1x128(x, rows, cols, ue8m0, dsflow_rt::FakeQuantized{y, cols},
+                           dsflow_rt::ScalesUnused{});
+}
+extern "C" __global__ void dsflow_rt_fake_quant_128x1_f32(
+    const float *x, float *y, long long rows, long long cols, int ue8m0) {
+  dsflow_rt::eachTile128x1(x, rows, cols, ue8m0, dsflow_rt::FakeQuantized{y, cols},
+                           dsflow_rt::ScalesUnused{});
+}
+extern "C" __global__ void dsflow_rt_fake_quant_128x128_f32(
+    const float *x, float *y, long long rows, long long cols, int ue8m0) {
+  dsflow_rt::eachBlock128x128(x, rows, cols, ue8m0,
+                              dsflow_rt::FakeQuantized{y, cols},
+                              dsflow_rt::ScalesUnused{});
+}
+
+/// An FP8 GEMM operand with K along each row of x [rows, cols]: E4M3 codes
+/// q [rows, cols] and a scale per 1x128 tile, in cuBLASLt's VEC128 order.
+extern "C" __global__ void dsflow_rt_quantize_rows_f32(
+    const float *x, unsigned char *q, float *scales, long long rows,
+    long long cols, int ue8m0) {
+  dsflow_rt::eachTile1x128(
+      x, rows, cols, ue8m0,
+      [&](long long r, long long c, float v, float s) {
+        q[r * cols + c] = dsflow_rt::toE4M3(v / s);
+      },
+      [&](long long r, long long tile, float s) {
+        scales[dsflow_rt::tileScaleAt(r, tile, rows)] = s;
+      });
+}
+
+/// An FP8 GEMM operand contracted over the rows of x [rows, cols] (a weight
+/// gradient's, over the tokens): the transposed codes qT [cols, rows] and a
+/// scale per 128x1 tile of x (1x128 of the transpose), in VEC128 order.
+extern "C" __global__ void dsflow_rt_quantize_columns_t_f32(
+    const float *x, unsigned char *qT, float *scales, long long rows,
+    long long cols, int ue8m0) {
+  dsflow_rt::eachTile128x1(
+      x, rows, cols, ue8m0,
+      [&](long long r, long long c, float v, float s) {
+        qT[c * rows + r] = dsflow_rt::toE4M3(v / s);
+      },
+      [&](long long band, long long c, float s) {
+        scales[dsflow_rt::tileScaleAt(c, band, cols)] = s;
+      });
+}
+
+/// A weight w [rows, cols] as an FP8 GEMM operand per 128x128 block: codes
+/// q [rows, cols] (K along the columns) or, transposed, [cols, rows] (K
+/// along w's rows), and the block scales in cuBLASLt's BLK128x128 order, the
+/// padding of each row of K blocks set to 1.
+extern "C" __global__ void dsflow_rt_quantize_blocks_f32(
+    const float *w, unsigned char *q, float *scales, long long rows,
+    long long cols, int ue8m0, int transposed) {
+  long long rowBlocks = (rows + 127) / 128, colBlocks = (cols + 127) / 128;
+  long long kBlocks = transposed ? rowBlocks : colBlocks;
+  dsflow_rt::eachBlock128x128(
+      w, rows, cols, ue8m0,
+      [&](long long r, long long c, float v, float s) {
+        q[transposed ? c * rows + r : r * cols + c] = dsflow_rt::toE4M3(v / s);
+      },
+      [&](long long rb, long long cb, float s) {
+        long long outer = transposed ? cb : rb, k = transposed ? rb : cb;
+        scales[dsflow_rt::blockScaleAt(outer, k, kBlocks)] = s;
+        if (k == kBlocks - 1)
+          for (long long pad = kBlocks; pad < dsflow_rt::blockScaleRow(kBlocks); ++pad)
+            scales[dsflow_rt::blockScaleAt(outer, pad, kBlocks)] = 1.0f;
+      });
 }
 
 /// One AdamW update of n elements (train/AdamWUpdate.h), FP32 moments.
@@ -233,7 +334,9 @@ const std::vector<std::string> &cudaSupportFunctionNames() {
       "dsflow_rt_fake_quant_128x1_f32", "dsflow_rt_fake_quant_128x128_f32",
       "dsflow_rt_round_bf16_f32",       "dsflow_rt_adamw_f32",
       "dsflow_rt_adamw_bf16m_f32",      "dsflow_rt_sum_squares_f32",
-      "dsflow_rt_to_bf16_f32",          "dsflow_rt_row_dots_bf16b_f32"};
+      "dsflow_rt_to_bf16_f32",          "dsflow_rt_row_dots_bf16b_f32",
+      "dsflow_rt_quantize_rows_f32",    "dsflow_rt_quantize_columns_t_f32",
+      "dsflow_rt_quantize_blocks_f32"};
   return names;
 }
 

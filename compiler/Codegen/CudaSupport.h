@@ -6,7 +6,9 @@
 // device keeps the training state (AdamW, the gradient norm); and
 // DeepSeek-V3's FP8 recipe as the CPU backend emulates it (each GEMM operand
 // quantized to E4M3 and back per 1x128 tile, 128x1 tile or 128x128 block;
-// combine's rows rounded to BF16). Unlike the plan kernels' functions they
+// combine's rows rounded to BF16) and as the FP8 tensor cores take it (E4M3
+// codes, transposed where K runs along the rows, and scales in cuBLASLt's
+// order). Unlike the plan kernels' functions they
 // take their sizes (and scalars) as arguments after the pointers. Each
 // computes what its CPU counterpart does; the quantization bit for bit (E4M3
 // conversion, scales and dequantization as runtime/backends/cpu/Fp8.cpp).

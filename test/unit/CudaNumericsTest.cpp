@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "io/BFloat16.h"
 #include "runtime/backends/cpu/Fp8.h"
+#include "unit/CudaNumericsOnHost.h"
 
 #include <gtest/gtest.h>
 
@@ -19,28 +20,6 @@
 #include <limits>
 #include <random>
 #include <vector>
-
-// What the device code uses, on the host.
-#define __device__ inline
-namespace {
-unsigned __float_as_uint(float f) {
-  unsigned u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-float __uint_as_float(unsigned u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-float __int_as_float(int i) { return __uint_as_float(unsigned(i)); }
-} // namespace
-using std::isfinite;
-using std::isnan;
-#define DSFLOW_CUDA_SOURCE(...) __VA_ARGS__
-#include "Codegen/CudaNumerics.inc"
-#undef DSFLOW_CUDA_SOURCE
-#undef __device__
 
 namespace dsflow {
 namespace {

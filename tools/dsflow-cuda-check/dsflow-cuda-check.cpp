@@ -27,6 +27,9 @@
 #include "io/AtomicFile.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cuda/CudaDevice.h"
+#ifdef DSFLOW_WITH_CUBLASLT
+#include "runtime/backends/cuda/DeviceFp8Gemm.h"
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -292,7 +295,7 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
                                          "for a machine with a GPU)");
   std::printf("device: %s\n", (*driver)->deviceName().c_str());
   io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
-      cuda::CudaDevice::create(plan, o.path, std::move(*driver));
+      cuda::CudaDevice::create(plan, o.path, std::move(*driver), {});
   if (!device)
     return fail(device.error().message);
   std::vector<std::vector<float>> gpuOutputs;
@@ -326,6 +329,10 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
                                  cases.memory().data(kernel.outputs(i)))));
     double tolerance = toleranceOf(kernel);
     std::string row = kernel.op() + (tolerance > o.tolerance ? " (FP8)" : "");
+#ifdef DSFLOW_WITH_CUBLASLT
+    if (cuda::fp8TensorCoreGemm(plan, kernel))
+      row = kernel.op() + " (FP8 tensor cores)";
+#endif
     auto &[count, opWorst] = worstByOp[row];
     ++count;
     opWorst = std::max(opWorst, worst);
@@ -347,6 +354,11 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   std::printf("%d of %d device kernels match the CPU backend (%d generated, "
               "%d through cuBLASLt and the runtime's kernels; tolerance %g)\n",
               matched, checked, generated, checked - generated, o.tolerance);
+  if ((*device)->fp8TensorCoreRuns() || (*device)->fp8KernelsEmulated())
+    std::printf("%lld ran on the FP8 tensor cores; %lld FP8 linear kernels "
+                "were emulated (cuBLASLt had no FP8 algorithm for them)\n",
+                (long long)(*device)->fp8TensorCoreRuns(),
+                (long long)(*device)->fp8KernelsEmulated());
   return matched == checked ? 0 : 1;
 }
 

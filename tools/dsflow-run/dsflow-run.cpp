@@ -73,7 +73,11 @@ const char *kUsage =
     "                          cores in TF32 (faster, ~1e-3 relative)\n"
     "  --bf16-gemms            with --device cuda: GEMM operands in BF16,\n"
     "                          FP32 accumulation and outputs (as\n"
-    "                          torch.autocast(bfloat16))\n";
+    "                          torch.autocast(bfloat16))\n"
+    "  --emulate-fp8           with --device cuda: the linear layers of an\n"
+    "                          --fp8 plan as the CPU runs them (operands\n"
+    "                          quantized to E4M3 and back, FP32 GEMMs), not\n"
+    "                          on the FP8 tensor cores\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "dsflow-run: error: %s\n", message.c_str());
@@ -107,9 +111,9 @@ int failJob(dist::Communicator &world, const std::string &message) {
 
 /// Runs the kernels with CUDA code on GPU 0 (--device cuda).
 struct CudaOptions {
-  bool on = false, hostOptimizer = false;
+  bool on = false, hostOptimizer = false, emulateFp8 = false;
 #ifdef DSFLOW_WITH_CUDA_DEVICE
-  cuda::Fp32Gemms gemms = cuda::Fp32Gemms::Fp32;
+  cuda::CudaDevice::Options device;
 #endif
   /// The GEMM flag given (--tf32, --bf16-gemms), for messages.
   std::string gemmFlag;
@@ -135,7 +139,7 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
     return driver.error();
   io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
       cuda::CudaDevice::create(executor.plan(), planPath, std::move(*driver),
-                               cuda.gemms);
+                               cuda.device);
   if (!device)
     return device.error();
   if (io::Status e = (*device)->joinRanks(world))
@@ -160,6 +164,15 @@ void printOffload(const exec::Offload &offload) {
               offload.device().name().c_str(), (long long)c.deviceKernels,
               (long long)(c.deviceKernels + c.hostKernels),
               c.uploadedBytes / 1048576.0, c.downloadedBytes / 1048576.0);
+#ifdef DSFLOW_WITH_CUDA_DEVICE
+  auto *gpu = dynamic_cast<const cuda::CudaDevice *>(&offload.device());
+  if (gpu && (gpu->fp8TensorCoreRuns() || gpu->fp8KernelsEmulated()))
+    std::printf("cuda: %lld linear-layer runs on the FP8 tensor cores; %lld "
+                "FP8 kernels emulated (no cuBLASLt FP8 algorithm for their "
+                "sizes)\n",
+                (long long)gpu->fp8TensorCoreRuns(),
+                (long long)gpu->fp8KernelsEmulated());
+#endif
 }
 
 /// Trains on this process's part of the job.
@@ -351,8 +364,13 @@ int main(int argc, char **argv) {
         return fail("--tf32 and --bf16-gemms exclude each other");
       cuda.gemmFlag = arg;
 #ifdef DSFLOW_WITH_CUDA_DEVICE
-      cuda.gemms = arg == "--tf32" ? cuda::Fp32Gemms::Tf32
-                                   : cuda::Fp32Gemms::Bf16;
+      cuda.device.gemms = arg == "--tf32" ? cuda::Fp32Gemms::Tf32
+                                          : cuda::Fp32Gemms::Bf16;
+#endif
+    } else if (arg == "--emulate-fp8") {
+      cuda.emulateFp8 = true;
+#ifdef DSFLOW_WITH_CUDA_DEVICE
+      cuda.device.fp8TensorCores = false;
 #endif
     } else if (arg == "--print-memory") {
       printMemory = true;
@@ -379,9 +397,11 @@ int main(int argc, char **argv) {
       dist::initCommunicator(&argc, &argv);
   if (!world)
     return fail(world.error().message);
-  if ((cuda.hostOptimizer || !cuda.gemmFlag.empty()) && !cuda.on)
-    return fail((cuda.gemmFlag.empty() ? std::string("--host-optimizer")
-                                       : cuda.gemmFlag) +
+  if ((cuda.hostOptimizer || cuda.emulateFp8 || !cuda.gemmFlag.empty()) &&
+      !cuda.on)
+    return fail((!cuda.gemmFlag.empty() ? cuda.gemmFlag
+                 : cuda.emulateFp8      ? std::string("--emulate-fp8")
+                                        : std::string("--host-optimizer")) +
                 " needs --device cuda");
   int code = runJob(planPath, options, printMemory, profile, cuda, **world);
   world->reset();

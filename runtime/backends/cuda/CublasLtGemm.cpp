@@ -22,7 +22,10 @@ io::Status failure(const std::string &what, cublasStatus_t status) {
                                        ")");
 }
 
-enum class Kind { Bf16, Fp8BlockScaled };
+/// BF16; FP8 with BF16 output (w per 128x128 block); FP8 with FP32 output
+/// and accumulation into it, w per 128x128 block or per 1x128 tile.
+enum class Kind { Bf16, Fp8BlockScaled, Fp8Fp32Blocks, Fp8Fp32Tiles };
+bool isFp8(Kind kind) { return kind != Kind::Bf16; }
 
 /// A matmul descriptor, its three layouts and the algorithm cuBLASLt's
 /// heuristic chose, for one kind and shape.
@@ -117,7 +120,8 @@ struct CublasLtGemm::State {
   }
 
   /// The descriptor for y [m, n] = x [m, k] w [n, k]^T of `kind` (made on
-  /// first use); scale pointers are set per call.
+  /// first use); scale pointers are set per call. Null when cuBLASLt has no
+  /// algorithm for it (remembered).
   io::Expected<Prepared *> prepare(Kind kind, int64_t m, int64_t n, int64_t k,
                                    const float *xScales, const float *wScales) {
     auto key = std::make_tuple(kind, m, n, k);
@@ -125,6 +129,9 @@ struct CublasLtGemm::State {
       return it->second.get();
     auto p = std::make_unique<Prepared>();
     cudaDataType_t in = kind == Kind::Bf16 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
+    cudaDataType_t out = kind == Kind::Bf16 || kind == Kind::Fp8BlockScaled
+                             ? CUDA_R_16BF
+                             : CUDA_R_32F;
     std::string shape = "[" + std::to_string(m) + "x" + std::to_string(k) +
                         "] x [" + std::to_string(n) + "x" + std::to_string(k) +
                         "]^T";
@@ -137,10 +144,12 @@ struct CublasLtGemm::State {
                                    &transA, sizeof(transA));
     cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB,
                                    &transB, sizeof(transB));
-    if (kind == Kind::Fp8BlockScaled) {
+    if (isFp8(kind)) {
       // Fast accumulation stays off (the default): block scaling promotes
       // each K chunk into FP32, as the recipe does.
-      int32_t aMode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
+      int32_t aMode = kind == Kind::Fp8Fp32Tiles
+                          ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F
+                          : CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
       int32_t bMode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
       cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
                                      &aMode, sizeof(aMode));
@@ -152,16 +161,18 @@ struct CublasLtGemm::State {
     // Column-major: A = w as [k x n], B = x as [k x m], D = y as [n x m].
     if ((s = cublasLtMatrixLayoutCreate(&p->a, in, k, n, k)) ||
         (s = cublasLtMatrixLayoutCreate(&p->b, in, k, m, k)) ||
-        (s = cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n)))
+        (s = cublasLtMatrixLayoutCreate(&p->d, out, n, m, n)))
       return *failure("matrix layouts for " + shape, s);
     cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     s = heuristic(*p, tune ? kCandidates : 1, results, found);
-    if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-      return *failure(
-          std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
-              " GEMM " + shape + ": no algorithm",
-          s == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : s);
+    if ((s == CUBLAS_STATUS_SUCCESS && found == 0) ||
+        s == CUBLAS_STATUS_NOT_SUPPORTED) {
+      prepared.emplace(key, nullptr);
+      return nullptr;
+    }
+    if (s != CUBLAS_STATUS_SUCCESS)
+      return *failure("the heuristic for the GEMM " + shape, s);
     p->algo = results[0].algo;
     for (int i = 1; i < found; ++i) {
       if (i == 1)
@@ -257,30 +268,54 @@ struct CublasLtGemm::State {
     p.candidates.clear();
   }
 
-  io::Status run(Kind kind, const void *x, const float *xScales, const void *w,
-                 const float *wScales, void *y, int64_t m, int64_t n, int64_t k,
-                 void *stream) {
+  /// y = x w^T + beta y; false, with nothing run, when cuBLASLt has no
+  /// algorithm for it.
+  io::Expected<bool> run(Kind kind, const void *x, const float *xScales,
+                         const void *w, const float *wScales, void *y,
+                         int64_t m, int64_t n, int64_t k, float beta,
+                         void *stream) {
     if (m == 0 || n == 0)
-      return std::nullopt;
+      return true;
     io::Expected<Prepared *> p = prepare(kind, m, n, k, xScales, wScales);
     if (!p)
       return p.error();
-    if (kind == Kind::Fp8BlockScaled)
+    if (!*p)
+      return false;
+    if (isFp8(kind))
       setScales((*p)->desc, xScales, wScales);
     auto matmul = [&](const cublasLtMatmulAlgo_t &algo) {
-      float alpha = 1.0f, beta = 0.0f;
+      float alpha = 1.0f;
       return cublasLtMatmul(handle, (*p)->desc, &alpha, w, (*p)->a, x, (*p)->b,
                             &beta, y, (*p)->d, y, (*p)->d, &algo, workspace,
                             workspaceBytes, static_cast<cudaStream_t>(stream));
     };
-    if (!(*p)->candidates.empty())
+    // Timing runs the GEMM several times: only where it overwrites y.
+    if (!(*p)->candidates.empty() && beta == 0.0f)
       pickFastest(**p, matmul, static_cast<cudaStream_t>(stream));
     cublasStatus_t s = matmul((*p)->algo);
     if (s != CUBLAS_STATUS_SUCCESS)
-      return failure("matmul [" + std::to_string(m) + "x" + std::to_string(k) +
-                         "] x [" + std::to_string(n) + "x" + std::to_string(k) +
-                         "]^T",
-                     s);
+      return *failure("matmul [" + std::to_string(m) + "x" + std::to_string(k) +
+                          "] x [" + std::to_string(n) + "x" +
+                          std::to_string(k) + "]^T",
+                      s);
+    return true;
+  }
+
+  /// run() for the kinds that must have an algorithm.
+  io::Status runOrFail(Kind kind, const void *x, const float *xScales,
+                       const void *w, const float *wScales, void *y, int64_t m,
+                       int64_t n, int64_t k, void *stream) {
+    io::Expected<bool> ran =
+        run(kind, x, xScales, w, wScales, y, m, n, k, 0.0f, stream);
+    if (!ran)
+      return ran.error();
+    if (!*ran)
+      return failure(
+          std::string(kind == Kind::Bf16 ? "BF16" : "FP8 block-scaled") +
+              " GEMM [" + std::to_string(m) + "x" + std::to_string(k) +
+              "] x [" + std::to_string(n) + "x" + std::to_string(k) +
+              "]^T: no algorithm",
+          CUBLAS_STATUS_NOT_SUPPORTED);
     return std::nullopt;
   }
 };
@@ -304,15 +339,25 @@ CublasLtGemm::~CublasLtGemm() = default;
 
 io::Status CublasLtGemm::bf16(const void *x, const void *w, void *y, int64_t m,
                               int64_t n, int64_t k, void *stream) {
-  return state->run(Kind::Bf16, x, nullptr, w, nullptr, y, m, n, k, stream);
+  return state->runOrFail(Kind::Bf16, x, nullptr, w, nullptr, y, m, n, k,
+                          stream);
 }
 
 io::Status CublasLtGemm::fp8BlockScaled(const void *qx, const float *xScales,
                                         const void *qw, const float *wScales,
                                         void *y, int64_t m, int64_t n,
                                         int64_t k, void *stream) {
-  return state->run(Kind::Fp8BlockScaled, qx, xScales, qw, wScales, y, m, n, k,
-                    stream);
+  return state->runOrFail(Kind::Fp8BlockScaled, qx, xScales, qw, wScales, y, m,
+                          n, k, stream);
+}
+
+io::Expected<bool>
+CublasLtGemm::fp8Fp32Out(const void *qx, const float *xScales, const void *qw,
+                         const float *wScales, bool wTiles, float beta,
+                         float *c, int64_t m, int64_t n, int64_t k,
+                         void *stream) {
+  return state->run(wTiles ? Kind::Fp8Fp32Tiles : Kind::Fp8Fp32Blocks, qx,
+                    xScales, qw, wScales, c, m, n, k, beta, stream);
 }
 
 io::Status CublasLtGemm::general(GemmPrecision precision, const RowMajorGemm &g,

@@ -92,6 +92,19 @@ public:
                             int64_t m, int64_t n, int64_t k,
                             void *stream = nullptr);
 
+  /// Row-major c [m, n] (FP32) = x [m, k] w [n, k]^T + beta c from E4M3
+  /// codes qx and qw, K contiguous in both: x scaled per 1x128 tile
+  /// ([tiles(k)][m], VEC128 order), w per 128x128 block (cublasBlockScales'
+  /// order) or, with wTiles, per 1x128 tile too ([tiles(k)][n]; a weight
+  /// gradient's operands, both contracted over the tokens). Each K chunk's
+  /// products are promoted into the FP32 accumulator with its two scales.
+  /// False, with nothing run, when cuBLASLt has no algorithm for it (the
+  /// caller computes it another way).
+  io::Expected<bool> fp8Fp32Out(const void *qx, const float *xScales,
+                                const void *qw, const float *wScales,
+                                bool wTiles, float beta, float *c, int64_t m,
+                                int64_t n, int64_t k, void *stream = nullptr);
+
   /// The grouped forms: for each group, y[rows] = x[rows] weight^T, with x
   /// [total rows, k] and y [total rows, n]. For FP8, xScales are per group in
   /// cuBLASLt's order, stored one group after another (group g's at offset

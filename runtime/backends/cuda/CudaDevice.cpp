@@ -3,6 +3,9 @@
 #include "plan/ComposedOps.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cuda/DeviceEmulation.h"
+#ifdef DSFLOW_WITH_CUBLASLT
+#include "runtime/backends/cuda/DeviceFp8Gemm.h"
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -44,12 +47,13 @@ io::Status CudaDevice::accepts(const Plan &plan, const std::string &source) {
 
 io::Expected<std::unique_ptr<CudaDevice>>
 CudaDevice::create(const Plan &plan, const std::string &source,
-                   std::unique_ptr<CudaDriver> driver, Fp32Gemms gemmMode) {
+                   std::unique_ptr<CudaDriver> driver, const Options &options) {
   if (io::Status e = accepts(plan, source))
     return *e;
   std::unique_ptr<CudaDevice> d(new CudaDevice(plan, std::move(driver)));
   CudaDriver &cuda = *d->driver;
-  d->gemmMode = gemmMode;
+  d->gemmMode = options.gemms;
+  d->fp8TensorCores = options.fp8TensorCores;
   auto failed = [&](const io::IoError &e) {
     return io::makeError(source, e.message);
   };
@@ -101,7 +105,7 @@ CudaDevice::create(const Plan &plan, const std::string &source,
   d->ffn.reset(new FfnDevice{
       *d->kit,
       *d->gemms,
-      gemmMode,
+      options.gemms,
       [device](int32_t b, std::byte *to) { return device->download(b, to); },
       {}});
 #endif
@@ -124,6 +128,10 @@ io::Status CudaDevice::allocateScratch() {
           bytes += (numElements(plan.buffers(b)) * 2 + 255) / 256 * 256;
 #ifdef DSFLOW_WITH_CUBLASLT
     bytes += ffnScratchBytes(plan, plan.kernels(k));
+    // An FP8 GEMM falls back to the emulation above if cuBLASLt refuses it.
+    if (codes[size_t(k)] == Code::Fp8Gemms)
+      bytes = std::max(bytes, fp8GemmScratchBytes(
+                                  *fp8TensorCoreGemm(plan, plan.kernels(k))));
 #endif
     most = std::max(most, bytes);
   }
@@ -214,6 +222,8 @@ CudaDevice::Code CudaDevice::codeOf(const Kernel &k) const {
   if (k.cuda_launch() > 0)
     return Code::Generated;
 #ifdef DSFLOW_WITH_CUBLASLT
+  if (fp8TensorCores && fp8TensorCoreGemm(plan, k))
+    return Code::Fp8Gemms;
   if (hasDeviceGemms(plan, k))
     return Code::Gemms;
   if (hasDeviceFfn(plan, k))
@@ -365,6 +375,22 @@ io::Status CudaDevice::runKernel(int32_t kernel) {
   };
   scratch.used = 0;
   auto at = [this](int32_t b) { return address(b); };
+#ifdef DSFLOW_WITH_CUBLASLT
+  if (codes[size_t(kernel)] == Code::Fp8Gemms) {
+    io::Expected<bool> ran =
+        runFp8Gemm(*kit, *gemms, plan, kernel, *fp8TensorCoreGemm(plan, k), at);
+    if (!ran)
+      return fail(ran.error());
+    if (*ran) {
+      ++fp8Runs;
+      return std::nullopt;
+    }
+    // No FP8 algorithm for these sizes: emulated, from now on.
+    codes[size_t(kernel)] = Code::Gemms;
+    ++fp8Refused;
+    scratch.used = 0;
+  }
+#endif
   // The FP8 recipe's quantized (or BF16-rounded) copies of its inputs.
   io::Expected<std::map<int32_t, CUdeviceptr>> copies =
       emulateInputs(*kit, plan, kernel, at);

@@ -47,11 +47,17 @@ public:
   /// Refuses plans compiled without --cuda; `source` names the plan in
   /// errors.
   static io::Status accepts(const Plan &plan, const std::string &source);
-  /// `gemms`: how the FP32 plan's GEMMs multiply (DeviceGemms.h).
+  /// How the composed kernels' GEMMs multiply.
+  struct Options {
+    /// The FP32 plan's GEMMs (DeviceGemms.h).
+    Fp32Gemms gemms = Fp32Gemms::Fp32;
+    /// The linear layers under the FP8 recipe on the FP8 tensor cores
+    /// (DeviceFp8Gemm.h); else emulated in FP32 as on the CPU.
+    bool fp8TensorCores = true;
+  };
   static io::Expected<std::unique_ptr<CudaDevice>>
   create(const Plan &plan, const std::string &source,
-         std::unique_ptr<CudaDriver> driver,
-         Fp32Gemms gemmMode = Fp32Gemms::Fp32);
+         std::unique_ptr<CudaDriver> driver, const Options &options);
   ~CudaDevice() override;
 
   std::string name() const override { return "cuda: " + driver->deviceName(); }
@@ -69,6 +75,10 @@ public:
   /// NCCL on a communication stream. Collective.
   io::Status joinRanks(dist::Communicator &world);
   int64_t arenaBytes() const { return layout.bytes; }
+  /// Kernel runs on the FP8 tensor cores, and FP8 linear kernels left to the
+  /// emulation because cuBLASLt had no FP8 algorithm for their sizes.
+  int64_t fp8TensorCoreRuns() const { return fp8Runs; }
+  int64_t fp8KernelsEmulated() const { return fp8Refused; }
 
 private:
   CudaDevice(const Plan &plan, std::unique_ptr<CudaDriver> driver)
@@ -79,7 +89,7 @@ private:
   /// Drops the FFNs' cached row counts of a buffer now being written.
   void forgetCounts(int32_t written);
   /// What runs a kernel on the device, decided once per kernel.
-  enum class Code : uint8_t { None, Generated, Gemms, Ffn };
+  enum class Code : uint8_t { None, Generated, Gemms, Fp8Gemms, Ffn };
   Code codeOf(const Kernel &kernel) const;
   /// Kernel k, emulation included (launch adds the timing).
   io::Status runKernel(int32_t kernel);
@@ -111,6 +121,8 @@ private:
   std::unique_ptr<DeviceKit> kit;
   std::unique_ptr<DeviceAdamW> adam;
   Fp32Gemms gemmMode = Fp32Gemms::Fp32;
+  bool fp8TensorCores = true;
+  int64_t fp8Runs = 0, fp8Refused = 0;
   /// Per plan kernel, its Code.
   std::vector<Code> codes;
   /// Kernels timed by event pairs on the compute stream (--profile).

@@ -40,6 +40,18 @@ void GemmEngine::operator()(bool transA, bool transB, int64_t m, int64_t n,
                        reinterpret_cast<void *>(c.address), stream);
 }
 
+LinearShape linearShapeOf(const Plan &plan, const Kernel &k) {
+  const Buffer &first = plan.buffers(k.inputs(0));
+  const Buffer &second = plan.buffers(k.inputs(1));
+  if (k.op() == "linear_wgrad") { // [dy, x]
+    int64_t out = lastDim(first);
+    return {rowsOf(numElements(first), out), out, lastDim(second)};
+  }
+  // [x, W] or [dy, W]
+  int64_t out = second.shape(0), in = second.shape(1);
+  return {rowsOf(numElements(first), k.op() == "linear" ? in : out), out, in};
+}
+
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel) {
   return isLinearGemmOp(kernel.op()) && composedPrecision(plan, kernel);
 }
@@ -56,17 +68,17 @@ io::Status runDeviceGemms(CublasLtGemm &gemm, const Plan &plan, int32_t index,
   GemmEngine engine{gemm, tf32, stream, std::nullopt};
   const std::string &op = k.op();
   // Shapes as the CPU binders derive them (BindDense.cpp, BindMoe.cpp).
-  if (op == "linear" || op == "linear_grad") {
-    int64_t n = input(1).shape(0), kDim = input(1).shape(1);
-    int64_t m = rowsOf(numElements(input(0)), op == "linear" ? kDim : n);
+  if (op == "linear" || op == "linear_grad" || op == "linear_wgrad") {
+    LinearShape s = linearShapeOf(plan, k);
     if (op == "linear")
-      cpu::linearForwardWith(engine, in(0), in(1), out(0), m, n, kDim);
+      cpu::linearForwardWith(engine, in(0), in(1), out(0), s.tokens, s.out,
+                             s.in);
+    else if (op == "linear_grad")
+      cpu::linearBackwardBWith(engine, in(0), in(1), out(0), s.tokens, s.out,
+                               s.in);
     else
-      cpu::linearBackwardBWith(engine, in(0), in(1), out(0), m, n, kDim);
-  } else if (op == "linear_wgrad") {
-    int64_t n = lastDim(input(0)), kDim = lastDim(input(1));
-    cpu::linearBackwardWWith(engine, in(0), in(1), out(0),
-                             rowsOf(numElements(input(0)), n), n, kDim);
+      cpu::linearBackwardWWith(engine, in(0), in(1), out(0), s.tokens, s.out,
+                               s.in);
   } else {
     int64_t hidden = lastDim(input(0));
     int64_t m = rowsOf(numElements(input(0)), hidden);

@@ -5,7 +5,8 @@
 // (runtime/backends/cpu/LinearGemms.h), on the device copies of the
 // kernel's buffers, in FP32 or BF16 as the buffers are. Under the FP8 recipe
 // the runtime hands them quantized copies of their operands
-// (DeviceEmulation.h).
+// (DeviceEmulation.h) where the FP8 tensor cores do not take the linear
+// layer (DeviceFp8Gemm.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_DEVICEGEMMS_H
@@ -50,6 +51,14 @@ struct GemmEngine {
                   float alpha, DeviceArray a, int64_t lda, DeviceArray b,
                   int64_t ldb, float beta, DeviceArray c, int64_t ldc);
 };
+
+/// A linear layer's sizes: x [tokens, in], W [out, in], y [tokens, out].
+struct LinearShape {
+  int64_t tokens = 0, out = 0, in = 0;
+};
+/// Those of a linear, linear_grad or linear_wgrad kernel, from its inputs as
+/// the CPU binders derive them (BindDense.cpp).
+LinearShape linearShapeOf(const Plan &plan, const Kernel &kernel);
 
 /// Whether plan kernel `kernel` is one whose GEMMs run here.
 bool hasDeviceGemms(const Plan &plan, const Kernel &kernel);

@@ -22,6 +22,9 @@ struct SupportFunctions {
              quantize128x128 = nullptr, roundBf16 = nullptr;
   CUfunction adamw = nullptr, adamwBf16Moments = nullptr, sumSquares = nullptr;
   CUfunction toBf16 = nullptr, rowDotsBf16 = nullptr;
+  /// E4M3 codes and cuBLASLt-ordered scales for the FP8 GEMMs.
+  CUfunction quantizeRows = nullptr, quantizeColumnsTransposed = nullptr,
+             quantizeBlocks = nullptr;
   /// Refuses a module without them (a plan from an older dsflow).
   static io::Expected<SupportFunctions> load(CudaDriver &driver,
                                              CUmodule module, const Plan &plan);

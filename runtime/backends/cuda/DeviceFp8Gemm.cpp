@@ -1,0 +1,100 @@
+//===- DeviceFp8Gemm.cpp - Linear layers on the FP8 tensor cores ----------===//
+#include "runtime/backends/cuda/DeviceFp8Gemm.h"
+#include "exec/Fp8Emulation.h"
+#include "plan/ComposedOps.h"
+#include "runtime/backends/cuda/DeviceGemms.h"
+
+namespace dsflow::cuda {
+
+namespace {
+int64_t aligned(int64_t bytes) { return (bytes + 255) / 256 * 256; }
+
+int64_t operandBytes(const Fp8Operand &o) {
+  return aligned(o.codeBytes()) + aligned(o.scaleCount() * 4);
+}
+
+/// Codes and scales of one operand in the scratch.
+struct Quantized {
+  CUdeviceptr codes = 0, scales = 0;
+};
+
+io::Expected<Quantized> quantize(DeviceKit &kit, const Fp8Operand &o,
+                                 CUdeviceptr source, bool ue8m0) {
+  Quantized q;
+  io::Expected<CUdeviceptr> codes = kit.scratch.take(o.codeBytes());
+  if (!codes)
+    return codes.error();
+  io::Expected<CUdeviceptr> scales = kit.scratch.take(o.scaleCount() * 4);
+  if (!scales)
+    return scales.error();
+  q.codes = *codes;
+  q.scales = *scales;
+  long long rows = o.rows, cols = o.cols;
+  int scaleKind = ue8m0 ? 1 : 0;
+  int transposed = o.transposed() ? 1 : 0;
+  void *arguments[] = {&source, &q.codes,   &q.scales,  &rows,
+                       &cols,   &scaleKind, &transposed};
+  int64_t tiles = (o.cols + 127) / 128, bands = (o.rows + 127) / 128;
+  io::Status launched;
+  // Launch shapes as the emulation's (DeviceEmulation.cpp).
+  switch (o.how) {
+  case Fp8Quantization::Rows: // a warp per 1x128 tile, 8 per block
+    launched =
+        kit.driver.launch(kit.support.quantizeRows, (o.rows * tiles + 7) / 8,
+                          256, 0, arguments, kit.stream);
+    break;
+  case Fp8Quantization::ColumnsTransposed: // a thread per 128x1 tile
+    launched = kit.driver.launch(kit.support.quantizeColumnsTransposed,
+                                 (bands * o.cols + 255) / 256, 256, 0,
+                                 arguments, kit.stream);
+    break;
+  default: // a block per 128x128 block
+    launched = kit.driver.launch(kit.support.quantizeBlocks, bands * tiles, 256,
+                                 0, arguments, kit.stream);
+  }
+  if (launched)
+    return *launched;
+  return q;
+}
+} // namespace
+
+std::optional<Fp8Gemm> fp8TensorCoreGemm(const Plan &plan,
+                                         const Kernel &kernel) {
+  if (!isLinearGemmOp(kernel.op()) || !exec::KernelEmulation::of(kernel).fp8 ||
+      composedPrecision(plan, kernel) != DTYPE_F32)
+    return std::nullopt;
+  LinearShape s = linearShapeOf(plan, kernel);
+  std::optional<Fp8Gemm> g = fp8LinearGemm(kernel.op(), s.tokens, s.out, s.in);
+  if (!g || !fp8GemmSizesSupported(*g))
+    return std::nullopt;
+  return g;
+}
+
+int64_t fp8GemmScratchBytes(const Fp8Gemm &g) {
+  return operandBytes(g.x) + operandBytes(g.w);
+}
+
+io::Expected<bool>
+runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
+           const Fp8Gemm &g,
+           const std::function<CUdeviceptr(int32_t)> &address) {
+  const Kernel &k = plan.kernels(kernel);
+  bool ue8m0 = exec::KernelEmulation::of(k).ue8m0;
+  io::Expected<Quantized> x =
+      quantize(kit, g.x, address(k.inputs(g.x.input)), ue8m0);
+  if (!x)
+    return x.error();
+  io::Expected<Quantized> w =
+      quantize(kit, g.w, address(k.inputs(g.w.input)), ue8m0);
+  if (!w)
+    return w.error();
+  auto pointer = [](CUdeviceptr p) { return reinterpret_cast<void *>(p); };
+  return gemm.fp8Fp32Out(
+      pointer(x->codes), static_cast<const float *>(pointer(x->scales)),
+      pointer(w->codes), static_cast<const float *>(pointer(w->scales)),
+      !g.w.blockScaled(), g.beta,
+      static_cast<float *>(pointer(address(k.outputs(0)))), g.m, g.n, g.k,
+      kit.stream);
+}
+
+} // namespace dsflow::cuda

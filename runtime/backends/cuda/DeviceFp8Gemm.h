@@ -1,0 +1,44 @@
+//===- DeviceFp8Gemm.h - Linear layers on the FP8 tensor cores --*- C++ -*-===//
+//
+// A linear kernel under the FP8 recipe (graph.fp8, E4M3) of an FP32 plan runs
+// its GEMM on the GPU's FP8 tensor cores: the module's support functions
+// quantize its operands into E4M3 codes and cuBLASLt-ordered scales in the
+// kernel's scratch (Fp8LinearSteps.h says how), then cuBLASLt multiplies them
+// with the recipe's block scaling and FP32 accumulation, into the FP32
+// output. The values are the CPU backend's emulation's (the same codes and
+// scales), summed in another order. Sizes cuBLASLt's FP8 GEMMs do not take,
+// or a GEMM it has no algorithm for, leave the kernel to the emulation
+// (DeviceEmulation.h).
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_DEVICEFP8GEMM_H
+#define DSFLOW_RUNTIME_BACKENDS_CUDA_DEVICEFP8GEMM_H
+
+#include "runtime/backends/cuda/CublasLtGemm.h"
+#include "runtime/backends/cuda/DeviceKit.h"
+#include "runtime/backends/cuda/Fp8LinearSteps.h"
+
+#include <functional>
+
+namespace dsflow::cuda {
+
+/// The FP8 GEMM of plan kernel `kernel`, if it is one that can run on the
+/// FP8 tensor cores: a linear layer's (forward or a gradient) marked with
+/// the E4M3 recipe, on FP32 buffers, with sizes cuBLASLt takes.
+std::optional<Fp8Gemm> fp8TensorCoreGemm(const Plan &plan,
+                                         const Kernel &kernel);
+
+/// The scratch runFp8Gemm takes.
+int64_t fp8GemmScratchBytes(const Fp8Gemm &g);
+
+/// Kernel `kernel`'s GEMM `g` on the compute stream, its buffers at
+/// `address(b)`; false, with the output untouched, when cuBLASLt has no
+/// algorithm for it.
+io::Expected<bool>
+runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
+           const Fp8Gemm &g,
+           const std::function<CUdeviceptr(int32_t)> &address);
+
+} // namespace dsflow::cuda
+
+#endif // DSFLOW_RUNTIME_BACKENDS_CUDA_DEVICEFP8GEMM_H
