@@ -190,50 +190,52 @@ extern "C" __global__ void dsflow_rt_fake_quant_128x128_f32(
                               dsflow_rt::ScalesUnused{});
 }
 
-/// An FP8 GEMM operand with K along each row of x [rows, cols]: E4M3 codes
-/// q [rows, cols] and a scale per 1x128 tile, in cuBLASLt's VEC128 order.
+// The FP8 GEMM operands: E4M3 codes in rows of ld (K rounded up; the
+// runtime zeroes the padding first) and scales in cuBLASLt's order.
+
+/// K along each row of x [rows, cols]: codes q [rows, ld] and a scale per
+/// 1x128 tile, in VEC128 order.
 extern "C" __global__ void dsflow_rt_quantize_rows_f32(
     const float *x, unsigned char *q, float *scales, long long rows,
-    long long cols, int ue8m0) {
+    long long cols, long long ld, int ue8m0) {
   dsflow_rt::eachTile1x128(
       x, rows, cols, ue8m0,
       [&](long long r, long long c, float v, float s) {
-        q[r * cols + c] = dsflow_rt::toE4M3(v / s);
+        q[r * ld + c] = dsflow_rt::toE4M3(v / s);
       },
       [&](long long r, long long tile, float s) {
         scales[dsflow_rt::tileScaleAt(r, tile, rows)] = s;
       });
 }
 
-/// An FP8 GEMM operand contracted over the rows of x [rows, cols] (a weight
-/// gradient's, over the tokens): the transposed codes qT [cols, rows] and a
+/// K along the columns of x [rows, cols] (a weight gradient's operands,
+/// contracted over the tokens): the transposed codes qT [cols, ld] and a
 /// scale per 128x1 tile of x (1x128 of the transpose), in VEC128 order.
 extern "C" __global__ void dsflow_rt_quantize_columns_t_f32(
     const float *x, unsigned char *qT, float *scales, long long rows,
-    long long cols, int ue8m0) {
+    long long cols, long long ld, int ue8m0) {
   dsflow_rt::eachTile128x1(
       x, rows, cols, ue8m0,
       [&](long long r, long long c, float v, float s) {
-        qT[c * rows + r] = dsflow_rt::toE4M3(v / s);
+        qT[c * ld + r] = dsflow_rt::toE4M3(v / s);
       },
       [&](long long band, long long c, float s) {
         scales[dsflow_rt::tileScaleAt(c, band, cols)] = s;
       });
 }
 
-/// A weight w [rows, cols] as an FP8 GEMM operand per 128x128 block: codes
-/// q [rows, cols] (K along the columns) or, transposed, [cols, rows] (K
-/// along w's rows), and the block scales in cuBLASLt's BLK128x128 order, the
-/// padding of each row of K blocks set to 1.
+/// A weight w [rows, cols] per 128x128 block: codes q [rows, ld] (K along
+/// the columns) or, transposed, [cols, ld] (K along w's rows), and the block
+/// scales in BLK128x128 order, the padding of each row of K blocks set to 1.
 extern "C" __global__ void dsflow_rt_quantize_blocks_f32(
     const float *w, unsigned char *q, float *scales, long long rows,
-    long long cols, int ue8m0, int transposed) {
+    long long cols, long long ld, int ue8m0, int transposed) {
   long long rowBlocks = (rows + 127) / 128, colBlocks = (cols + 127) / 128;
   long long kBlocks = transposed ? rowBlocks : colBlocks;
   dsflow_rt::eachBlock128x128(
       w, rows, cols, ue8m0,
       [&](long long r, long long c, float v, float s) {
-        q[transposed ? c * rows + r : r * cols + c] = dsflow_rt::toE4M3(v / s);
+        q[transposed ? c * ld + r : r * ld + c] = dsflow_rt::toE4M3(v / s);
       },
       [&](long long rb, long long cb, float s) {
         long long outer = transposed ? cb : rb, k = transposed ? rb : cb;

@@ -29,11 +29,16 @@ io::Expected<Quantized> quantize(DeviceKit &kit, const Fp8Operand &o,
     return scales.error();
   q.codes = *codes;
   q.scales = *scales;
-  long long rows = o.rows, cols = o.cols;
+  if (o.paddedDepth() != o.depth())
+    if (io::Status e =
+            kit.driver.zeroAsync(q.codes, size_t(o.codeBytes()), kit.stream))
+      return *e;
+  long long rows = o.rows, cols = o.cols, ld = o.paddedDepth();
   int scaleKind = ue8m0 ? 1 : 0;
   int transposed = o.transposed() ? 1 : 0;
-  void *arguments[] = {&source, &q.codes,   &q.scales,  &rows,
-                       &cols,   &scaleKind, &transposed};
+  // (The tile functions take the first seven.)
+  void *arguments[] = {&source, &q.codes, &q.scales,  &rows,
+                       &cols,   &ld,      &scaleKind, &transposed};
   int64_t tiles = (o.cols + 127) / 128, bands = (o.rows + 127) / 128;
   io::Status launched;
   // Launch shapes as the emulation's (DeviceEmulation.cpp).

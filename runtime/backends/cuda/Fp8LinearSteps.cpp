@@ -30,33 +30,29 @@ int64_t Fp8Operand::scaleCount() const {
 std::optional<Fp8Gemm> fp8LinearGemm(const std::string &op, int64_t tokens,
                                      int64_t out, int64_t in) {
   using Q = Fp8Quantization;
+  Fp8Gemm g;
   if (op == "linear") // [x, W] -> y
-    return Fp8Gemm{{0, Q::Rows, tokens, in},
-                   {1, Q::Blocks, out, in},
-                   tokens,
-                   out,
-                   in,
-                   0.0f};
-  if (op == "linear_grad") // [dy, W] -> dx
-    return Fp8Gemm{{0, Q::Rows, tokens, out},
-                   {1, Q::BlocksTransposed, out, in},
-                   tokens,
-                   in,
-                   out,
-                   1.0f};
-  if (op == "linear_wgrad") // [dy, x] -> dW
-    return Fp8Gemm{{0, Q::ColumnsTransposed, tokens, out},
-                   {1, Q::ColumnsTransposed, tokens, in},
-                   out,
-                   in,
-                   tokens,
-                   1.0f};
-  return std::nullopt;
+    g = {{0, Q::Rows, tokens, in}, {1, Q::Blocks, out, in}, tokens, out};
+  else if (op == "linear_grad") // [dy, W] -> dx
+    g = {{0, Q::Rows, tokens, out},
+         {1, Q::BlocksTransposed, out, in},
+         tokens,
+         in};
+  else if (op == "linear_wgrad") // [dy, x] -> dW
+    g = {{0, Q::ColumnsTransposed, tokens, out},
+         {1, Q::ColumnsTransposed, tokens, in},
+         out,
+         in};
+  else
+    return std::nullopt;
+  g.k = g.x.paddedDepth();
+  // The gradients add into their outputs.
+  g.beta = op == "linear" ? 0.0f : 1.0f;
+  return g;
 }
 
 bool fp8GemmSizesSupported(const Fp8Gemm &g) {
-  return g.m % 16 == 0 && g.n % 16 == 0 && g.k % 16 == 0 && g.m > 0 &&
-         g.n > 0 && g.k > 0;
+  return g.n % 4 == 0 && g.m > 0 && g.n > 0 && g.k > 0;
 }
 
 } // namespace dsflow::cuda

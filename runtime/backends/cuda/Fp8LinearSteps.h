@@ -50,14 +50,18 @@ struct Fp8Operand {
   /// The codes' rows (the GEMM's M or N) and their length (K).
   int64_t outer() const;
   int64_t depth() const;
-  int64_t codeBytes() const { return rows * cols; }
+  /// The codes' row length: K rounded up to 16 (cuBLASLt's FP8 GEMMs want
+  /// 16-byte aligned rows), the padding zero. A multiple of 16 never adds a
+  /// 128-long K chunk, so the scales do not change.
+  int64_t paddedDepth() const { return (depth() + 15) / 16 * 16; }
+  int64_t codeBytes() const { return outer() * paddedDepth(); }
   /// cuBLASLt's scale array: VEC128 [tiles(K)][outer], or BLK128x128
   /// [tiles(outer)][tiles(K) padded to a multiple of 4].
   int64_t scaleCount() const;
 };
 
 /// c [m, n] (the kernel's output 0, FP32, row-major) = x w^T + beta c, from
-/// the codes of x [m, k] and w [n, k].
+/// the codes of x [m, k] and w [n, k], k being the operands' padded depth.
 struct Fp8Gemm {
   Fp8Operand x, w;
   int64_t m = 0, n = 0, k = 0;
@@ -70,8 +74,9 @@ struct Fp8Gemm {
 std::optional<Fp8Gemm> fp8LinearGemm(const std::string &op, int64_t tokens,
                                      int64_t out, int64_t in);
 
-/// Whether cuBLASLt's FP8 GEMMs take these sizes: every dimension a multiple
-/// of 16 (16-byte aligned rows of codes and of the FP32 output).
+/// Whether cuBLASLt's FP8 GEMMs can take these sizes: 16-byte aligned rows
+/// of the FP32 output (n a multiple of 4), none empty. (The codes' rows are
+/// padded; whether cuBLASLt has an algorithm is known only when asked.)
 bool fp8GemmSizesSupported(const Fp8Gemm &g);
 
 } // namespace dsflow::cuda

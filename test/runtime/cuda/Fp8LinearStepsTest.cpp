@@ -52,8 +52,8 @@ std::vector<T> transposeOf(const std::vector<T> &a, int64_t rows,
   return t;
 }
 
-/// An operand as the device would hold it: codes [outer, K], scales in
-/// cuBLASLt's order.
+/// An operand as the device would hold it: codes [outer, padded K], scales
+/// in cuBLASLt's order.
 struct HostOperand {
   std::vector<uint8_t> codes;
   std::vector<float> scales;
@@ -97,6 +97,12 @@ HostOperand quantizeOnHost(const Fp8Operand &o, const Matrix &source) {
   }
   }
   EXPECT_EQ(int64_t(h.scales.size()), o.scaleCount());
+  // Rows of K padded with zero codes.
+  std::vector<uint8_t> padded(size_t(o.codeBytes()), 0);
+  for (int64_t i = 0; i < o.outer(); ++i)
+    std::copy_n(&h.codes[size_t(i * o.depth())], o.depth(),
+                &padded[size_t(i * o.paddedDepth())]);
+  h.codes = std::move(padded);
   return h;
 }
 
@@ -169,8 +175,9 @@ class Fp8LinearSteps : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(Fp8LinearSteps, MatchTheCpuEmulation) {
   const std::string op = GetParam();
-  // Partial tiles along every dimension; multiples of 16.
-  const int64_t tokens = 160, out = 144, in = 272;
+  // Partial tiles along every dimension; K padded to 16 in the forward (in),
+  // the weight gradient (tokens) and not in the activation gradient (out).
+  const int64_t tokens = 150, out = 144, in = 268;
   std::mt19937 rng(5);
   // The kernel's inputs as the plan orders them, and its starting output.
   std::vector<Matrix> inputs;
@@ -215,7 +222,7 @@ TEST_P(Fp8LinearSteps, MatchTheCpuEmulation) {
   for (const Fp8Operand *o : {&g->x, &g->w}) {
     EXPECT_EQ(o->rows, shapes[size_t(o->input)].first);
     EXPECT_EQ(o->cols, shapes[size_t(o->input)].second);
-    EXPECT_EQ(o->depth(), g->k);
+    EXPECT_EQ(o->paddedDepth(), g->k);
   }
   HostOperand x = quantizeOnHost(g->x, inputs[size_t(g->x.input)]);
   HostOperand w = quantizeOnHost(g->w, inputs[size_t(g->w.input)]);
@@ -231,11 +238,15 @@ INSTANTIATE_TEST_SUITE_P(ForwardAndGradients, Fp8LinearSteps,
 TEST(Fp8LinearSteps, OnlyTheLinearLayersAndSizesCublasTakes) {
   EXPECT_FALSE(fp8LinearGemm("mtp_project", 128, 128, 128));
   EXPECT_FALSE(fp8LinearGemm("expert_ffn", 128, 128, 128));
-  EXPECT_FALSE(fp8GemmSizesSupported(*fp8LinearGemm("linear", 100, 128, 128)));
-  EXPECT_FALSE(fp8GemmSizesSupported(*fp8LinearGemm("linear", 128, 128, 40)));
+  // Any K and M (the codes' rows are padded); the FP32 output's rows 16-byte
+  // aligned.
+  EXPECT_TRUE(fp8GemmSizesSupported(*fp8LinearGemm("linear", 100, 128, 40)));
+  EXPECT_EQ(fp8LinearGemm("linear", 100, 128, 40)->k, 48);
+  EXPECT_EQ(fp8LinearGemm("linear_wgrad", 37, 128, 40)->k, 48);
+  EXPECT_FALSE(fp8GemmSizesSupported(*fp8LinearGemm("linear", 128, 130, 128)));
+  EXPECT_FALSE(
+      fp8GemmSizesSupported(*fp8LinearGemm("linear_grad", 8, 128, 42)));
   EXPECT_FALSE(fp8GemmSizesSupported(*fp8LinearGemm("linear", 0, 128, 128)));
-  EXPECT_TRUE(
-      fp8GemmSizesSupported(*fp8LinearGemm("linear_wgrad", 16, 32, 48)));
 }
 
 TEST(Fp8LinearSteps, DeviceScalePositionsAreCublasOrder) {
