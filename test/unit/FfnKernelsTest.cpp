@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "exec/FfnKernels.h"
 #include "CompileForTest.h"
+#include "HostFfnBasics.h"
 #include "exec/Executor.h"
 #include "runtime/backends/cpu/Blas.h"
 #include "runtime/backends/cpu/Kernels.h"
@@ -22,38 +23,10 @@ namespace dsflow {
 namespace {
 
 /// FfnSteps.h's engine on host float arrays, as the CPU backend's own.
-class HostEngine {
+class HostEngine : public HostFfnBasics,
+                   public cpu::EmulatedFfnGemms<HostEngine, float *, float *> {
 public:
-  io::Status error() const { return std::nullopt; }
-  void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
-            float alpha, const float *a, int64_t lda, const float *b,
-            int64_t ldb, float beta, float *c, int64_t ldc) {
-    cpu::detail::gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                      ldc);
-  }
-  float *scratch(int64_t elements) {
-    return arrays.emplace_back(elements, 0.0f).data();
-  }
-  void swiglu(float *g, float *u, float *act, int64_t count) {
-    cpu::swigluForward(g, u, act, count);
-  }
-  void swigluGrad(float *dAct, float *g, float *u, float *dG, float *dU,
-                  int64_t count) {
-    cpu::swigluBackward(dAct, g, u, dG, dU, count);
-  }
-  void rowDots(float *a, float *b, float *dots, int64_t rows, int64_t cols) {
-    for (int64_t i = 0; i < rows; ++i) {
-      float dot = 0;
-      for (int64_t j = 0; j < cols; ++j)
-        dot += a[i * cols + j] * b[i * cols + j];
-      dots[i] = dot;
-    }
-  }
-  float *alongColumns(float *x, int64_t, int64_t) { return x; }
-  float *alongRows(float *x, int64_t, int64_t) { return x; }
-
-private:
-  std::deque<std::vector<float>> arrays;
+  float *readCopy(float *x, int64_t, int64_t, bool) { return x; }
 };
 
 TEST(FfnKernels, SharedStepsMatchTheCpuBackendOnEveryFfnKernel) {

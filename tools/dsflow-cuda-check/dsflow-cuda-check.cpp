@@ -354,11 +354,11 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   std::printf("%d of %d device kernels match the CPU backend (%d generated, "
               "%d through cuBLASLt and the runtime's kernels; tolerance %g)\n",
               matched, checked, generated, checked - generated, o.tolerance);
-  if ((*device)->fp8TensorCoreRuns() || (*device)->fp8KernelsEmulated())
-    std::printf("%lld ran on the FP8 tensor cores; %lld FP8 linear kernels "
-                "were emulated (cuBLASLt had no FP8 algorithm for them)\n",
-                (long long)(*device)->fp8TensorCoreRuns(),
-                (long long)(*device)->fp8KernelsEmulated());
+  if ((*device)->fp8TensorCoreGemms() || (*device)->fp8GemmsEmulated())
+    std::printf("FP8 recipe: %lld GEMMs on the FP8 tensor cores, %lld "
+                "emulated\n",
+                (long long)(*device)->fp8TensorCoreGemms(),
+                (long long)(*device)->fp8GemmsEmulated());
   return matched == checked ? 0 : 1;
 }
 

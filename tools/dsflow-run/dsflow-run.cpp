@@ -166,12 +166,11 @@ void printOffload(const exec::Offload &offload) {
               c.uploadedBytes / 1048576.0, c.downloadedBytes / 1048576.0);
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   auto *gpu = dynamic_cast<const cuda::CudaDevice *>(&offload.device());
-  if (gpu && (gpu->fp8TensorCoreRuns() || gpu->fp8KernelsEmulated()))
-    std::printf("cuda: %lld linear-layer runs on the FP8 tensor cores; %lld "
-                "FP8 kernels emulated (no cuBLASLt FP8 algorithm for their "
-                "sizes)\n",
-                (long long)gpu->fp8TensorCoreRuns(),
-                (long long)gpu->fp8KernelsEmulated());
+  if (gpu && (gpu->fp8TensorCoreGemms() || gpu->fp8GemmsEmulated()))
+    std::printf("cuda: FP8 recipe: %lld GEMMs on the FP8 tensor cores, %lld "
+                "emulated\n",
+                (long long)gpu->fp8TensorCoreGemms(),
+                (long long)gpu->fp8GemmsEmulated());
 #endif
 }
 

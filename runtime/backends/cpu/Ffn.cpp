@@ -13,7 +13,9 @@ namespace {
 /// The CPU's engine for FfnSteps.h: OpenBLAS, host scratch vectors, and (fp8
 /// set) GEMM operands quantized to E4M3 and back in the tiling of the GEMM
 /// that reads them.
-template <typename T> class HostFfnEngine {
+template <typename T>
+class HostFfnEngine
+    : public EmulatedFfnGemms<HostFfnEngine<T>, const T *, T *> {
 public:
   explicit HostFfnEngine(const Fp8ScaleOptions *fp8) : fp8(fp8) {}
   void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, T alpha,
@@ -39,23 +41,19 @@ public:
       dots[i] = dot;
     }
   }
-  /// x [rows, cols] contracted over its columns (forward and B-grad GEMMs).
-  const T *alongColumns(const T *x, int64_t rows, int64_t cols) {
-    return quantized(x, rows, cols, Fp8Tiling::Tiles1x128);
-  }
-  /// x [rows, cols] contracted over its rows (W-grad GEMMs).
-  const T *alongRows(const T *x, int64_t rows, int64_t cols) {
-    return quantized(x, rows, cols, Fp8Tiling::Tiles128x1);
-  }
-
-private:
-  const T *quantized(const T *x, int64_t rows, int64_t cols, Fp8Tiling tiling) {
+  /// x [rows, cols] as a GEMM contracting over its columns (forward and
+  /// B-grad GEMMs: 1x128 tiles) or rows (W-grad GEMMs: 128x1) reads it.
+  const T *readCopy(const T *x, int64_t rows, int64_t cols, bool overRows) {
     if (!fp8)
       return x;
     T *copy = scratch(rows * cols);
-    fakeQuantizeFp8(x, copy, rows, cols, tiling, *fp8);
+    fakeQuantizeFp8(x, copy, rows, cols,
+                    overRows ? Fp8Tiling::Tiles128x1 : Fp8Tiling::Tiles1x128,
+                    *fp8);
     return copy;
   }
+
+private:
   const Fp8ScaleOptions *fp8;
   std::deque<std::vector<T>> arrays; // Stable addresses.
 };

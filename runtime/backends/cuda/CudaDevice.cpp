@@ -106,6 +106,7 @@ CudaDevice::create(const Plan &plan, const std::string &source,
       *d->kit,
       *d->gemms,
       options.gemms,
+      options.fp8TensorCores,
       [device](int32_t b, std::byte *to) { return device->download(b, to); },
       {}});
 #endif
@@ -230,6 +231,22 @@ CudaDevice::Code CudaDevice::codeOf(const Kernel &k) const {
     return Code::Ffn;
 #endif
   return Code::None;
+}
+
+int64_t CudaDevice::fp8TensorCoreGemms() const {
+#ifdef DSFLOW_WITH_CUBLASLT
+  return fp8Gemms + ffn->fp8Gemms;
+#else
+  return fp8Gemms;
+#endif
+}
+
+int64_t CudaDevice::fp8GemmsEmulated() const {
+#ifdef DSFLOW_WITH_CUBLASLT
+  return fp8Emulated + ffn->fp8GemmsEmulated;
+#else
+  return fp8Emulated;
+#endif
 }
 
 bool CudaDevice::runs(int32_t kernel) const {
@@ -382,18 +399,24 @@ io::Status CudaDevice::runKernel(int32_t kernel) {
     if (!ran)
       return fail(ran.error());
     if (*ran) {
-      ++fp8Runs;
+      ++fp8Gemms;
       return std::nullopt;
     }
     // No FP8 algorithm for these sizes: emulated, from now on.
     codes[size_t(kernel)] = Code::Gemms;
-    ++fp8Refused;
     scratch.used = 0;
   }
 #endif
+  bool fp8 = exec::KernelEmulation::of(k).fp8;
+  if (fp8 && codes[size_t(kernel)] == Code::Gemms)
+    fp8Emulated += k.op().rfind("mtp_project", 0) == 0 ? 2 : 1;
+  // The FFNs on the FP8 tensor cores quantize their weights themselves.
+  bool quantizesItself =
+      fp8 && fp8TensorCores && codes[size_t(kernel)] == Code::Ffn;
   // The FP8 recipe's quantized (or BF16-rounded) copies of its inputs.
   io::Expected<std::map<int32_t, CUdeviceptr>> copies =
-      emulateInputs(*kit, plan, kernel, at);
+      quantizesItself ? std::map<int32_t, CUdeviceptr>()
+                      : emulateInputs(*kit, plan, kernel, at);
   if (!copies)
     return fail(copies.error());
   auto read = [&](int32_t b) {

@@ -75,10 +75,12 @@ public:
   /// NCCL on a communication stream. Collective.
   io::Status joinRanks(dist::Communicator &world);
   int64_t arenaBytes() const { return layout.bytes; }
-  /// Kernel runs on the FP8 tensor cores, and FP8 linear kernels left to the
-  /// emulation because cuBLASLt had no FP8 algorithm for their sizes.
-  int64_t fp8TensorCoreRuns() const { return fp8Runs; }
-  int64_t fp8KernelsEmulated() const { return fp8Refused; }
+  /// Under the FP8 recipe, the GEMMs run so far on the FP8 tensor cores,
+  /// and those emulated (--emulate-fp8; sizes or shapes the tensor cores do
+  /// not take: the MTP projection's, unaligned outputs, no cuBLASLt
+  /// algorithm).
+  int64_t fp8TensorCoreGemms() const;
+  int64_t fp8GemmsEmulated() const;
 
 private:
   CudaDevice(const Plan &plan, std::unique_ptr<CudaDriver> driver)
@@ -122,7 +124,8 @@ private:
   std::unique_ptr<DeviceAdamW> adam;
   Fp32Gemms gemmMode = Fp32Gemms::Fp32;
   bool fp8TensorCores = true;
-  int64_t fp8Runs = 0, fp8Refused = 0;
+  /// The linear layers' FP8 GEMMs (the FFNs count their own).
+  int64_t fp8Gemms = 0, fp8Emulated = 0;
   /// Per plan kernel, its Code.
   std::vector<Code> codes;
   /// Kernels timed by event pairs on the compute stream (--profile).

@@ -2,6 +2,8 @@
 #include "runtime/backends/cuda/DeviceFfn.h"
 #include "exec/FfnKernels.h"
 #include "runtime/backends/cuda/DeviceEmulation.h"
+#include "runtime/backends/cuda/DeviceFp8Gemm.h"
+#include "runtime/backends/cuda/Fp8FfnGemms.h"
 
 #include <algorithm>
 #include <vector>
@@ -10,13 +12,19 @@ namespace dsflow::cuda {
 
 namespace {
 
+class DeviceFfnEngine;
+using EmulatedDeviceGemms =
+    cpu::EmulatedFfnGemms<DeviceFfnEngine, DeviceArray, DeviceArray>;
+
 /// The device's engine for FfnSteps.h (FP32); keeps the first error. Its
 /// scratch is given back when it goes (engines nest per expert block).
-class DeviceFfnEngine {
+class DeviceFfnEngine : public Fp8FfnGemms<DeviceFfnEngine, EmulatedDeviceGemms,
+                                           DeviceArray, DeviceArray> {
 public:
   DeviceFfnEngine(FfnDevice &d, const exec::KernelEmulation &emulation)
-      : kit(d.kit), emulation(emulation),
+      : device(d), kit(d.kit), emulation(emulation),
         bf16(d.mode == Fp32Gemms::Bf16 && !emulation.fp8),
+        tensorCores(emulation.fp8 && d.fp8TensorCores),
         gemmEngine{d.gemm, d.mode == Fp32Gemms::Tf32, d.kit.stream,
                    std::nullopt},
         mark(d.kit.scratch.used) {}
@@ -65,11 +73,41 @@ public:
   /// The operand as a GEMM contracting over its columns (rows) reads it:
   /// under the FP8 recipe quantized per 1x128 (128x1) tile; with BF16 GEMMs
   /// a BF16 copy.
-  DeviceArray alongColumns(DeviceArray x, int64_t rows, int64_t cols) {
-    return quantized(x, rows, cols, exec::Fp8Role::RowTiles);
+  DeviceArray readCopy(DeviceArray x, int64_t rows, int64_t cols,
+                       bool overRows) {
+    return quantized(x, rows, cols,
+                     overRows ? exec::Fp8Role::ColumnTiles
+                              : exec::Fp8Role::RowTiles);
   }
-  DeviceArray alongRows(DeviceArray x, int64_t rows, int64_t cols) {
-    return quantized(x, rows, cols, exec::Fp8Role::ColumnTiles);
+  /// Fp8FfnGemms' hooks: a GEMM on the FP8 tensor cores.
+  bool fp8Linear(const Fp8Gemm &g, DeviceArray x, DeviceArray w,
+                 DeviceArray c) {
+    if (!tensorCores)
+      return false;
+    if (failure)
+      return true; // nothing more runs
+    io::Expected<bool> ran = runFp8Gemm(kit, device.gemm, g, x.address,
+                                        w.address, c.address, emulation.ue8m0);
+    if (!ran) {
+      check(ran.error());
+      return true;
+    }
+    return *ran;
+  }
+  /// A weight as the emulation reads it: the runtime quantized it already,
+  /// unless the tensor cores were to take it.
+  DeviceArray blockQuantized(DeviceArray w, int64_t rows, int64_t cols) {
+    if (!tensorCores || failure)
+      return w;
+    DeviceArray copy = take(rows * cols);
+    if (!failure)
+      check(fakeQuantizeOnDevice(kit, exec::Fp8Role::Blocks, emulation.ue8m0,
+                                 w.address, copy.address, rows, cols));
+    return copy;
+  }
+  void counted(bool onTensorCores) {
+    if (emulation.fp8)
+      ++(onTensorCores ? device.fp8Gemms : device.fp8GemmsEmulated);
   }
 
 private:
@@ -103,10 +141,12 @@ private:
       failure = status;
   }
 
+  FfnDevice &device;
   DeviceKit &kit;
   exec::KernelEmulation emulation;
   /// GEMM activations through BF16 copies (--bf16-gemms, not with FP8).
   bool bf16;
+  bool tensorCores;
   GemmEngine gemmEngine;
   io::Status failure;
   int64_t mark;
@@ -154,8 +194,16 @@ int64_t ffnScratchBytes(const Plan &plan, const Kernel &kernel) {
       kernel.op() == "expert_ffn" || kernel.op() == "shared_experts" ? 0 : 1));
   int64_t hidden = x.shape(x.shape_size() - 1);
   // At most 8 [rows, inter] and 4 [rows, hidden] arrays at once (FfnSteps.h,
-  // with the FP8 recipe's quantized copies), each aligned to 256 bytes.
-  return (8 * inter + 4 * hidden) * rows * 4 + 12 * 256;
+  // with the FP8 recipe's quantized copies), each aligned to 256 bytes, and
+  // one FP8 tensor-core GEMM's codes and scales.
+  int64_t fp8 = 0;
+  if (exec::KernelEmulation::of(kernel).fp8)
+    for (const char *op : {"linear", "linear_grad", "linear_wgrad"})
+      for (auto [out, in] :
+           {std::pair(inter, hidden), std::pair(hidden, inter)})
+        fp8 = std::max(fp8,
+                       fp8GemmScratchBytes(*fp8LinearGemm(op, rows, out, in)));
+  return (8 * inter + 4 * hidden) * rows * 4 + 12 * 256 + fp8;
 }
 
 io::Status runDeviceFfn(FfnDevice &d, const Plan &plan, int32_t index,

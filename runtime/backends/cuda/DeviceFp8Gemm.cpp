@@ -79,27 +79,39 @@ int64_t fp8GemmScratchBytes(const Fp8Gemm &g) {
   return operandBytes(g.x) + operandBytes(g.w);
 }
 
-io::Expected<bool>
-runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
-           const Fp8Gemm &g,
-           const std::function<CUdeviceptr(int32_t)> &address) {
-  const Kernel &k = plan.kernels(kernel);
-  bool ue8m0 = exec::KernelEmulation::of(k).ue8m0;
-  io::Expected<Quantized> x =
-      quantize(kit, g.x, address(k.inputs(g.x.input)), ue8m0);
+io::Expected<bool> runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm,
+                              const Fp8Gemm &g, CUdeviceptr xSource,
+                              CUdeviceptr wSource, CUdeviceptr c, bool ue8m0) {
+  // The GEMM is queued after the quantization and before whatever takes
+  // the scratch next, on the same stream: it can be given back at once.
+  int64_t mark = kit.scratch.used;
+  struct GiveBack {
+    DeviceScratch &scratch;
+    int64_t mark;
+    ~GiveBack() { scratch.used = mark; }
+  } giveBack{kit.scratch, mark};
+  io::Expected<Quantized> x = quantize(kit, g.x, xSource, ue8m0);
   if (!x)
     return x.error();
-  io::Expected<Quantized> w =
-      quantize(kit, g.w, address(k.inputs(g.w.input)), ue8m0);
+  io::Expected<Quantized> w = quantize(kit, g.w, wSource, ue8m0);
   if (!w)
     return w.error();
   auto pointer = [](CUdeviceptr p) { return reinterpret_cast<void *>(p); };
   return gemm.fp8Fp32Out(
       pointer(x->codes), static_cast<const float *>(pointer(x->scales)),
       pointer(w->codes), static_cast<const float *>(pointer(w->scales)),
-      !g.w.blockScaled(), g.beta,
-      static_cast<float *>(pointer(address(k.outputs(0)))), g.m, g.n, g.k,
-      kit.stream);
+      !g.w.blockScaled(), g.beta, static_cast<float *>(pointer(c)), g.m, g.n,
+      g.k, kit.stream);
+}
+
+io::Expected<bool>
+runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
+           const Fp8Gemm &g,
+           const std::function<CUdeviceptr(int32_t)> &address) {
+  const Kernel &k = plan.kernels(kernel);
+  return runFp8Gemm(kit, gemm, g, address(k.inputs(g.x.input)),
+                    address(k.inputs(g.w.input)), address(k.outputs(0)),
+                    exec::KernelEmulation::of(k).ue8m0);
 }
 
 } // namespace dsflow::cuda

@@ -31,9 +31,15 @@ std::optional<Fp8Gemm> fp8TensorCoreGemm(const Plan &plan,
 /// The scratch runFp8Gemm takes.
 int64_t fp8GemmScratchBytes(const Fp8Gemm &g);
 
-/// Kernel `kernel`'s GEMM `g` on the compute stream, its buffers at
-/// `address(b)`; false, with the output untouched, when cuBLASLt has no
-/// algorithm for it.
+/// `g` on the kit's stream from FP32 sources (its x and w operands) into
+/// the FP32 output c, its operands quantized in the kit's scratch (given
+/// back after); false, with c untouched, when cuBLASLt has no algorithm for
+/// it.
+io::Expected<bool> runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm,
+                              const Fp8Gemm &g, CUdeviceptr xSource,
+                              CUdeviceptr wSource, CUdeviceptr c, bool ue8m0);
+
+/// Kernel `kernel`'s GEMM `g`, its buffers at `address(b)`.
 io::Expected<bool>
 runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
            const Fp8Gemm &g,

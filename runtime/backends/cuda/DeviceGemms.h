@@ -33,6 +33,9 @@ struct DeviceArray {
   }
 };
 
+/// A key for the FFN engines' copies of an array (FfnSteps.h).
+inline uintptr_t arrayKey(DeviceArray a) { return uintptr_t(a.address); }
+
 /// How an FP32 plan's GEMMs multiply: in FP32; on the tensor cores in TF32;
 /// or with their operands in BF16 (copies; FP32 accumulation and outputs, as
 /// torch.autocast(bfloat16) runs them).

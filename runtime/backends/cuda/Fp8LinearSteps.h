@@ -1,5 +1,4 @@
-//===- Fp8LinearSteps.h - Linear layers' GEMMs on FP8 tensor cores -*- C++
-//-*-===//
+//===- Fp8LinearSteps.h - Linear layers' FP8 GEMMs --------------*- C++ -*-===//
 //
 // Under DeepSeek-V3's FP8 recipe a linear layer's three GEMMs (forward,
 // activation gradient, weight gradient) multiply E4M3 operands. cuBLASLt's

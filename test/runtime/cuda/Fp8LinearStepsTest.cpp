@@ -19,7 +19,7 @@
 #include "runtime/backends/cpu/Fp8.h"
 #include "runtime/backends/cpu/LinearGemms.h"
 #include "runtime/backends/cuda/CublasLtGemm.h"
-#include "unit/CudaNumericsOnHost.h"
+#include "runtime/cuda/Fp8OnHost.h"
 
 #include <gtest/gtest.h>
 
@@ -30,109 +30,7 @@
 namespace dsflow::cuda {
 namespace {
 
-using Matrix = std::vector<float>;
-
-int64_t tiles(int64_t size) { return (size + 127) / 128; }
-
-Matrix transpose(const Matrix &a, int64_t rows, int64_t cols) {
-  Matrix t(a.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      t[size_t(c * rows + r)] = a[size_t(r * cols + c)];
-  return t;
-}
-
-template <typename T>
-std::vector<T> transposeOf(const std::vector<T> &a, int64_t rows,
-                           int64_t cols) {
-  std::vector<T> t(a.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      t[size_t(c * rows + r)] = a[size_t(r * cols + c)];
-  return t;
-}
-
-/// An operand as the device would hold it: codes [outer, padded K], scales
-/// in cuBLASLt's order.
-struct HostOperand {
-  std::vector<uint8_t> codes;
-  std::vector<float> scales;
-};
-
-/// `o` made from `source` [o.rows, o.cols] with the CPU's quantizers.
-HostOperand quantizeOnHost(const Fp8Operand &o, const Matrix &source) {
-  HostOperand h;
-  h.codes.resize(size_t(o.codeBytes()));
-  cpu::Fp8ScaleOptions options;
-  switch (o.how) {
-  case Fp8Quantization::Rows: {
-    std::vector<float> s(size_t(o.rows * tiles(o.cols)));
-    cpu::quantizeFp8Tiles1x128(source.data(), h.codes.data(), s.data(), o.rows,
-                               o.cols, options);
-    h.scales = cublasTileScales(s.data(), o.rows, o.cols);
-    break;
-  }
-  case Fp8Quantization::ColumnsTransposed: {
-    // 128x1 tiles of the buffer: scales [tiles(rows)][cols], already the
-    // VEC128 order of the transpose.
-    h.scales.resize(size_t(tiles(o.rows) * o.cols));
-    cpu::quantizeFp8Tiles128x1(source.data(), h.codes.data(), h.scales.data(),
-                               o.rows, o.cols, options);
-    h.codes = transposeOf(h.codes, o.rows, o.cols);
-    break;
-  }
-  case Fp8Quantization::Blocks:
-  case Fp8Quantization::BlocksTransposed: {
-    std::vector<float> s(size_t(tiles(o.rows) * tiles(o.cols)));
-    cpu::quantizeFp8Blocks128x128(source.data(), h.codes.data(), s.data(),
-                                  o.rows, o.cols, options);
-    if (o.how == Fp8Quantization::Blocks) {
-      h.scales = cublasBlockScales(s.data(), o.rows, o.cols);
-    } else {
-      h.codes = transposeOf(h.codes, o.rows, o.cols);
-      std::vector<float> st = transposeOf(s, tiles(o.rows), tiles(o.cols));
-      h.scales = cublasBlockScales(st.data(), o.cols, o.rows);
-    }
-    break;
-  }
-  }
-  EXPECT_EQ(int64_t(h.scales.size()), o.scaleCount());
-  // Rows of K padded with zero codes.
-  std::vector<uint8_t> padded(size_t(o.codeBytes()), 0);
-  for (int64_t i = 0; i < o.outer(); ++i)
-    std::copy_n(&h.codes[size_t(i * o.depth())], o.depth(),
-                &padded[size_t(i * o.paddedDepth())]);
-  h.codes = std::move(padded);
-  return h;
-}
-
-/// The scale of operand `o` for outer index i and K chunk c, read where
-/// cuBLASLt reads it.
-float scaleAt(const Fp8Operand &o, const HostOperand &h, int64_t i, int64_t c) {
-  if (o.blockScaled())
-    return h
-        .scales[size_t(dsflow_rt::blockScaleAt(i / 128, c, tiles(o.depth())))];
-  return h.scales[size_t(dsflow_rt::tileScaleAt(i, c, o.outer()))];
-}
-
-/// c = x w^T + beta c as cuBLASLt's block-scaled FP8 GEMM computes it.
-void gemmOnHost(const Fp8Gemm &g, const HostOperand &x, const HostOperand &w,
-                Matrix &c) {
-  for (int64_t i = 0; i < g.m; ++i)
-    for (int64_t j = 0; j < g.n; ++j) {
-      double sum = 0;
-      for (int64_t chunk = 0; chunk < tiles(g.k); ++chunk) {
-        double products = 0;
-        for (int64_t kk = chunk * 128; kk < std::min(g.k, chunk * 128 + 128);
-             ++kk)
-          products += double(cpu::e4m3ToFloat(x.codes[size_t(i * g.k + kk)])) *
-                      cpu::e4m3ToFloat(w.codes[size_t(j * g.k + kk)]);
-        sum += products * scaleAt(g.x, x, i, chunk) * scaleAt(g.w, w, j, chunk);
-      }
-      float &out = c[size_t(i * g.n + j)];
-      out = float(sum + double(g.beta) * out);
-    }
-}
+using namespace fp8_on_host;
 
 /// Row-major C = alpha op(A) op(B) + beta C in double, as cpu::detail::gemm
 /// takes it.
@@ -160,15 +58,6 @@ Matrix randomMatrix(int64_t rows, int64_t cols, std::mt19937 &rng) {
   for (int64_t r = 0; r < rows; ++r)
     m[size_t(r * cols + cols / 3)] *= 40;
   return m;
-}
-
-double relativeError(const Matrix &got, const Matrix &want) {
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    worst = std::max(worst, double(std::abs(got[i] - want[i])));
-    scale = std::max(scale, double(std::abs(want[i])));
-  }
-  return worst / scale;
 }
 
 class Fp8LinearSteps : public ::testing::TestWithParam<const char *> {};
@@ -224,10 +113,10 @@ TEST_P(Fp8LinearSteps, MatchTheCpuEmulation) {
     EXPECT_EQ(o->cols, shapes[size_t(o->input)].second);
     EXPECT_EQ(o->paddedDepth(), g->k);
   }
-  HostOperand x = quantizeOnHost(g->x, inputs[size_t(g->x.input)]);
-  HostOperand w = quantizeOnHost(g->w, inputs[size_t(g->w.input)]);
+  HostOperand x = quantizeOnHost(g->x, inputs[size_t(g->x.input)].data());
+  HostOperand w = quantizeOnHost(g->w, inputs[size_t(g->w.input)].data());
   Matrix got = start;
-  gemmOnHost(*g, x, w, got);
+  gemmOnHost(*g, x, w, got.data());
   EXPECT_LT(relativeError(got, want), 1e-6) << op;
 }
 
