@@ -77,9 +77,10 @@ namespace dsflow_rt {
 /// computes its groups' scales as the CPU does, then calls put(r, c, value,
 /// scale) for every element and keep(i, j, scale) once per group.
 
-/// 1x128 tiles (i = row, j = tile): a warp per tile.
-template <typename Put, typename Keep>
-__device__ void eachTile1x128(const float *x, long long rows, long long cols,
+/// 1x128 tiles (i = row, j = tile): a warp per tile; element (r, c) is
+/// load(r, c).
+template <typename Load, typename Put, typename Keep>
+__device__ void eachTile1x128(Load load, long long rows, long long cols,
                               int ue8m0, Put put, Keep keep) {
   long long tiles = (cols + 127) / 128;
   long long warp = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32;
@@ -90,7 +91,7 @@ __device__ void eachTile1x128(const float *x, long long rows, long long cols,
   float v[4], amax = 0;
   for (int j = 0; j < 4; ++j) {
     long long c = begin + lane + 32 * j;
-    v[j] = c < cols ? x[r * cols + c] : 0.0f;
+    v[j] = c < cols ? load(r, c) : 0.0f;
     if (c < cols)
       amax = amaxOf(amax, v[j]);
   }
@@ -105,6 +106,15 @@ __device__ void eachTile1x128(const float *x, long long rows, long long cols,
       put(r, c, v[j], scale);
   }
 }
+
+/// x [rows, cols] read in place.
+struct Loaded {
+  const float *x;
+  long long cols;
+  __device__ float operator()(long long r, long long c) const {
+    return x[r * cols + c];
+  }
+};
 
 /// 128x1 tiles (i = band of 128 rows, j = column): a thread per tile.
 template <typename Put, typename Keep>
@@ -175,7 +185,8 @@ struct ScalesUnused {
 /// of one column) or 128x128 block.
 extern "C" __global__ void dsflow_rt_fake_quant_1x128_f32(
     const float *x, float *y, long long rows, long long cols, int ue8m0) {
-  dsflow_rt::eachTile1x128(x, rows, cols, ue8m0, dsflow_rt::FakeQuantized{y, cols},
+  dsflow_rt::eachTile1x128(dsflow_rt::Loaded{x, cols}, rows, cols, ue8m0,
+                           dsflow_rt::FakeQuantized{y, cols},
                            dsflow_rt::ScalesUnused{});
 }
 extern "C" __global__ void dsflow_rt_fake_quant_128x1_f32(
@@ -193,19 +204,46 @@ extern "C" __global__ void dsflow_rt_fake_quant_128x128_f32(
 // The FP8 GEMM operands: E4M3 codes in rows of ld (K rounded up; the
 // runtime zeroes the padding first) and scales in cuBLASLt's order.
 
-/// K along each row of x [rows, cols]: codes q [rows, ld] and a scale per
-/// 1x128 tile, in VEC128 order.
+namespace dsflow_rt {
+/// put() and keep() of an operand with K along each row: codes q [rows, ld]
+/// and a scale per 1x128 tile, in VEC128 order.
+struct RowCodes {
+  unsigned char *q;
+  long long ld;
+  __device__ void operator()(long long r, long long c, float v, float s) const {
+    q[r * ld + c] = toE4M3(v / s);
+  }
+};
+struct RowScales {
+  float *scales;
+  long long rows;
+  __device__ void operator()(long long r, long long tile, float s) const {
+    scales[tileScaleAt(r, tile, rows)] = s;
+  }
+};
+} // namespace dsflow_rt
+
+/// K along each row of x [rows, cols].
 extern "C" __global__ void dsflow_rt_quantize_rows_f32(
     const float *x, unsigned char *q, float *scales, long long rows,
     long long cols, long long ld, int ue8m0) {
-  dsflow_rt::eachTile1x128(
-      x, rows, cols, ue8m0,
-      [&](long long r, long long c, float v, float s) {
-        q[r * ld + c] = dsflow_rt::toE4M3(v / s);
-      },
-      [&](long long r, long long tile, float s) {
-        scales[dsflow_rt::tileScaleAt(r, tile, rows)] = s;
-      });
+  dsflow_rt::eachTile1x128(dsflow_rt::Loaded{x, cols}, rows, cols, ue8m0,
+                           dsflow_rt::RowCodes{q, ld},
+                           dsflow_rt::RowScales{scales, rows});
+}
+
+/// SwiGLU fused into that quantization: the operand is act = silu(g) * u
+/// [rows, cols] (as dsflow_rt_swiglu_f32 computes it), never stored in FP32
+/// (the FFNs' down projection on the FP8 tensor cores).
+extern "C" __global__ void dsflow_rt_swiglu_quantize_rows_f32(
+    const float *g, const float *u, unsigned char *q, float *scales,
+    long long rows, long long cols, long long ld, int ue8m0) {
+  auto act = [&](long long r, long long c) {
+    float x = g[r * cols + c];
+    return x * dsflow_rt::sigmoid(x) * u[r * cols + c];
+  };
+  dsflow_rt::eachTile1x128(act, rows, cols, ue8m0, dsflow_rt::RowCodes{q, ld},
+                           dsflow_rt::RowScales{scales, rows});
 }
 
 /// K along the columns of x [rows, cols] (a weight gradient's operands,
@@ -338,7 +376,7 @@ const std::vector<std::string> &cudaSupportFunctionNames() {
       "dsflow_rt_adamw_bf16m_f32",      "dsflow_rt_sum_squares_f32",
       "dsflow_rt_to_bf16_f32",          "dsflow_rt_row_dots_bf16b_f32",
       "dsflow_rt_quantize_rows_f32",    "dsflow_rt_quantize_columns_t_f32",
-      "dsflow_rt_quantize_blocks_f32"};
+      "dsflow_rt_quantize_blocks_f32",  "dsflow_rt_swiglu_quantize_rows_f32"};
   return names;
 }
 

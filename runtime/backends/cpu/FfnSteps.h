@@ -8,6 +8,9 @@
 //   e.linearForward(x, w, y, n, out, in)    y = x w^T      (LinearGemms.h's
 //   e.linearBackwardB(dy, w, dx, n, out, in) dx += dy w     three forms, for
 //   e.linearBackwardW(dy, x, dw, n, out, in) dw += dy^T x   w [out, in]);
+//   e.downProjection(g, u, down, y, n, hidden, inter)  y = (silu(g) * u)
+//                                       down^T (an engine may fuse SwiGLU
+//                                       into the GEMM's operand);
 //   e.scratch(elements)                 a zeroed array, alive as long as e;
 //   e.swiglu(g, u, act, count)          act = silu(g) * u;
 //   e.swigluGrad(dAct, g, u, dG, dU, count)  dG += ..., dU += ...;
@@ -65,6 +68,12 @@ public:
     linearBackwardWWith(gemmOf(self()), alongRows(dy, n, out),
                         alongRows(x, n, in), dw, n, out, in);
   }
+  void downProjection(In g, In u, In down, Out y, int64_t n, int64_t hidden,
+                      int64_t inter) {
+    Out act = self().scratch(n * inter);
+    self().swiglu(g, u, act, n * inter);
+    linearForward(act, down, y, n, hidden, inter);
+  }
 
 private:
   E &self() { return static_cast<E &>(*this); }
@@ -85,9 +94,7 @@ void ffnForwardWith(E &e, In x, In gate, In up, In down, Out y, Out g, Out u,
                     int64_t n, int64_t hidden, int64_t inter) {
   e.linearForward(x, gate, g, n, inter, hidden);
   e.linearForward(x, up, u, n, inter, hidden);
-  Out act = e.scratch(n * inter);
-  e.swiglu(g, u, act, n * inter);
-  e.linearForward(act, down, y, n, hidden, inter);
+  e.downProjection(g, u, down, y, n, hidden, inter);
 }
 
 /// dG and dU (fresh arrays) from dy: dA = dy down, then swiglu's backward.

@@ -94,6 +94,21 @@ public:
     }
     return *ran;
   }
+  bool fp8SwigluLinear(const Fp8Gemm &g, DeviceArray gate, DeviceArray up,
+                       DeviceArray w, DeviceArray c) {
+    if (!tensorCores)
+      return false;
+    if (failure)
+      return true; // nothing more runs
+    io::Expected<bool> ran =
+        runFp8SwigluGemm(kit, device.gemm, g, gate.address, up.address,
+                         w.address, c.address, emulation.ue8m0);
+    if (!ran) {
+      check(ran.error());
+      return true;
+    }
+    return *ran;
+  }
   /// A weight as the emulation reads it: the runtime quantized it already,
   /// unless the tensor cores were to take it.
   DeviceArray blockQuantized(DeviceArray w, int64_t rows, int64_t cols) {

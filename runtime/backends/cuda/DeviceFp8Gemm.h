@@ -39,6 +39,13 @@ io::Expected<bool> runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm,
                               const Fp8Gemm &g, CUdeviceptr xSource,
                               CUdeviceptr wSource, CUdeviceptr c, bool ue8m0);
 
+/// The same with SwiGLU fused into the quantization of x: x = silu(gate) *
+/// up, never stored in FP32 (the FFNs' down projection).
+io::Expected<bool> runFp8SwigluGemm(DeviceKit &kit, CublasLtGemm &gemm,
+                                    const Fp8Gemm &g, CUdeviceptr gate,
+                                    CUdeviceptr up, CUdeviceptr wSource,
+                                    CUdeviceptr c, bool ue8m0);
+
 /// Kernel `kernel`'s GEMM `g`, its buffers at `address(b)`.
 io::Expected<bool>
 runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,

@@ -25,7 +25,8 @@ SupportFunctions::load(CudaDriver &driver, CUmodule module, const Plan &plan) {
       {&s.rowDotsBf16, "dsflow_rt_row_dots_bf16b_f32"},
       {&s.quantizeRows, "dsflow_rt_quantize_rows_f32"},
       {&s.quantizeColumnsTransposed, "dsflow_rt_quantize_columns_t_f32"},
-      {&s.quantizeBlocks, "dsflow_rt_quantize_blocks_f32"}};
+      {&s.quantizeBlocks, "dsflow_rt_quantize_blocks_f32"},
+      {&s.swigluQuantizeRows, "dsflow_rt_swiglu_quantize_rows_f32"}};
   const auto &names = plan.cuda().support_functions();
   for (auto [to, name] : wanted) {
     if (std::find(names.begin(), names.end(), name) == names.end())

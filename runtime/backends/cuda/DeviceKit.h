@@ -24,7 +24,7 @@ struct SupportFunctions {
   CUfunction toBf16 = nullptr, rowDotsBf16 = nullptr;
   /// E4M3 codes and cuBLASLt-ordered scales for the FP8 GEMMs.
   CUfunction quantizeRows = nullptr, quantizeColumnsTransposed = nullptr,
-             quantizeBlocks = nullptr;
+             quantizeBlocks = nullptr, swigluQuantizeRows = nullptr;
   /// Refuses a module without them (a plan from an older dsflow).
   static io::Expected<SupportFunctions> load(CudaDriver &driver,
                                              CUmodule module, const Plan &plan);

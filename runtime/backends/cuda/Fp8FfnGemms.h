@@ -28,6 +28,9 @@ namespace dsflow::cuda {
 ///     runs g (false: it did not, nothing written);
 ///   In blockQuantized(In w, int64_t rows, int64_t cols)
 ///     w [rows, cols] as the emulation reads a weight;
+///   bool fp8SwigluLinear(const Fp8Gemm &g, In gate, In up, In w, Out c)
+///     fp8Linear with x = silu(gate) * up (SwiGLU fused into x's
+///     quantization);
 ///   void counted(bool onTensorCores)   once per GEMM form.
 template <typename E, typename Emulated, typename In, typename Out>
 class Fp8FfnGemms : public Emulated {
@@ -47,6 +50,16 @@ public:
                        int64_t in) {
     if (!onTensorCores("linear_wgrad", dy, x, dw, n, out, in))
       Emulated::linearBackwardW(dy, x, dw, n, out, in);
+  }
+  void downProjection(In g, In u, In down, Out y, int64_t n, int64_t hidden,
+                      int64_t inter) {
+    std::optional<Fp8Gemm> gemm = fp8LinearGemm("linear", n, hidden, inter);
+    bool ran = fp8GemmSizesSupported(*gemm) &&
+               self().fp8SwigluLinear(*gemm, g, u, down, y);
+    self().counted(ran);
+    if (!ran)
+      Emulated::downProjection(g, u, self().blockQuantized(down, hidden, inter),
+                               y, n, hidden, inter);
   }
 
 private:

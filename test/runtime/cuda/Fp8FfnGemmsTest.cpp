@@ -51,6 +51,15 @@ public:
     gemmOnHost(g, quantizeOnHost(g.x, x), quantizeOnHost(g.w, w), c);
     return true;
   }
+  /// As the device's fused function: act = silu(g) * u, then quantized.
+  bool fp8SwigluLinear(const Fp8Gemm &g, const float *gate, const float *up,
+                       const float *w, float *c) {
+    if (refuse)
+      return false;
+    float *act = scratch(g.x.rows * g.x.cols);
+    cpu::swigluForward(gate, up, act, g.x.rows * g.x.cols);
+    return fp8Linear(g, act, w, c);
+  }
   const float *blockQuantized(const float *w, int64_t rows, int64_t cols) {
     float *copy = scratch(rows * cols);
     exec::fakeQuantize(w, copy, rows, cols, exec::Fp8Role::Blocks, false);
