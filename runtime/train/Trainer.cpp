@@ -794,6 +794,10 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
     }
     bool periodic = options.checkpointInterval > 0 &&
                     done % options.checkpointInterval == 0;
+    // The loss log holds every step a checkpoint covers: a run killed after
+    // it resumes from there without a gap in the log.
+    if (csv && !checkpointDir.empty() && (periodic || last))
+      std::fflush(csv);
     if (!checkpointDir.empty() && (periodic || last))
       if (io::Status e = saveCheckpoint(done)) {
         closeCsv();
