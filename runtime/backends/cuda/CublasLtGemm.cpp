@@ -293,6 +293,12 @@ struct CublasLtGemm::State {
     if (!(*p)->candidates.empty() && beta == 0.0f)
       pickFastest(**p, matmul, static_cast<cudaStream_t>(stream));
     cublasStatus_t s = matmul((*p)->algo);
+    // The heuristic can offer what the GEMM then refuses (checked before
+    // anything runs): treated as no algorithm, and remembered.
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED) {
+      prepared[std::make_tuple(kind, m, n, k)] = nullptr;
+      return false;
+    }
     if (s != CUBLAS_STATUS_SUCCESS)
       return *failure("matmul [" + std::to_string(m) + "x" + std::to_string(k) +
                           "] x [" + std::to_string(n) + "x" +
