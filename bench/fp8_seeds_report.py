@@ -25,12 +25,23 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365,
 
 def losses(path):
     """The loss of each step in order; a step logged twice (a run resumed
-    from a checkpoint before it) counts once, as logged last."""
+    from a checkpoint before it) counts once, as logged last. A malformed
+    row (a run killed mid-line) stops the report, unless it is the last
+    one (a running job's); a missing step ends the list before it, so the
+    run does not count as finished."""
     by_step = {}
     with open(path) as f:
-        for r in csv.DictReader(f):
-            by_step[int(r["step"])] = float(r["loss"])
-    return [by_step[k] for k in sorted(by_step)]
+        reader = csv.DictReader(f)
+        rows = [(reader.line_num, r) for r in reader]
+    for i, (line, r) in enumerate(rows):
+        if None in r or None in r.values():
+            if i == len(rows) - 1:
+                break  # the line a running job is writing
+            sys.exit(f"fp8_seeds_report: {path}:{line}: a malformed row")
+        by_step[int(r["step"])] = float(r["loss"])
+    steps = sorted(by_step)
+    contiguous = [k for i, k in enumerate(steps) if k == i + 1]
+    return [by_step[k] for k in contiguous]
 
 
 def main():
