@@ -151,6 +151,19 @@ TEST_P(Fp8FfnGemms, MatchTheCpuFp8Ffn) {
   EXPECT_EQ(e.emulatedGemms, refuse ? 10 : 0);
 }
 
+TEST(Fp8FfnGemmsRows, AnExpertWithoutRowsComputesNothing) {
+  HostFp8Engine e(false);
+  std::vector<float> w(64 * 32, 1.0f), dw(w.size(), 2.0f);
+  cpu::ffnForwardWith<HostFp8Engine, const float *, float *>(
+      e, nullptr, w.data(), w.data(), w.data(), nullptr, nullptr, nullptr, 0,
+      32, 64);
+  cpu::ffnBackwardWWith<HostFp8Engine, const float *, float *>(
+      e, nullptr, nullptr, w.data(), nullptr, nullptr, dw.data(), dw.data(),
+      dw.data(), 0, 32, 64);
+  EXPECT_EQ(e.tensorCoreGemms + e.emulatedGemms, 0);
+  EXPECT_EQ(dw, std::vector<float>(w.size(), 2.0f)); // gradients untouched
+}
+
 INSTANTIATE_TEST_SUITE_P(TensorCoresAndRefused, Fp8FfnGemms,
                          ::testing::Values(false, true));
 
