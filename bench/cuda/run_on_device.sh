@@ -87,6 +87,15 @@ if want train && [ -x "$dir/tools/dsflow-run" ]; then
     python3 "$root/tools/dsflow-run/compare_losses.py" "$out/train-$model-cpu.csv" \
       "$out/train-$model-cuda.csv" --tolerance 2e-3 | tee "$out/train-$model-compare.txt" \
       || status=1
+    # An FP8 plan's GEMMs ran on the FP8 tensor cores; emulated, they must
+    # match too (which of the two paths is off, if one is).
+    case $model in *fp8*)
+      DSFLOW_CUDA_SYNC=1 train "$plan" "$model-cuda-emulated" 20 --val-fraction 0 \
+        --device cuda --emulate-fp8 || status=1
+      python3 "$root/tools/dsflow-run/compare_losses.py" "$out/train-$model-cpu.csv" \
+        "$out/train-$model-cuda-emulated.csv" --tolerance 2e-3 \
+        | tee "$out/train-$model-emulated-compare.txt" || status=1 ;;
+    esac
   done
   echo "== small-v3 on Tiny Shakespeare on the GPU (300 steps)"
   train "$dir/train/small-v3.plan" small-v3-shakespeare 300 --device cuda \
