@@ -28,10 +28,12 @@ std::string literal(double value) {
 std::optional<CudaFunction> function(const Operands &o, const std::string &code,
                                      int64_t grid, int32_t block,
                                      const std::string &before,
-                                     const std::string &qualifiers) {
+                                     const std::string &qualifiers,
+                                     const std::string &extraParameters) {
   std::optional<std::string> parameters = o.parameters();
   if (!parameters || grid < 1)
     return std::nullopt;
+  parameters->insert(parameters->size() - 1, extraParameters);
   CudaFunction f;
   f.body = before + "extern \"C\" __global__ void " + qualifiers +
            "__launch_bounds__(" + std::to_string(block) + ") @NAME@" +
@@ -109,11 +111,12 @@ bool rowsOf(const Operands &o, int x, int64_t &rows, int64_t &dim) {
 /// One block per row; `code` runs with row r and dim, on `block` threads
 /// (kBlock unless given).
 std::optional<CudaFunction> perRow(const Operands &o, int64_t rows, int64_t dim,
-                                   const std::string &code, int32_t block) {
+                                   const std::string &code, int32_t block,
+                                   const std::string &extraParameters) {
   return function(o,
                   "  const long long dim = " + std::to_string(dim) +
                       "LL, r = blockIdx.x;\n" + code,
-                  rows, block);
+                  rows, block, "", "", extraParameters);
 }
 
 /// Threads for a row of `dim` elements taken W at a time: enough for one

@@ -119,10 +119,12 @@ private:
 /// The function running `code` on `grid` x `block` threads; `before` goes
 /// ahead of it (tables, includes), `qualifiers` into its declaration (a
 /// cluster shape). None when a buffer's type is not handled.
+/// `extraParameters` (", type name, ...") follow the buffers'.
 std::optional<CudaFunction> function(const Operands &o, const std::string &code,
                                      int64_t grid, int32_t block,
                                      const std::string &before = "",
-                                     const std::string &qualifiers = "");
+                                     const std::string &qualifiers = "",
+                                     const std::string &extraParameters = "");
 
 /// One thread per element (grid-stride): `statement` uses index i; n elements.
 std::optional<CudaFunction> elementwise(const Operands &o, int64_t n,
@@ -149,7 +151,8 @@ bool rowsOf(const Operands &o, int x, int64_t &rows, int64_t &dim);
 /// One block per row; `code` runs with row r and dim, on `block` threads.
 std::optional<CudaFunction> perRow(const Operands &o, int64_t rows, int64_t dim,
                                    const std::string &code,
-                                   int32_t block = kBlock);
+                                   int32_t block = kBlock,
+                                   const std::string &extraParameters = "");
 
 /// Threads for a row of `dim` elements taken W at a time: enough for one
 /// piece each, in whole warps, at most kBlock.

@@ -32,6 +32,11 @@ struct CudaFunction {
   int64_t grid = 1;
   int32_t block = 1;
   int32_t sharedBytes = 0;
+  /// rms_norm with FP32 output: the same function that also writes output 0
+  /// as the FP8 operand of the linear layer reading it (E4M3 codes and 1x128
+  /// tile scales as dsflow_rt_quantize_rows_f32 writes them, in three more
+  /// parameters: codes, scales, ue8m0), launched alike. Empty otherwise.
+  std::string quantizingBody;
 };
 
 /// The CUDA functions for `kernel` of `plan`, launched in this order (one for

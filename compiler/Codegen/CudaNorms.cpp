@@ -20,23 +20,59 @@ std::optional<CudaFunction> rmsNorm(const Operands &o) {
   if (!pieces)
     return std::nullopt;
   // The row is read once, into registers.
-  return perRow(
-      o, rows, dim,
+  const std::string y =
+      "      float w[W], y[W];\n"
+      "      ldv<W>(in1, e, w);\n"
+      "      for (int j = 0; j < W; ++j) y[j] = x[c][j] * inv "
+      "* w[j];\n";
+  std::string code =
       *pieces + "  float x[C][W], sumSq = 0.f;\n" +
-          forEachPiece("      ldv<W>(in0, r * dim + e, x[c]);\n"
-                       "      for (int j = 0; j < W; ++j) sumSq += x[c][j] * "
-                       "x[c][j];\n") +
-          "  const float inv = 1.f / sqrtf(blockSum(sumSq) / float(dim) + "
-          "float(" +
-          literal(*eps) +
-          "));\n"
-          "  if (threadIdx.x == 0) st(out1, r, inv);\n" +
-          forEachPiece("      float w[W], y[W];\n"
-                       "      ldv<W>(in1, e, w);\n"
-                       "      for (int j = 0; j < W; ++j) y[j] = x[c][j] * inv "
-                       "* w[j];\n"
-                       "      stv<W>(out0, r * dim + e, y);\n"),
-      rowThreads(dim));
+      forEachPiece("      ldv<W>(in0, r * dim + e, x[c]);\n"
+                   "      for (int j = 0; j < W; ++j) sumSq += x[c][j] * "
+                   "x[c][j];\n") +
+      "  const float inv = 1.f / sqrtf(blockSum(sumSq) / float(dim) + "
+      "float(" +
+      literal(*eps) +
+      "));\n"
+      "  if (threadIdx.x == 0) st(out1, r, inv);\n" +
+      forEachPiece(y + "      stv<W>(out0, r * dim + e, y);\n");
+  std::optional<CudaFunction> f = perRow(o, rows, dim, code, rowThreads(dim));
+  if (!f || o.output(0).dtype() != DTYPE_F32)
+    return f;
+  // The quantizing variant: each 1x128 tile's max-abs from y recomputed
+  // (the same products, so the same values as stored), then the codes.
+  int64_t tiles = (dim + 127) / 128, ld = (dim + 15) / 16 * 16;
+  std::string t = std::to_string(tiles);
+  std::string quantize =
+      "  __shared__ unsigned tileMax[" + t +
+      "];\n"
+      "  for (int i = threadIdx.x; i < " +
+      t +
+      "; i += blockDim.x) tileMax[i] = 0u;\n"
+      "  __syncthreads();\n" +
+      forEachPiece(y + "      for (int j = 0; j < W; ++j)\n"
+                       "        atomicMax(&tileMax[(e + j) / 128], "
+                       "__float_as_uint(fabsf(y[j])));\n") +
+      "  __syncthreads();\n" +
+      forEachPiece(y +
+                   "      for (int j = 0; j < W; ++j)\n"
+                   "        fp8Codes[r * " +
+                   std::to_string(ld) +
+                   "LL + e + j] = dsflow_rt::toE4M3(y[j] / "
+                   "dsflow_rt::scaleOf(__uint_as_float(tileMax[(e + j) / "
+                   "128]), fp8Ue8m0));\n") +
+      "  for (int i = threadIdx.x; i < " + t +
+      "; i += blockDim.x)\n"
+      "    fp8Scales[dsflow_rt::tileScaleAt(r, i, " +
+      std::to_string(rows) +
+      "LL)] = dsflow_rt::scaleOf(__uint_as_float(tileMax[i]), fp8Ue8m0);\n";
+  std::optional<CudaFunction> q =
+      perRow(o, rows, dim, code + quantize, rowThreads(dim),
+             ", unsigned char *__restrict__ fp8Codes, float *__restrict__ "
+             "fp8Scales, int fp8Ue8m0");
+  if (q)
+    f->quantizingBody = q->body;
+  return f;
 }
 
 std::optional<CudaFunction> rmsNormGrad(const Operands &o) {

@@ -572,6 +572,43 @@ TEST(CudaModule, KernelsWithTheSameBodyShareAFunction) {
   EXPECT_NE(plan.cuda().ptx().find(".target sm_90a"), std::string::npos);
 }
 
+TEST(CudaModule, RmsNormFeedingAnFp8LinearGetsItsQuantizationFused) {
+  if (!haveNvrtc())
+    GTEST_SKIP() << "built without NVRTC";
+  Plan plan;
+  int32_t x = addBuffer(plan, DTYPE_F32, {4, 200}),
+          w = addBuffer(plan, DTYPE_F32, {200}),
+          y = addBuffer(plan, DTYPE_F32, {4, 200}),
+          inv = addBuffer(plan, DTYPE_F32, {4}),
+          proj = addBuffer(plan, DTYPE_F32, {64, 200}),
+          out = addBuffer(plan, DTYPE_F32, {4, 64}),
+          y2 = addBuffer(plan, DTYPE_F32, {4, 200}),
+          inv2 = addBuffer(plan, DTYPE_F32, {4});
+  setF64(addKernel(plan, "rms_norm", {x, w}, {y, inv}), "epsilon", 1e-6);
+  Kernel &linear = addKernel(plan, "linear", {y, proj}, {out});
+  Attribute &format = *linear.add_attributes();
+  format.set_name("graph.fp8.format");
+  format.set_str("e4m3");
+  // The same norm read by no FP8 linear: no variant.
+  setF64(addKernel(plan, "rms_norm", {x, w}, {y2, inv2}), "epsilon", 1e-6);
+  std::optional<CudaFunction> f = generateCudaFunction(plan, plan.kernels(0));
+  ASSERT_TRUE(f);
+  // 200 columns: two 1x128 tiles; codes in rows padded to 208.
+  EXPECT_NE(f->quantizingBody.find("tileMax[2]"), std::string::npos);
+  EXPECT_NE(f->quantizingBody.find("fp8Codes[r * 208LL + e + j]"),
+            std::string::npos);
+  EXPECT_NE(f->quantizingBody.find("int fp8Ue8m0)"), std::string::npos);
+  ASSERT_FALSE(buildCudaModule(plan));
+  const std::string &fused = plan.cuda().launches(0).quantizing_function();
+  EXPECT_EQ(fused, plan.cuda().launches(0).function() + "_fp8");
+  EXPECT_NE(plan.cuda().source().find(") " + fused + "("), std::string::npos);
+  EXPECT_EQ(plan.cuda().launches(1).quantizing_function(), "");
+  // A BF16 output has no quantizing variant (the tensor cores read FP32
+  // plans' activations).
+  plan.mutable_buffers(y)->set_dtype(DTYPE_BF16);
+  EXPECT_EQ(generateCudaFunction(plan, plan.kernels(0))->quantizingBody, "");
+}
+
 TEST(CudaModule, RoutingAtItsLimitsFitsTheSharedMemory) {
   if (!haveNvrtc())
     GTEST_SKIP() << "built without NVRTC";

@@ -26,6 +26,7 @@
 #include "exec/Fp8Emulation.h"
 #include "io/AtomicFile.h"
 #include "plan/PlanFile.h"
+#include "runtime/backends/cpu/Fp8.h"
 #include "runtime/backends/cuda/CudaDevice.h"
 #ifdef DSFLOW_WITH_CUBLASLT
 #include "runtime/backends/cuda/DeviceFp8Gemm.h"
@@ -287,6 +288,31 @@ private:
   std::mt19937_64 rng;
 };
 
+#ifdef DSFLOW_WITH_CUBLASLT
+/// Whether a fused RMSNorm's FP8 operand is output y [rows, cols] quantized
+/// per 1x128 tile as the CPU backend quantizes (the padding of the codes'
+/// rows zero).
+bool fusedOperandMatches(const Buffer &out, const std::vector<float> &y,
+                         const cuda::CudaDevice::Fp8OperandBytes &got) {
+  int64_t cols = out.shape(out.shape_size() - 1);
+  int64_t rows = int64_t(y.size()) / cols, ld = (cols + 15) / 16 * 16;
+  std::vector<uint8_t> codes(y.size());
+  std::vector<float> scales(size_t(rows * cpu::fp8Tiles(cols)));
+  cpu::Fp8ScaleOptions options;
+  options.ue8m0Scales = got.ue8m0;
+  cpu::quantizeFp8Tiles1x128(y.data(), codes.data(), scales.data(), rows, cols,
+                             options);
+  if (cuda::cublasTileScales(scales.data(), rows, cols) != got.scales)
+    return false;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < ld; ++c)
+      if (got.codes[size_t(r * ld + c)] !=
+          (c < cols ? codes[size_t(r * cols + c)] : 0))
+        return false;
+  return true;
+}
+#endif
+
 int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
       cuda::CudaDriver::open();
@@ -300,7 +326,8 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
     return fail(device.error().message);
   std::vector<std::vector<float>> gpuOutputs;
   std::map<std::string, std::pair<int, double>> worstByOp;
-  int checked = 0, matched = 0, generated = 0;
+  int checked = 0, matched = 0, generated = 0, fusedChecked = 0,
+      fusedMatched = 0;
   auto before = [&](int32_t k) -> io::Status {
     io::Expected<std::vector<std::vector<float>>> out =
         runOnDevice(**device, plan, cases.memory(), k);
@@ -340,6 +367,20 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
     ++checked;
     generated += kernel.cuda_launch() > 0;
     matched += worst <= tolerance;
+#ifdef DSFLOW_WITH_CUBLASLT
+    // An RMSNorm with its FP8 quantization fused: its operand must be the
+    // quantization of the output it wrote, bit for bit.
+    if (kernel.outputs_size() > 0) {
+      auto operand = (*device)->fp8Operand(kernel.outputs(0));
+      if (!operand)
+        return operand.error();
+      if (*operand) {
+        ++fusedChecked;
+        fusedMatched += fusedOperandMatches(plan.buffers(kernel.outputs(0)),
+                                            gpuOutputs[0], **operand);
+      }
+    }
+#endif
     return std::nullopt;
   };
   // Every kernel the runtime runs on the device: the generated ones and
@@ -354,12 +395,17 @@ int checkOnGpu(const Options &o, const Plan &plan, CpuCases &cases) {
   std::printf("%d of %d device kernels match the CPU backend (%d generated, "
               "%d through cuBLASLt and the runtime's kernels; tolerance %g)\n",
               matched, checked, generated, checked - generated, o.tolerance);
+  if (fusedChecked)
+    std::printf("%d of %d FP8 operands written by RMSNorm (quantization fused) "
+                "equal the quantization of its output%s\n",
+                fusedMatched, fusedChecked,
+                fusedMatched == fusedChecked ? "" : "  FAILED");
   if ((*device)->fp8TensorCoreGemms() || (*device)->fp8GemmsEmulated())
     std::printf("FP8 recipe: %lld GEMMs on the FP8 tensor cores, %lld "
                 "emulated\n",
                 (long long)(*device)->fp8TensorCoreGemms(),
                 (long long)(*device)->fp8GemmsEmulated());
-  return matched == checked ? 0 : 1;
+  return matched == checked && fusedMatched == fusedChecked ? 0 : 1;
 }
 
 /// Writes DIR/module.cubin, each case's buffers (kK.inI, kK.startI: the

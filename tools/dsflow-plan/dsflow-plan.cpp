@@ -190,6 +190,13 @@ void printCuda(const Plan &plan) {
     std::printf("  runtime support functions: %d (the FFNs' SwiGLU, the optimizer, "
                 "the FP8 recipe's quantization)\n",
                 cuda.support_functions_size());
+  int fused = 0;
+  for (const CudaLaunch &launch : cuda.launches())
+    fused += !launch.quantizing_function().empty();
+  if (fused)
+    std::printf("  rms_norm with the FP8 quantization of its output fused, for "
+                "the linear layers reading it: %d\n",
+                fused);
 }
 
 /// PREFIX.cu, PREFIX.ptx and PREFIX.cubin: the module's source, PTX and

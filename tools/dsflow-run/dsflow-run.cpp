@@ -167,9 +167,11 @@ void printOffload(const exec::Offload &offload) {
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   auto *gpu = dynamic_cast<const cuda::CudaDevice *>(&offload.device());
   if (gpu && (gpu->fp8TensorCoreGemms() || gpu->fp8GemmsEmulated()))
-    std::printf("cuda: FP8 recipe: %lld GEMMs on the FP8 tensor cores, %lld "
+    std::printf("cuda: FP8 recipe: %lld GEMMs on the FP8 tensor cores (%lld "
+                "reading activations their RMSNorm quantized), %lld "
                 "emulated\n",
                 (long long)gpu->fp8TensorCoreGemms(),
+                (long long)gpu->fp8FusedActivations(),
                 (long long)gpu->fp8GemmsEmulated());
 #endif
 }

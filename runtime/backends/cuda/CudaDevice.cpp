@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <string>
 
 namespace dsflow::cuda {
@@ -114,6 +115,8 @@ CudaDevice::create(const Plan &plan, const std::string &source,
     d->codes.push_back(d->codeOf(k));
   if (io::Status e = d->allocateScratch())
     return failed(*e);
+  if (io::Status e = d->planFusedQuantization())
+    return failed(*e);
   return d;
 }
 
@@ -212,11 +215,98 @@ CudaDevice::~CudaDevice() {
   driver->destroy(reduced);
   driver->destroy(communication);
   driver->release(scratch.base);
+  driver->release(fp8OperandMemory);
   driver->destroy(computeDone);
   driver->destroy(copiesDone);
   driver->destroy(compute);
   driver->destroy(copies);
   driver->release(arena);
+}
+
+io::Status CudaDevice::planFusedQuantization() {
+#ifdef DSFLOW_WITH_CUBLASLT
+  // The FP8 tensor-core linear layers by the buffer they quantize in 1x128
+  // tiles as their activation, with their scale kinds.
+  std::map<int32_t, std::set<bool>> readers;
+  for (int32_t c = 0; c < plan.kernels_size(); ++c)
+    if (codes[size_t(c)] == Code::Fp8Gemms) {
+      const Kernel &reader = plan.kernels(c);
+      Fp8Gemm g = *fp8TensorCoreGemm(plan, reader);
+      if (g.x.how == Fp8Quantization::Rows)
+        readers[reader.inputs(g.x.input)].insert(
+            exec::KernelEmulation::of(reader).ue8m0);
+    }
+  int64_t codeBytes = 0, scaleBytes = 0;
+  for (int32_t k = 0; k < plan.kernels_size(); ++k) {
+    const Kernel &kernel = plan.kernels(k);
+    if (codes[size_t(k)] != Code::Generated || kernel.outputs_size() == 0)
+      continue;
+    const std::string &name =
+        plan.cuda().launches(kernel.cuda_launch() - 1).quantizing_function();
+    auto read = readers.find(kernel.outputs(0));
+    if (name.empty() || read == readers.end() || read->second.size() != 1)
+      continue;
+    io::Expected<CUfunction> f = driver->function(module, name);
+    if (!f)
+      return f.error();
+    const Buffer &out = plan.buffers(kernel.outputs(0));
+    int64_t cols = out.shape(out.shape_size() - 1);
+    Fp8Operand operand{0, Fp8Quantization::Rows,
+                       cols ? numElements(out) / cols : 0, cols};
+    fusedQuantization[k] = {*f, *read->second.begin() ? 1 : 0,
+                            operand.codeBytes(),
+                            operand.paddedDepth() != operand.depth()};
+    codeBytes = std::max(codeBytes, operand.codeBytes());
+    scaleBytes = std::max(scaleBytes, operand.scaleCount() * 4);
+  }
+  if (fusedQuantization.empty())
+    return std::nullopt;
+  // A layer's normalized input feeds two projections (q_a, kv_a) with other
+  // operands quantized in between: a few slots keep them.
+  constexpr int kSlots = 4;
+  io::Expected<CUdeviceptr> memory = driver->allocate(
+      size_t(Fp8OperandCache::bytes(kSlots, codeBytes, scaleBytes)));
+  if (!memory)
+    return io::makeError("cuda",
+                         "the FP8 operand slots: " + memory.error().message);
+  fp8OperandMemory = *memory;
+  fp8Operands =
+      std::make_unique<Fp8OperandCache>(*memory, kSlots, codeBytes, scaleBytes);
+#endif
+  return std::nullopt;
+}
+
+io::Expected<std::optional<CudaDevice::Fp8OperandBytes>>
+CudaDevice::fp8Operand(int32_t buffer) {
+#ifdef DSFLOW_WITH_CUBLASLT
+  std::optional<Fp8OperandCache::Slot> slot =
+      fp8Operands ? fp8Operands->find(buffer) : std::nullopt;
+  auto writer = std::find_if(
+      fusedQuantization.begin(), fusedQuantization.end(), [&](const auto &f) {
+        return plan.kernels(f.first).outputs(0) == buffer;
+      });
+  if (!slot || writer == fusedQuantization.end())
+    return std::optional<Fp8OperandBytes>();
+  const Buffer &b = plan.buffers(buffer);
+  int64_t cols = b.shape(b.shape_size() - 1);
+  Fp8Operand operand{0, Fp8Quantization::Rows, numElements(b) / cols, cols};
+  Fp8OperandBytes bytes;
+  bytes.codes.resize(size_t(operand.codeBytes()));
+  bytes.scales.resize(size_t(operand.scaleCount()));
+  bytes.ue8m0 = writer->second.ue8m0;
+  if (io::Status e = driver->synchronize(compute))
+    return *e;
+  if (io::Status e =
+          driver->download(bytes.codes.data(), slot->codes, bytes.codes.size()))
+    return *e;
+  if (io::Status e = driver->download(bytes.scales.data(), slot->scales,
+                                      bytes.scales.size() * 4))
+    return *e;
+  return std::optional<Fp8OperandBytes>(std::move(bytes));
+#else
+  (void)buffer;
+  return std::optional<Fp8OperandBytes>();
+#endif
 }
 
 CudaDevice::Code CudaDevice::codeOf(const Kernel &k) const {
@@ -272,16 +362,18 @@ io::Status CudaDevice::order(CUstream earlier, CUstream later) {
 // A copy may touch bytes a queued kernel still uses (the arena reuses
 // them), so it waits for the kernels queued so far; the kernels after it
 // wait for the copy.
-void CudaDevice::forgetCounts(int32_t written) {
+void CudaDevice::forgetWritten(int32_t written) {
 #ifdef DSFLOW_WITH_CUBLASLT
   ffn->counts.erase(written);
+  if (fp8Operands)
+    fp8Operands->forget(written);
 #else
   (void)written;
 #endif
 }
 
 io::Status CudaDevice::upload(int32_t buffer, const std::byte *from) {
-  forgetCounts(buffer);
+  forgetWritten(buffer);
   if (io::Status e = order(compute, copies))
     return e;
   if (io::Status e = driver->uploadAsync(
@@ -302,7 +394,7 @@ io::Status CudaDevice::download(int32_t buffer, std::byte *to) {
 }
 
 io::Status CudaDevice::zero(int32_t buffer) {
-  forgetCounts(buffer);
+  forgetWritten(buffer);
   return driver->zeroAsync(address(buffer),
                            static_cast<size_t>(plan.buffers(buffer).bytes()),
                            compute);
@@ -320,6 +412,23 @@ CudaDevice::launchGenerated(int32_t kernel,
   std::vector<void *> arguments;
   for (CUdeviceptr &p : pointers)
     arguments.push_back(&p);
+#ifdef DSFLOW_WITH_CUBLASLT
+  // RMSNorm with the FP8 quantization of its output fused (one launch).
+  auto fused = fusedQuantization.find(kernel);
+  if (fused != fusedQuantization.end()) {
+    Fp8OperandCache::Slot slot = fp8Operands->fill(k.outputs(0));
+    CUdeviceptr codes = slot.codes, scales = slot.scales;
+    int ue8m0 = fused->second.ue8m0;
+    if (fused->second.padded)
+      if (io::Status e = driver->zeroAsync(
+              codes, size_t(fused->second.codeBytes), compute))
+        return e;
+    arguments.insert(arguments.end(), {&codes, &scales, &ue8m0});
+    const CudaLaunch &launch = plan.cuda().launches(k.cuda_launch() - 1);
+    return driver->launch(fused->second.function, launch.grid(), launch.block(),
+                          launch.shared_bytes(), arguments.data(), compute);
+  }
+#endif
   for (int32_t l = k.cuda_launch(); l > 0;
        l = plan.cuda().launches(l - 1).then()) {
     const CudaLaunch &launch = plan.cuda().launches(l - 1);
@@ -385,7 +494,7 @@ CudaDevice::copyGemmOperandsToBf16(int32_t kernel,
 io::Status CudaDevice::runKernel(int32_t kernel) {
   const Kernel &k = plan.kernels(kernel);
   for (int32_t b : k.outputs())
-    forgetCounts(b);
+    forgetWritten(b);
   auto fail = [&](const io::IoError &e) {
     return io::makeError(
         "kernel " + std::to_string(kernel) + " (" + k.op() + ")", e.message);
@@ -394,12 +503,17 @@ io::Status CudaDevice::runKernel(int32_t kernel) {
   auto at = [this](int32_t b) { return address(b); };
 #ifdef DSFLOW_WITH_CUBLASLT
   if (codes[size_t(kernel)] == Code::Fp8Gemms) {
+    Fp8Gemm g = *fp8TensorCoreGemm(plan, k);
+    std::optional<Fp8OperandCache::Slot> quantizedX;
+    if (fp8Operands && g.x.how == Fp8Quantization::Rows)
+      quantizedX = fp8Operands->find(k.inputs(g.x.input));
     io::Expected<bool> ran =
-        runFp8Gemm(*kit, *gemms, plan, kernel, *fp8TensorCoreGemm(plan, k), at);
+        runFp8Gemm(*kit, *gemms, plan, kernel, g, at, quantizedX);
     if (!ran)
       return fail(ran.error());
     if (*ran) {
       ++fp8Gemms;
+      fp8FusedReads += quantizedX.has_value();
       return std::nullopt;
     }
     // No FP8 algorithm for these sizes: emulated, from now on.

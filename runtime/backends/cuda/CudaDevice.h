@@ -26,7 +26,10 @@
 #include "schemas/plan.pb.h"
 #ifdef DSFLOW_WITH_CUBLASLT
 #include "runtime/backends/cuda/DeviceFfn.h"
+#include "runtime/backends/cuda/Fp8OperandCache.h"
 #endif
+
+#include <map>
 
 #include <functional>
 #include <memory>
@@ -81,6 +84,19 @@ public:
   /// algorithm).
   int64_t fp8TensorCoreGemms() const;
   int64_t fp8GemmsEmulated() const;
+  /// Of the linear layers' FP8 GEMMs, those whose activation a fused RMSNorm
+  /// quantized.
+  int64_t fp8FusedActivations() const { return fp8FusedReads; }
+  /// The FP8 operand a fused RMSNorm wrote for `buffer` [rows, cols], if it
+  /// holds one: codes [rows, ld] (ld: cols rounded up to 16) and scales in
+  /// cuBLASLt's VEC128 order (dsflow-cuda-check compares them with the
+  /// quantization of the buffer).
+  struct Fp8OperandBytes {
+    std::vector<uint8_t> codes;
+    std::vector<float> scales;
+    bool ue8m0 = false;
+  };
+  io::Expected<std::optional<Fp8OperandBytes>> fp8Operand(int32_t buffer);
 
 private:
   CudaDevice(const Plan &plan, std::unique_ptr<CudaDriver> driver)
@@ -88,8 +104,9 @@ private:
   CUdeviceptr address(int32_t buffer) const;
   /// Orders `later` after everything queued on `earlier` so far.
   io::Status order(CUstream earlier, CUstream later);
-  /// Drops the FFNs' cached row counts of a buffer now being written.
-  void forgetCounts(int32_t written);
+  /// Drops what is kept about a buffer now being written: the FFNs' row
+  /// counts, its FP8 operand.
+  void forgetWritten(int32_t written);
   /// What runs a kernel on the device, decided once per kernel.
   enum class Code : uint8_t { None, Generated, Gemms, Fp8Gemms, Ffn };
   Code codeOf(const Kernel &kernel) const;
@@ -106,6 +123,10 @@ private:
                              const std::function<CUdeviceptr(int32_t)> &read);
   /// The scratch the kernels it runs need at most, allocated.
   io::Status allocateScratch();
+  /// Finds the RMSNorm kernels to run with the FP8 quantization fused (those
+  /// whose output only FP8 tensor-core linear layers with one scale kind
+  /// read as their activation) and allocates the operand slots.
+  io::Status planFusedQuantization();
 
   const Plan &plan;
   std::unique_ptr<CudaDriver> driver;
@@ -124,8 +145,19 @@ private:
   std::unique_ptr<DeviceAdamW> adam;
   Fp32Gemms gemmMode = Fp32Gemms::Fp32;
   bool fp8TensorCores = true;
-  /// The linear layers' FP8 GEMMs (the FFNs count their own).
-  int64_t fp8Gemms = 0, fp8Emulated = 0;
+  /// The linear layers' FP8 GEMMs (the FFNs count their own), and those
+  /// that read their activation as a fused RMSNorm wrote it.
+  int64_t fp8Gemms = 0, fp8Emulated = 0, fp8FusedReads = 0;
+  /// Per RMSNorm kernel with its quantization fused: the function (the
+  /// plan's CudaLaunch.quantizing_function) and its readers' scale kind.
+  struct FusedQuantization {
+    CUfunction function = nullptr;
+    int ue8m0 = 0;
+    int64_t codeBytes = 0;
+    bool padded = false;
+  };
+  std::map<int32_t, FusedQuantization> fusedQuantization;
+  CUdeviceptr fp8OperandMemory = 0;
   /// Per plan kernel, its Code.
   std::vector<Code> codes;
   /// Kernels timed by event pairs on the compute stream (--profile).
@@ -140,6 +172,7 @@ private:
 #ifdef DSFLOW_WITH_CUBLASLT
   std::unique_ptr<CublasLtGemm> gemms;
   std::unique_ptr<FfnDevice> ffn;
+  std::unique_ptr<Fp8OperandCache> fp8Operands;
 #endif
 };
 

@@ -141,12 +141,19 @@ io::Expected<bool> runFp8SwigluGemm(DeviceKit &kit, CublasLtGemm &gemm,
 
 io::Expected<bool>
 runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
-           const Fp8Gemm &g,
-           const std::function<CUdeviceptr(int32_t)> &address) {
+           const Fp8Gemm &g, const std::function<CUdeviceptr(int32_t)> &address,
+           std::optional<Fp8OperandCache::Slot> quantizedX) {
   const Kernel &k = plan.kernels(kernel);
-  return runFp8Gemm(kit, gemm, g, address(k.inputs(g.x.input)),
-                    address(k.inputs(g.w.input)), address(k.outputs(0)),
-                    exec::KernelEmulation::of(k).ue8m0);
+  bool ue8m0 = exec::KernelEmulation::of(k).ue8m0;
+  if (!quantizedX)
+    return runFp8Gemm(kit, gemm, g, address(k.inputs(g.x.input)),
+                      address(k.inputs(g.w.input)), address(k.outputs(0)),
+                      ue8m0);
+  ScratchMark mark{kit.scratch};
+  io::Expected<Quantized> x = Quantized{quantizedX->codes, quantizedX->scales};
+  io::Expected<Quantized> w =
+      quantize(kit, g.w, {address(k.inputs(g.w.input))}, ue8m0);
+  return multiply(kit, gemm, g, x, w, address(k.outputs(0)));
 }
 
 } // namespace dsflow::cuda

@@ -17,6 +17,7 @@
 #include "runtime/backends/cuda/CublasLtGemm.h"
 #include "runtime/backends/cuda/DeviceKit.h"
 #include "runtime/backends/cuda/Fp8LinearSteps.h"
+#include "runtime/backends/cuda/Fp8OperandCache.h"
 
 #include <functional>
 
@@ -46,11 +47,12 @@ io::Expected<bool> runFp8SwigluGemm(DeviceKit &kit, CublasLtGemm &gemm,
                                     CUdeviceptr up, CUdeviceptr wSource,
                                     CUdeviceptr c, bool ue8m0);
 
-/// Kernel `kernel`'s GEMM `g`, its buffers at `address(b)`.
+/// Kernel `kernel`'s GEMM `g`, its buffers at `address(b)`; `quantizedX`:
+/// x's operand as a fused RMSNorm wrote it (Fp8OperandCache.h), if it did.
 io::Expected<bool>
 runFp8Gemm(DeviceKit &kit, CublasLtGemm &gemm, const Plan &plan, int32_t kernel,
-           const Fp8Gemm &g,
-           const std::function<CUdeviceptr(int32_t)> &address);
+           const Fp8Gemm &g, const std::function<CUdeviceptr(int32_t)> &address,
+           std::optional<Fp8OperandCache::Slot> quantizedX = std::nullopt);
 
 } // namespace dsflow::cuda
 
