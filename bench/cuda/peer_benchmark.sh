@@ -17,7 +17,9 @@
 # (torch_peer.py --check: float64 on the CPU, then FP32 and BF16 on the GPU,
 # eager and compiled), trains PEER_WARMUP + PEER_STEPS steps (default 5 + 20)
 # with dsflow-run --device cuda on the FP32 plan, in FP32, with --tf32 and
-# with --bf16-gemms, then with bench/cuda/torch_peer.py --compile in FP32,
+# with --bf16-gemms, and on the same model compiled with --fp8 (DeepSeek-V3's
+# recipe: the linear layers' and the FFNs' GEMMs on the FP8 tensor cores),
+# then with bench/cuda/torch_peer.py --compile in FP32,
 # TF32 and BF16 autocast, on Tiny Shakespeare (PEER_TF32=0: no TF32 runs),
 # and writes OUT/peer-benchmark.md (bench/cuda/peer_report.py)
 # with the logs and JSON beside it. PEER_DEVICE=cpu runs everything on the
@@ -44,6 +46,8 @@ if [ "${1:-}" = --prepare ]; then
   # dsflow-compile's training defaults, which torch_peer.py uses too.
   "$bin/dsflow-compile" "$model" --emit=plan $cuda --precision=fp32 --seq-len="$seq" \
     --micro-batch="$mb" -o "$dir/peer/$name.plan"
+  "$bin/dsflow-compile" "$model" --emit=plan $cuda --precision=fp32 --fp8 --seq-len="$seq" \
+    --micro-batch="$mb" -o "$dir/peer/$name-fp8.plan"
   printf 'model=%s\nseq_len=%s\nmicro_batch=%s\n' "$name" "$seq" "$mb" > "$dir/peer/bench.env"
   du -sh "$dir/peer"
   exit 0
@@ -96,14 +100,18 @@ precisions=(fp32)
 # outputs, as torch.autocast) against the peer's BF16 autocast.
 dsflow_precisions=("${precisions[@]}")
 [ "$device" = cuda ] && dsflow_precisions+=(bf16)
+# The FP8 recipe's plan, where --prepare made one.
+[ -f "$peer/$model-fp8.plan" ] && dsflow_precisions+=(fp8)
 logs=()
 for prec in "${dsflow_precisions[@]}"; do
   flags=()
+  plan=$peer/$model.plan
   [ "$prec" = tf32 ] && flags=(--tf32)
   [ "$prec" = bf16 ] && flags=(--bf16-gemms)
-  echo "-- dsflow-run --device $device${flags[*]:+ ${flags[*]}}: $model, $mb x $seq tokens a step, $warmup + $steps steps"
+  [ "$prec" = fp8 ] && plan=$peer/$model-fp8.plan
+  echo "-- dsflow-run --device $device${flags[*]:+ ${flags[*]}}: ${plan##*/}, $mb x $seq tokens a step, $warmup + $steps steps"
   logged "$out/peer-dsflow-$prec.txt" timeout -s TERM "$limit" "$dsflow_run" \
-    "$peer/$model.plan" --data "$data" --steps $((warmup + steps)) --log-interval 1 \
+    "$plan" --data "$data" --steps $((warmup + steps)) --log-interval 1 \
     --val-fraction 0 --device "$device" "${flags[@]}"
   rc=$?
   # 124: stopped at PEER_TIMEOUT; dsflow-run still printed its rate so far.

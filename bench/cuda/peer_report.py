@@ -76,8 +76,9 @@ def fmt(x, spec=",.0f"):
     return "—" if x is None else format(x, spec)
 
 
-PEAKS = {"fp32": 67.0, "tf32": 494.7, "bf16": 989.0}  # H100 SXM, dense
-NAMES = {"fp32": "FP32", "tf32": "FP32 with TF32 GEMMs", "bf16": "BF16 autocast"}
+PEAKS = {"fp32": 67.0, "tf32": 494.7, "bf16": 989.0, "fp8": 1979.0}  # H100 SXM, dense
+NAMES = {"fp32": "FP32", "tf32": "FP32 with TF32 GEMMs", "bf16": "BF16 autocast",
+         "fp8": "FP8 recipe (an --fp8 plan)"}
 
 
 def pct(x):
@@ -94,7 +95,8 @@ def precision(run):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dsflow", action="append", default=[], metavar="PRECISION=LOG",
-                   help="a dsflow-run log and how it ran: fp32 or tf32 (--tf32)")
+                   help="a dsflow-run log and how it ran: fp32, tf32 (--tf32), bf16 "
+                        "(--bf16-gemms) or fp8 (an --fp8 plan)")
     p.add_argument("--warmup", type=int, required=True, help="warm-up steps of every run")
     p.add_argument("--torch", action="append", default=[], help="torch_peer.py JSON")
     p.add_argument("--commands", help="the commands run, one a line")
@@ -108,7 +110,7 @@ def main():
     for item in args.dsflow:
         prec, _, path = item.partition("=")
         if prec not in PEAKS or not path:
-            p.error(f"--dsflow {item}: PRECISION=LOG with fp32, tf32 or bf16")
+            p.error(f"--dsflow {item}: PRECISION=LOG with fp32, tf32, bf16 or fp8")
         dsflow.append((prec, parse_dsflow(path, args.warmup)))
     peers = []
     for path in args.torch:
@@ -196,7 +198,9 @@ def main():
         w("")
         w("In bold: the same precision on both sides. dsflow's GPU runtime takes FP32 plans "
           "only today (docs/cuda.md), so its like-for-like ratios are against PyTorch FP32 "
-          "(and TF32); the BF16 one is against what a PyTorch user would run.")
+          "(and TF32); the BF16 one is against what a PyTorch user would run, and the FP8 "
+          "recipe's against BF16 autocast is DeepSeek-V3's comparison (FP8 training vs a "
+          "BF16 baseline; dsflow's memory-bound kernels still move FP32).")
         w("")
     if fpt:
         w(f"MFU = FLOPs a token x tokens/s / peak. FLOPs a token = {fpt / 1e9:.3f} GFLOP: 6 x "
@@ -206,8 +210,8 @@ def main():
           f"the attention's QK^T and PV, causal ((S+1)/2 positions a query on average), x3 "
           f"for the backward; 'without attention' is 6N alone ({fpt6 / 1e9:.3f} GFLOP). The "
           f"MFU column takes H100 SXM's BF16 dense peak ({peak:g} TFLOPS) for every row; "
-          f"'of its precision's peak' takes FP32 without tensor cores (67), TF32 (494.7) or "
-          f"BF16 (989) dense.")
+          f"'of its precision's peak' takes FP32 without tensor cores (67), TF32 (494.7), "
+          f"BF16 (989) or FP8 (1979) dense.")
         w("")
     for prec, ds in dsflow:
         if ds.get("kernels") or ds.get("device"):
