@@ -8,7 +8,10 @@
 // output. The values are the CPU backend's emulation's (the same codes and
 // scales), summed in another order. Sizes cuBLASLt's FP8 GEMMs do not take,
 // or a GEMM it has no algorithm for, leave the kernel to the emulation
-// (DeviceEmulation.h).
+// (DeviceEmulation.h). The FFNs' inner GEMMs run through the same steps
+// (Fp8FfnGemms.h), the down projection with SwiGLU fused into its operand's
+// quantization; a linear layer whose activation a fused RMSNorm quantized
+// reads that operand (Fp8OperandCache.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_BACKENDS_CUDA_DEVICEFP8GEMM_H
