@@ -180,6 +180,56 @@ std::optional<CudaFunction> gatherSlots(const Operands &o, int64_t tokens,
 
 } // namespace
 
+/// An FP32 dispatch under the FP8 recipe: its rows are cached for the
+/// experts' backward in FP8 (emulated: quantized per 1x128 tile and back).
+bool quantizesRows(const Operands &o) {
+  return o.str("graph.fp8.format") == "e4m3" &&
+         o.output(0).dtype() == DTYPE_F32;
+}
+
+/// The row copy with that quantization fused: each tile's max-abs through
+/// shared memory (NaN wins, as on the CPU), then the row's values quantized
+/// to E4M3 and back (dsflow_rt::fakeQuantize, as the runtime's
+/// dsflow_rt_fake_quant_1x128_f32 would after the copy).
+std::optional<CudaFunction> quantizedRowCopy(const Operands &o, int64_t rows,
+                                             int64_t hidden, int64_t topK) {
+  std::string tiles = std::to_string((hidden + 127) / 128);
+  std::string ue8m0 = o.str("graph.fp8.scales") == "ue8m0" ? "1" : "0";
+  std::string loop = "  for (long long e = threadIdx.x * W; e < dim; e += "
+                     "blockDim.x * W) {\n"
+                     "    float x[W];\n"
+                     "    ldv<W>(in0, from + e, x);\n";
+  return perRow(
+      o, rows, hidden,
+      "  constexpr int W = " + std::to_string(vectorWidth(hidden)) +
+          ";\n"
+          "  const long long from = (long long)(out2[r] / " +
+          std::to_string(topK) +
+          ") * dim;\n"
+          "  __shared__ unsigned tileMax[" +
+          tiles +
+          "];\n"
+          "  for (int i = threadIdx.x; i < " +
+          tiles +
+          "; i += blockDim.x) tileMax[i] = 0u;\n"
+          "  __syncthreads();\n" +
+          loop +
+          "    for (int j = 0; j < W; ++j)\n"
+          "      atomicMax(&tileMax[(e + j) / 128], "
+          "__float_as_uint(fabsf(x[j])));\n"
+          "  }\n"
+          "  __syncthreads();\n" +
+          loop +
+          "    for (int j = 0; j < W; ++j)\n"
+          "      x[j] = dsflow_rt::fakeQuantize(x[j], dsflow_rt::scaleOf("
+          "__uint_as_float(tileMax[(e + j) / 128]), " +
+          ue8m0 +
+          "));\n"
+          "    stv<W>(out0, r * dim + e, x);\n"
+          "  }\n",
+      rowThreads(hidden));
+}
+
 std::vector<CudaFunction> dispatch(const Operands &o) {
   // (x [T, H], indices [T, k]) -> (rows [T*k, H], counts [E], rowSource).
   int64_t tokens, topK;
@@ -206,10 +256,12 @@ std::vector<CudaFunction> dispatch(const Operands &o) {
       1, int32_t(warps * 32));
   // Then a block per row copies its token's row: rows[r] = x[p / k].
   std::optional<CudaFunction> copy =
-      perSlotRow(o, numSlots, hidden, topK, "out2", "",
-                 "    stv<W>(out0, r * dim + e, x);\n");
+      quantizesRows(o) ? quantizedRowCopy(o, numSlots, hidden, topK)
+                       : perSlotRow(o, numSlots, hidden, topK, "out2", "",
+                                    "    stv<W>(out0, r * dim + e, x);\n");
   if (!sort || !copy)
     return {};
+  copy->quantizesOutput = quantizesRows(o);
   return {*sort, *copy};
 }
 

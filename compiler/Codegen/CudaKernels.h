@@ -32,6 +32,10 @@ struct CudaFunction {
   int64_t grid = 1;
   int32_t block = 1;
   int32_t sharedBytes = 0;
+  /// The function applies the FP8 recipe's quantization of output 0 itself
+  /// (an FP32 dispatch's rows, quantized per 1x128 tile and back), which the
+  /// runtime otherwise does after the kernel.
+  bool quantizesOutput = false;
   /// rms_norm with FP32 output: the same function that also writes output 0
   /// as the FP8 operand of the linear layer reading it (E4M3 codes and 1x128
   /// tile scales as dsflow_rt_quantize_rows_f32 writes them, in three more

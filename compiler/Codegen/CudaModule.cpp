@@ -57,6 +57,7 @@ io::Status buildCudaModule(Plan &plan, const std::string &arch) {
         source += named(f.body, it->second) + "\n";
       CudaLaunch &launch = *module.add_launches();
       launch.set_function(it->second);
+      launch.set_quantizes_output(f.quantizesOutput);
       if (!f.quantizingBody.empty() && feedsFp8Linear(plan, k)) {
         auto [q, fresh] =
             functionOf.try_emplace(f.quantizingBody, it->second + "_fp8");

@@ -419,9 +419,35 @@ TEST(CudaKernels, DispatchSortsTheSlotsThenCopiesTheRows) {
   EXPECT_TRUE(has(launches[1], "const int p = out2[r];"));
   EXPECT_TRUE(has(launches[1], "(long long)(p / 8) * dim;"));
   EXPECT_FALSE(generateCudaFunction(plan, k));
+  EXPECT_FALSE(launches[1].quantizesOutput);
   // FP8 rows (a scale per 128 values) are not generated.
   plan.mutable_buffers(rows)->set_dtype(DTYPE_FP8_E4M3);
   EXPECT_TRUE(generateCudaFunctions(plan, k).empty());
+}
+
+TEST(CudaKernels, Fp32DispatchUnderTheFp8RecipeQuantizesItsRowsAsItCopies) {
+  Plan plan;
+  int32_t x = addBuffer(plan, DTYPE_F32, {16, 200}),
+          idx = addBuffer(plan, DTYPE_I32, {16, 2}),
+          rows = addBuffer(plan, DTYPE_F32, {32, 200}),
+          counts = addBuffer(plan, DTYPE_I32, {8}),
+          sources = addBuffer(plan, DTYPE_I32, {32});
+  Kernel &k = addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+  for (auto [name, value] : {std::pair("graph.fp8.format", "e4m3"),
+                             std::pair("graph.fp8.scales", "ue8m0")}) {
+    Attribute &a = *k.add_attributes();
+    a.set_name(name);
+    a.set_str(value);
+  }
+  std::vector<CudaFunction> launches = generateCudaFunctions(plan, k);
+  ASSERT_EQ(launches.size(), 2u);
+  EXPECT_FALSE(launches[0].quantizesOutput);
+  EXPECT_TRUE(launches[1].quantizesOutput);
+  // Two 1x128 tiles a row: their max-abs, then the values E4M3 and back
+  // with power-of-two scales.
+  EXPECT_TRUE(has(launches[1], "__shared__ unsigned tileMax[2];"));
+  EXPECT_TRUE(has(launches[1], "__uint_as_float(tileMax[(e + j) / 128]), 1)"));
+  EXPECT_TRUE(has(launches[1], "stv<W>(out0, r * dim + e, x);"));
 }
 
 TEST(CudaKernels, DispatchGradientAndCombineGatherTheirSlotsRows) {
