@@ -44,6 +44,17 @@ public:
   /// Sums every gradient over the data-parallel ranks, in place (nothing to
   /// do on one).
   virtual io::Status reduceGradients() { return std::nullopt; }
+  /// Whether reduceGradients sums over other ranks.
+  virtual bool sumsOverRanks() const { return false; }
+  /// Starts summing bytes [begin, end) of the gradient region over the
+  /// ranks behind the kernels launched so far (a bucket the backward is done
+  /// with), so that the sum overlaps the rest of the backward. The buckets
+  /// a step starts cover the region once; that step's reduceGradients then
+  /// waits for their sums instead of summing.
+  virtual io::Status startReduction(int64_t begin, int64_t end) {
+    (void)begin, (void)end;
+    return std::nullopt;
+  }
   /// The sum of the squares of every gradient (for clipping).
   virtual io::Expected<double> squaredGradientSum() = 0;
   /// Updates parameter `param` from gradient buffer `grad`.

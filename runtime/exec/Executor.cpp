@@ -185,6 +185,9 @@ io::Status Executor::runStep(Step &step) {
                           : runOnHost(step);
   if (status)
     return status;
+  if (offload)
+    if (io::Status e = offload->afterKernel(step.kernel))
+      return e;
   if (trace) {
     auto micros = [](auto d) {
       return std::chrono::duration<double, std::micro>(d).count();
@@ -209,7 +212,8 @@ io::Status Executor::runProgram(int program, const std::vector<char> *selected,
   if (offload && selected)
     return io::makeError(source, "pipeline stages do not run with a device");
   if (offload)
-    offload->beginProgram();
+    if (io::Status e = offload->beginProgram(program))
+      return e;
   for (Step &step : programs[program]) {
     if (selected && !(*selected)[step.kernel])
       continue;

@@ -74,6 +74,14 @@ public:
   DeviceOptimizer *deviceOptimizer() const {
     return offload ? offload->optimizer() : nullptr;
   }
+  /// Data parallelism on a device keeping the training state: the next
+  /// program (a step's last micro-batch) starts summing each gradient bucket
+  /// of about `bucketBytes` over the ranks as soon as the backward is done
+  /// with it (exec/Offload.h). Nothing without such a device.
+  void overlapGradientReduction(int64_t bucketBytes) {
+    if (offload)
+      offload->overlapReductionWithNextProgram(bucketBytes);
+  }
   /// Before the host reads parameters or gradients (checkpoints, dumps):
   /// brings what the device holds newer.
   io::Status parametersToHost();

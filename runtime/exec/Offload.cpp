@@ -129,7 +129,12 @@ io::Status Offload::zeroGradients() {
   return std::nullopt;
 }
 
-void Offload::beginProgram() {
+void Offload::overlapReductionWithNextProgram(int64_t bucketBytes) {
+  if (residentMode && dev->optimizer()->sumsOverRanks())
+    overlapBucketBytes = bucketBytes;
+}
+
+io::Status Offload::beginProgram(int program) {
   for (int32_t b = 0; b < plan.buffers_size(); ++b) {
     const Buffer &buffer = plan.buffers(b);
     lastWrite[b] = -1;
@@ -140,6 +145,46 @@ void Offload::beginProgram() {
              buffer.kind() == INPUT)
       newer[b] = Newer::Host;
   }
+  overlapping = overlapBucketBytes > 0;
+  if (!overlapping)
+    return std::nullopt;
+  buckets = gradientBuckets(plan, program, overlapBucketBytes);
+  overlapBucketBytes = 0;
+  bucketStarted.assign(buckets.size(), 0);
+  for (size_t i = 0; i < buckets.size(); ++i) // used by no kernel
+    if (buckets[i].readyAfter < 0)
+      if (io::Status e = startBucket(i))
+        return e;
+  return std::nullopt;
+}
+
+io::Status Offload::startBucket(size_t i) {
+  const GradientBucket &bucket = buckets[i];
+  std::vector<int32_t> inside;
+  for (int32_t b = 0; b < plan.buffers_size(); ++b) {
+    const Buffer &buffer = plan.buffers(b);
+    if (buffer.kind() == GRADIENT && buffer.offset() >= bucket.begin &&
+        buffer.offset() < bucket.end)
+      inside.push_back(b);
+  }
+  for (int32_t b : inside)
+    if (io::Status e = toDevice(b))
+      return e;
+  if (io::Status e = dev->optimizer()->startReduction(bucket.begin, bucket.end))
+    return e;
+  for (int32_t b : inside) // summed there
+    newer[b] = Newer::Device;
+  bucketStarted[i] = 1;
+  return std::nullopt;
+}
+
+io::Status Offload::afterKernel(int32_t k) {
+  if (overlapping)
+    for (size_t i = 0; i < buckets.size(); ++i)
+      if (buckets[i].readyAfter == k && !bucketStarted[i])
+        if (io::Status e = startBucket(i))
+          return e;
+  return std::nullopt;
 }
 
 io::Status Offload::toDevice(int32_t b) {
@@ -204,6 +249,7 @@ void Offload::afterHost(int32_t k) {
 }
 
 io::Status Offload::endProgram() {
+  overlapping = false; // every bucket started after its kernel
   // Activations from the last written back: one comes back only when none
   // written after it shares a byte with it.
   // (Resident: parameters and gradients stay on the device.)

@@ -19,6 +19,9 @@
 // gradients (the router biases, which the host's bias rule moves) to be newer
 // on the host; whoever else changes or reads parameters on the host says so
 // (hostWrote, toHost).
+// Data parallelism with the state resident: in a step's last micro-batch the
+// gradient sums over the ranks start bucket by bucket as the backward
+// finishes with each (overlapReductionWithNextProgram), as DDP does.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_EXEC_OFFLOAD_H
@@ -26,6 +29,7 @@
 
 #include "exec/Device.h"
 #include "exec/Memory.h"
+#include "plan/GradientBuckets.h"
 
 #include <memory>
 #include <vector>
@@ -65,7 +69,16 @@ public:
   /// Zeroes the gradients where they live (resident: on the device).
   io::Status zeroGradients();
 
-  void beginProgram();
+  /// Resident mode with a device optimizer that sums over ranks: the next
+  /// program (a step's last micro-batch) starts each gradient bucket's sum
+  /// (plan/GradientBuckets.h, about `bucketBytes` each) right after the last
+  /// kernel using it. Off again after that program.
+  void overlapReductionWithNextProgram(int64_t bucketBytes);
+  /// The buckets the last such program summed (0: none).
+  int64_t bucketsLastSummed() const { return int64_t(buckets.size()); }
+
+  /// Before program `program` runs (0 when not given: the train program).
+  io::Status beginProgram(int program = 0);
   /// Runs `kernel` on the device, first uploading what it reads that the
   /// host holds newer; its outputs start from zeros unless it accumulates.
   io::Status runOnDevice(int32_t kernel);
@@ -74,6 +87,9 @@ public:
   io::Status beforeHost(int32_t kernel);
   /// After the host ran `kernel`: its outputs are newer on the host.
   void afterHost(int32_t kernel);
+  /// After `kernel` ran on either side: starts the gradient sums it made
+  /// ready, if overlapping.
+  io::Status afterKernel(int32_t kernel);
   io::Status endProgram();
 
 private:
@@ -82,6 +98,8 @@ private:
   io::Status toDevice(int32_t buffer);
   io::Status toHost(int32_t buffer);
   void wrote(int32_t buffer, Newer side);
+  /// Starts bucket `i`'s sum on the device, its gradients brought there.
+  io::Status startBucket(size_t i);
 
   const Plan &plan;
   Memory &host;
@@ -94,6 +112,12 @@ private:
   OffloadCounts totals;
   bool residentMode = false;
   std::unique_ptr<DeviceOptimizer> tracked;
+  /// Overlapped gradient sums: the target size for the next program (0:
+  /// not overlapping), the buckets in use, which have started.
+  int64_t overlapBucketBytes = 0;
+  bool overlapping = false;
+  std::vector<GradientBucket> buckets;
+  std::vector<char> bucketStarted;
 };
 
 } // namespace dsflow::exec

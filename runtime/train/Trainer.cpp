@@ -24,6 +24,11 @@
 namespace dsflow::train {
 namespace {
 
+/// Data parallelism on GPUs sums the gradients in buckets of about this
+/// many bytes, each as the backward is done with it (PyTorch DDP's default
+/// size: big enough for NCCL's bandwidth, small enough to overlap).
+constexpr int64_t kGradientBucketBytes = 25 << 20;
+
 std::string duration(double seconds) {
   char text[32];
   long s = std::lround(seconds);
@@ -495,6 +500,8 @@ io::Status Trainer::trainStep(int64_t step, double &loss, double &lmLoss,
   for (int64_t mb = 0; !pipeline && mb < microBatches; ++mb) {
     sampler->next(batch);
     feed(batch, executor);
+    if (device && mb == microBatches - 1)
+      executor.overlapGradientReduction(kGradientBucketBytes);
     if (io::Status e = executor.runMicroBatch())
       return e;
     if (io::Status e = balance.accumulate(memory))

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "CompileForTest.h"
+#include "StandInDevice.h"
 #include "exec/Executor.h"
 #include "train/AdamW.h"
 #include "train/AdamWUpdate.h"
@@ -25,135 +26,8 @@
 namespace dsflow {
 namespace {
 
-/// A device optimizer over the stand-in's memory: the host's AdamW loop
-/// (train/AdamWUpdate.h) on moments it keeps.
-class StandInOptimizer : public exec::DeviceOptimizer {
-public:
-  explicit StandInOptimizer(exec::Executor &side) : side(side) {}
-  io::Status prepareMoments(bool bf16Moments) override {
-    bf16 = bf16Moments;
-    for (int32_t b = 0; b < side.plan().buffers_size(); ++b)
-      if (side.plan().buffers(b).kind() == GRADIENT) {
-        size_t n = size_t(numElements(side.plan().buffers(b)));
-        m[b].assign(n, 0.0f), v[b].assign(n, 0.0f);
-        m16[b].assign(n, io::BF16{0}), v16[b].assign(n, io::BF16{0});
-      }
-    return std::nullopt;
-  }
-  io::Status zeroGradients() override {
-    side.memory().zeroGradients();
-    return std::nullopt;
-  }
-  io::Expected<double> squaredGradientSum() override {
-    return train::AdamW(side.plan(), bf16)
-        .squaredGradientSum(side.memory(), [](int32_t) { return true; });
-  }
-  io::Status adamw(int32_t param, int32_t grad, bool matrix,
-                   const exec::AdamWScalars &a) override {
-    auto *p = reinterpret_cast<float *>(side.memory().data(param));
-    const auto *g = reinterpret_cast<const float *>(side.memory().data(grad));
-    float decay = matrix ? a.matrixDecay : 1.0f;
-    if (bf16)
-      train::adamwUpdate(p, g, m16[grad].data(), v16[grad].data(),
-                         int64_t(m16[grad].size()), decay, a);
-    else
-      train::adamwUpdate(p, g, m[grad].data(), v[grad].data(),
-                         int64_t(m[grad].size()), decay, a);
-    return std::nullopt;
-  }
-  io::Status downloadMoments(int32_t grad, void *to, void *toV) override {
-    copy(grad, to, toV, true);
-    return std::nullopt;
-  }
-  io::Status uploadMoments(int32_t grad, const void *from,
-                           const void *fromV) override {
-    copy(grad, const_cast<void *>(from), const_cast<void *>(fromV), false);
-    return std::nullopt;
-  }
-
-private:
-  void copy(int32_t grad, void *a, void *b, bool out) {
-    size_t bytes = bf16 ? m16[grad].size() * 2 : m[grad].size() * 4;
-    void *mine[] = {bf16 ? (void *)m16[grad].data() : (void *)m[grad].data(),
-                    bf16 ? (void *)v16[grad].data() : (void *)v[grad].data()};
-    void *theirs[] = {a, b};
-    for (int i = 0; i < 2; ++i)
-      std::memcpy(out ? theirs[i] : mine[i], out ? mine[i] : theirs[i], bytes);
-  }
-  exec::Executor &side;
-  bool bf16 = false;
-  std::map<int32_t, std::vector<float>> m, v;
-  std::map<int32_t, std::vector<io::BF16>> m16, v16;
-};
-
-class StandInDevice : public exec::Device {
-public:
-  StandInDevice(std::unique_ptr<exec::Executor> memory,
-                std::function<bool(int32_t)> runs)
-      : side(std::move(memory)), chosen(std::move(runs)), adam(*side) {
-    const Plan &plan = side->plan();
-    for (int32_t b = 0; b < plan.buffers_size(); ++b)
-      std::memset(side->memory().data(b), 0xFF, bytes(b)); // NaNs
-  }
-  std::string name() const override { return "stand-in"; }
-  bool runs(int32_t kernel) const override { return chosen(kernel); }
-  io::Status upload(int32_t b, const std::byte *from) override {
-    std::memcpy(side->memory().data(b), from, bytes(b));
-    return std::nullopt;
-  }
-  io::Status download(int32_t b, std::byte *to) override {
-    std::memcpy(to, side->memory().data(b), bytes(b));
-    return std::nullopt;
-  }
-  io::Status zero(int32_t b) override {
-    std::memset(side->memory().data(b), 0, bytes(b));
-    return std::nullopt;
-  }
-  io::Status launch(int32_t kernel) override {
-    std::vector<char> one(side->plan().kernels_size(), 0);
-    one[kernel] = 1;
-    if (timing)
-      times.push_back({kernel, 1e-3}); // a millisecond each
-    return side->runKernels(one, nullptr);
-  }
-  exec::DeviceOptimizer *optimizer() override { return &adam; }
-  void setTiming(bool on) override { timing = on; }
-  io::Expected<std::vector<std::pair<int32_t, double>>>
-  takeKernelTimes() override {
-    return std::exchange(times, {});
-  }
-
-private:
-  size_t bytes(int32_t b) const {
-    return static_cast<size_t>(side->plan().buffers(b).bytes());
-  }
-  std::unique_ptr<exec::Executor> side;
-  std::function<bool(int32_t)> chosen;
-  StandInOptimizer adam;
-  bool timing = false;
-  std::vector<std::pair<int32_t, double>> times;
-};
-
-/// Same random parameters and tokens in both.
-void randomize(exec::Executor &a, exec::Executor &b, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.2f);
-  const Plan &plan = a.plan();
-  for (int32_t i = 0; i < plan.buffers_size(); ++i) {
-    const Buffer &buffer = plan.buffers(i);
-    if (buffer.kind() != PARAMETER)
-      continue;
-    auto *p = reinterpret_cast<float *>(a.memory().data(i));
-    for (int64_t j = 0; j < numElements(buffer); ++j)
-      p[j] = buffer.shape_size() == 1 && !buffer.no_grad() ? 1 + normal(rng)
-                                                           : normal(rng);
-    std::memcpy(b.memory().data(i), p, static_cast<size_t>(buffer.bytes()));
-  }
-  std::uniform_int_distribution<int32_t> token(
-      0, int32_t(plan.model().vocab_size()) - 1);
-  for (int64_t j = 0; j < a.tokenCount(); ++j)
-    a.tokens()[j] = b.tokens()[j] = token(rng);
-}
+using test::randomize;
+using test::StandInDevice;
 
 /// Whether buffers of `kind` hold the same bytes in both.
 bool sameBytes(exec::Executor &a, exec::Executor &b, BufferKind kind) {
@@ -390,7 +264,7 @@ TEST(Offload, ADeadBufferDoesNotComeBackOverALiveOne) {
   auto device = std::make_unique<RecordingDevice>();
   RecordingDevice &recorded = *device;
   exec::Offload offload(plan, memory, std::move(device));
-  offload.beginProgram();
+  ASSERT_FALSE(offload.beginProgram());
   ASSERT_FALSE(offload.runOnDevice(0));
   ASSERT_FALSE(offload.beforeHost(1));
   offload.afterHost(1);

@@ -164,6 +164,10 @@ void printOffload(const exec::Offload &offload) {
               offload.device().name().c_str(), (long long)c.deviceKernels,
               (long long)(c.deviceKernels + c.hostKernels),
               c.uploadedBytes / 1048576.0, c.downloadedBytes / 1048576.0);
+  if (int64_t buckets = offload.bucketsLastSummed())
+    std::printf("%s: gradients summed over the ranks in %lld buckets, each "
+                "as the backward finished it\n",
+                offload.device().name().c_str(), (long long)buckets);
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   auto *gpu = dynamic_cast<const cuda::CudaDevice *>(&offload.device());
   if (gpu && (gpu->fp8TensorCoreGemms() || gpu->fp8GemmsEmulated()))

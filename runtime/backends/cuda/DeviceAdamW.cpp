@@ -56,17 +56,28 @@ void DeviceAdamW::attach(std::unique_ptr<NcclGroup> group, CUstream stream,
   reduced = after;
 }
 
-io::Status DeviceAdamW::reduceGradients() {
+io::Status DeviceAdamW::startReduction(int64_t begin, int64_t end) {
   if (!nccl)
     return std::nullopt;
-  // The backward's kernels, then the all-reduce, then what follows it.
+  // The kernels launched so far, then this all-reduce on its own stream
+  // while the compute stream goes on.
   if (io::Status e = kit.driver.record(computed, kit.stream))
     return e;
   if (io::Status e = kit.driver.wait(communication, computed))
     return e;
-  if (io::Status e =
-          nccl->allReduceSum(gradients, gradientBytes / 4, communication))
-    return e;
+  bucketsStarted = true;
+  return nccl->allReduceSum(gradients + static_cast<CUdeviceptr>(begin),
+                            (end - begin) / 4, communication);
+}
+
+io::Status DeviceAdamW::reduceGradients() {
+  if (!nccl)
+    return std::nullopt;
+  if (!bucketsStarted) // all at once
+    if (io::Status e = startReduction(0, gradientBytes))
+      return e;
+  bucketsStarted = false;
+  // What follows (the norm, the updates) waits for every sum.
   if (io::Status e = kit.driver.record(reduced, communication))
     return e;
   return kit.driver.wait(kit.stream, reduced);

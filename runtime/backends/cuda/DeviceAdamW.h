@@ -37,8 +37,11 @@ public:
   io::Status prepareMoments(bool bf16Moments) override;
   io::Status zeroGradients() override;
 #ifdef DSFLOW_WITH_NCCL
-  /// Through NCCL on `communication`, once attached (several ranks).
+  /// Through NCCL on `communication`, once attached (several ranks): the
+  /// buckets started in the step, or the whole region at once.
   io::Status reduceGradients() override;
+  bool sumsOverRanks() const override { return nccl != nullptr; }
+  io::Status startReduction(int64_t begin, int64_t end) override;
   void attach(std::unique_ptr<NcclGroup> group, CUstream communication,
               CUevent computed, CUevent reduced);
 #endif
@@ -63,6 +66,8 @@ private:
   std::unique_ptr<NcclGroup> nccl;
   CUstream communication = nullptr;
   CUevent computed = nullptr, reduced = nullptr;
+  /// Whether this step's sums were started bucket by bucket.
+  bool bucketsStarted = false;
 #endif
   CUdeviceptr storage = 0;
   int64_t partialsAt = 0;
