@@ -101,10 +101,23 @@ io::Expected<std::unique_ptr<Executor>> Executor::sharingParameters() const {
   e->mem = Memory::sharingParameters(*mem);
   if (io::Status error = e->bindPrograms())
     return *error;
+  if (offload) {
+    if (!moreDevices || offload->resident())
+      return io::makeError(source, offload->device().name() +
+                                       " runs one micro-batch at a time "
+                                       "(with the training state resident "
+                                       "or without a way to make another)");
+    io::Expected<std::unique_ptr<Device>> device = moreDevices(e->planCopy);
+    if (!device)
+      return device.error();
+    if (io::Status error = e->offloadTo(std::move(*device), false, moreDevices))
+      return *error;
+  }
   return e;
 }
 
-io::Status Executor::offloadTo(std::unique_ptr<Device> device, bool resident) {
+io::Status Executor::offloadTo(std::unique_ptr<Device> device, bool resident,
+                               DeviceFactory more) {
   if (expertParallel)
     return io::makeError(source, "the routed experts run over several ranks "
                                  "(expert parallelism): not with a device");
@@ -112,6 +125,7 @@ io::Status Executor::offloadTo(std::unique_ptr<Device> device, bool resident) {
     return io::makeError(source,
                          device->name() + " cannot keep the training state");
   offload = std::make_unique<Offload>(planCopy, *mem, std::move(device));
+  moreDevices = std::move(more);
   offload->timer().setTiming(profiling);
   if (resident)
     offload->setResident();
@@ -209,10 +223,8 @@ io::Status Executor::runStep(Step &step) {
 
 io::Status Executor::runProgram(int program, const std::vector<char> *selected,
                                 const KernelHook *hook) {
-  if (offload && selected)
-    return io::makeError(source, "pipeline stages do not run with a device");
   if (offload)
-    if (io::Status e = offload->beginProgram(program))
+    if (io::Status e = offload->beginProgram(program, selected != nullptr))
       return e;
   for (Step &step : programs[program]) {
     if (selected && !(*selected)[step.kernel])

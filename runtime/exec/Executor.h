@@ -61,12 +61,28 @@ public:
   void setTrace(std::vector<KernelEvent> *events) { trace = events; }
   void printProfile(std::FILE *out) const;
 
+  /// Makes a device like the first for another executor of the plan.
+  using DeviceFactory =
+      std::function<io::Expected<std::unique_ptr<Device>>(const Plan &)>;
   /// From now on runs the kernels `device` has code for there, the others
-  /// on the host (exec/Offload.h). Refused with expert parallelism, and
-  /// runKernels (pipeline stages) is refused once offloading. `resident`
-  /// keeps the training state on the device (its optimizer runs the
-  /// updates); refused when the device has no optimizer.
-  io::Status offloadTo(std::unique_ptr<Device> device, bool resident = false);
+  /// on the host (exec/Offload.h). Refused with expert parallelism.
+  /// `resident` keeps the training state on the device (its optimizer runs
+  /// the updates); refused when the device has no optimizer. `more` makes
+  /// the devices of the executors sharingParameters makes (a pipeline
+  /// stage's micro-batches in flight; not resident); without it they are
+  /// refused.
+  io::Status offloadTo(std::unique_ptr<Device> device, bool resident = false,
+                       DeviceFactory more = nullptr);
+  /// Before the host reads buffer `b` outside a kernel (a pipeline stage's
+  /// message): brings the device's newer bytes.
+  io::Status bufferToHost(int32_t b) {
+    return offload ? offload->bringToHost(b) : std::nullopt;
+  }
+  /// After the host wrote buffer `b` outside a kernel (a received message).
+  void bufferWrittenOnHost(int32_t b) {
+    if (offload)
+      offload->hostWrote(b);
+  }
   /// The offload in use, or null.
   const Offload *offloading() const { return offload.get(); }
   /// The device's optimizer when the training state lives there (resident
@@ -138,6 +154,7 @@ private:
   std::string source;
   ExpertParallel *expertParallel = nullptr;
   std::unique_ptr<Offload> offload;
+  DeviceFactory moreDevices;
 };
 
 } // namespace dsflow::exec

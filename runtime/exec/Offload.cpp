@@ -134,15 +134,16 @@ void Offload::overlapReductionWithNextProgram(int64_t bucketBytes) {
     overlapBucketBytes = bucketBytes;
 }
 
-io::Status Offload::beginProgram(int program) {
+io::Status Offload::beginProgram(int program, bool part) {
   for (int32_t b = 0; b < plan.buffers_size(); ++b) {
     const Buffer &buffer = plan.buffers(b);
     lastWrite[b] = -1;
-    if (buffer.kind() == ACTIVATION)
-      newer[b] = Newer::Neither;
-    else if (!residentMode ||
-             (buffer.kind() == PARAMETER && buffer.no_grad()) ||
-             buffer.kind() == INPUT)
+    if (buffer.kind() == ACTIVATION) {
+      if (!part)
+        newer[b] = Newer::Neither;
+    } else if (!residentMode ||
+               (buffer.kind() == PARAMETER && buffer.no_grad()) ||
+               buffer.kind() == INPUT)
       newer[b] = Newer::Host;
   }
   overlapping = overlapBucketBytes > 0;

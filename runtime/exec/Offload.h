@@ -13,6 +13,9 @@
 // - endProgram: gradients the device wrote come back, and so does every
 //   activation whose bytes no later kernel overwrote (the arena reuses
 //   bytes: copying back a dead buffer could clobber a live one).
+// A pipeline stage runs a program in parts (its chunks): between parts the
+// activations stay where they are; parameters and gradients as between
+// programs.
 // In resident mode (a device with an optimizer, exec/Device.h) parameters and
 // gradients stay on the device between programs and the optimizer runs
 // there: a program takes only the inputs and the parameters without
@@ -66,6 +69,8 @@ public:
   void hostWrote(int32_t buffer);
   /// Copies every buffer of `kind` the device holds newer to the host.
   io::Status bringToHost(BufferKind kind);
+  /// Copies buffer `b` to the host if the device holds it newer.
+  io::Status bringToHost(int32_t b) { return toHost(b); }
   /// Zeroes the gradients where they live (resident: on the device).
   io::Status zeroGradients();
 
@@ -78,7 +83,9 @@ public:
   int64_t bucketsLastSummed() const { return int64_t(buckets.size()); }
 
   /// Before program `program` runs (0 when not given: the train program).
-  io::Status beginProgram(int program = 0);
+  /// `part`: only some of its kernels run now, after the parts that ran
+  /// before (a pipeline stage's chunk): the activations keep their state.
+  io::Status beginProgram(int program = 0, bool part = false);
   /// Runs `kernel` on the device, first uploading what it reads that the
   /// host holds newer; its outputs start from zeros unless it accumulates.
   io::Status runOnDevice(int32_t kernel);

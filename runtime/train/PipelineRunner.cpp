@@ -157,6 +157,7 @@ PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
     const stages::StageCrossing &x = crossings[i];
     received[i] = 1;
     std::byte *to = memory.data(x.buffer);
+    e.bufferWrittenOnHost(x.buffer); // a device reads it from the host
     if (worldRankOf(x.from) != world.rank())
       return world.receive(worldRankOf(x.from), tag(i), to, bytes(i));
     auto copy = local.find({c.microBatch, i});
@@ -171,6 +172,8 @@ PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
   };
   auto send = [&](size_t i) -> io::Status {
     const stages::StageCrossing &x = crossings[i];
+    if (io::Status s = e.bufferToHost(x.buffer)) // made on a device
+      return s;
     const std::byte *from = memory.data(x.buffer);
     if (worldRankOf(x.to) != world.rank())
       return world.send(worldRankOf(x.to), tag(i), from, bytes(i));

@@ -1,4 +1,5 @@
-//===- PipelineRunner.h - A rank's pipeline stages through a step -*- C++ -*-===//
+//===- PipelineRunner.h - A rank's pipeline stages through a step -*- C++
+//-*-===//
 //
 // Under pipeline parallelism (the plan's pipeline record, pp > 1) a rank runs
 // only its stages' kernels (plan/KernelStages.h), for every micro-batch of a
@@ -14,6 +15,9 @@
 // direct connections), tagged by micro-batch and tensor; between two stages
 // of one rank (DualPipeV) they are copies.
 //
+// With a device (exec/Offload.h), each executor has its own, made by the
+// first's factory: messages leave from and arrive in host memory (the
+// device's copy follows), and the training state stays on the host.
 // Decisions, for the CPU backend:
 // - A schedule's B instruction runs the chunk's backward without its
 //   weight-gradient part, and its W instruction that part

@@ -1,7 +1,7 @@
 //===- StandInDevice.h - A CPU executor posing as a device ------*- C++ -*-===//
 //
-// For the offload tests: a second CPU executor with its own memory, filled
-// with NaNs where nothing was copied, runs the kernels a test picks, and its
+// For the offload tests: the mirror device (a second CPU executor, its
+// memory NaN until copied to) runs the kernels a test picks, and its
 // optimizer runs the host's AdamW loop on moments it keeps. Every copy the
 // offload forgets, or makes from the wrong side, shows as a difference or a
 // NaN against the CPU backend alone.
@@ -11,6 +11,7 @@
 #define DSFLOW_TEST_UNIT_STANDINDEVICE_H
 
 #include "exec/Executor.h"
+#include "exec/MirrorDevice.h"
 #include "train/AdamW.h"
 #include "train/AdamWUpdate.h"
 
@@ -109,36 +110,19 @@ private:
   std::map<int32_t, std::vector<io::BF16>> m16, v16;
 };
 
-class StandInDevice : public exec::Device {
+/// The mirror device (exec/MirrorDevice.h) named "stand-in", with the
+/// optimizer above and a millisecond per kernel when timing.
+class StandInDevice : public exec::MirrorDevice {
 public:
   StandInDevice(std::unique_ptr<exec::Executor> memory,
                 std::function<bool(int32_t)> runs)
-      : side(std::move(memory)), chosen(std::move(runs)), adam(*side) {
-    const Plan &plan = side->plan();
-    for (int32_t b = 0; b < plan.buffers_size(); ++b)
-      std::memset(side->memory().data(b), 0xFF, bytes(b)); // NaNs
-  }
+      : MirrorDevice(std::move(memory), std::move(runs)), adam(mirror()) {}
   std::string name() const override { return "stand-in"; }
-  bool runs(int32_t kernel) const override { return chosen(kernel); }
-  io::Status upload(int32_t b, const std::byte *from) override {
-    std::memcpy(side->memory().data(b), from, bytes(b));
-    return std::nullopt;
-  }
-  io::Status download(int32_t b, std::byte *to) override {
-    std::memcpy(to, side->memory().data(b), bytes(b));
-    return std::nullopt;
-  }
-  io::Status zero(int32_t b) override {
-    std::memset(side->memory().data(b), 0, bytes(b));
-    return std::nullopt;
-  }
   io::Status launch(int32_t kernel) override {
-    std::vector<char> one(side->plan().kernels_size(), 0);
-    one[kernel] = 1;
     if (timing)
-      times.push_back({kernel, 1e-3}); // a millisecond each
+      times.push_back({kernel, 1e-3});
     ++adam.launches;
-    return side->runKernels(one, nullptr);
+    return MirrorDevice::launch(kernel);
   }
   exec::DeviceOptimizer *optimizer() override { return &adam; }
   StandInOptimizer &standInOptimizer() { return adam; }
@@ -149,11 +133,6 @@ public:
   }
 
 private:
-  size_t bytes(int32_t b) const {
-    return static_cast<size_t>(side->plan().buffers(b).bytes());
-  }
-  std::unique_ptr<exec::Executor> side;
-  std::function<bool(int32_t)> chosen;
   StandInOptimizer adam;
   bool timing = false;
   std::vector<std::pair<int32_t, double>> times;

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
+#include "exec/MirrorDevice.h"
 #include "exec/ExpertParallel.h"
 #include "plan/PlanFile.h"
 #include "dist/Launch.h"
@@ -66,7 +67,11 @@ const char *kUsage =
     "                          the rest on the CPU; FP32 plans; under mpirun\n"
     "                          one GPU per rank, gradients summed by NCCL.\n"
     "                          The parameters, gradients and AdamW state stay\n"
-    "                          on the GPU (the optimizer runs there)\n"
+    "                          on the GPU (the optimizer runs there; on the\n"
+    "                          host under pipeline parallelism).\n"
+    "                          cpu-mirror: every other kernel on a second\n"
+    "                          copy of the memory on the CPU, to check the\n"
+    "                          device path's copies without a GPU\n"
     "  --host-optimizer        with --device cuda: keep them on the host and\n"
     "                          run AdamW there (copies every micro-batch)\n"
     "  --tf32                  with --device cuda: FP32 GEMMs on the tensor\n"
@@ -109,9 +114,10 @@ int failJob(dist::Communicator &world, const std::string &message) {
   dist::abortJob(1);
 }
 
-/// Runs the kernels with CUDA code on GPU 0 (--device cuda).
+/// Runs the kernels with CUDA code on GPU 0 (--device cuda), or every other
+/// kernel on a mirror device (--device cpu-mirror).
 struct CudaOptions {
-  bool on = false, hostOptimizer = false, emulateFp8 = false;
+  bool on = false, mirror = false, hostOptimizer = false, emulateFp8 = false;
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   cuda::CudaDevice::Options device;
 #endif
@@ -123,10 +129,12 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                          const CudaOptions &cuda, dist::Communicator &world) {
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   const Plan &plan = executor.plan();
-  if (plan.has_cluster() && (plan.cluster().ep() > 1 || plan.cluster().pp() > 1))
-    return io::makeError("--device cuda", "data parallelism only for now "
-                                          "(the plan has expert or pipeline "
-                                          "parallelism)");
+  if (plan.has_cluster() && plan.cluster().ep() > 1)
+    return io::makeError("--device cuda", "not with expert parallelism yet "
+                                          "(the plan has ep " +
+                                              std::to_string(
+                                                  plan.cluster().ep()) +
+                                              ")");
   if (io::Status e = cuda::CudaDevice::accepts(plan, planPath))
     return e;
   // One GPU per rank of a node.
@@ -142,6 +150,29 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                                cuda.device);
   if (!device)
     return device.error();
+  if (plan.has_cluster() && plan.cluster().pp() > 1) {
+    // Each micro-batch in flight on the rank gets a device (an arena) of its
+    // own; the training state stays on the host, which sums the gradients.
+    exec::Executor::DeviceFactory more =
+        [gpu, planPath, options = cuda.device](const Plan &p)
+        -> io::Expected<std::unique_ptr<exec::Device>> {
+      io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
+          cuda::CudaDriver::open(gpu);
+      if (!driver)
+        return driver.error();
+      io::Expected<std::unique_ptr<cuda::CudaDevice>> another =
+          cuda::CudaDevice::create(p, planPath, std::move(*driver), options);
+      if (!another)
+        return another.error();
+      return std::unique_ptr<exec::Device>(std::move(*another));
+    };
+    if (world.rank() == 0)
+      std::printf("dsflow-run: %s, a %.1f MiB arena per micro-batch in "
+                  "flight\n",
+                  (*device)->name().c_str(),
+                  (*device)->arenaBytes() / 1048576.0);
+    return executor.offloadTo(std::move(*device), false, more);
+  }
   if (io::Status e = (*device)->joinRanks(world))
     return e;
   if (world.rank() == 0)
@@ -154,6 +185,27 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
   return io::makeError("--device cuda",
                        "this dsflow was built without the CUDA toolkit");
 #endif
+}
+
+/// Every other kernel on a mirror device (--device cpu-mirror).
+io::Status offloadToMirror(exec::Executor &executor) {
+  if (executor.plan().has_cluster() && executor.plan().cluster().ep() > 1)
+    return io::makeError("--device cpu-mirror",
+                         "not with expert parallelism yet");
+  // The mirrors of a pipeline's further micro-batches hold the same
+  // buffers as this executor's.
+  exec::Executor::DeviceFactory mirror =
+      [&executor](const Plan &) -> io::Expected<std::unique_ptr<exec::Device>> {
+    io::Expected<std::unique_ptr<exec::MirrorDevice>> d =
+        exec::MirrorDevice::of(executor, [](int32_t k) { return k % 2 == 1; });
+    if (!d)
+      return d.error();
+    return std::unique_ptr<exec::Device>(std::move(*d));
+  };
+  io::Expected<std::unique_ptr<exec::Device>> device = mirror(executor.plan());
+  if (!device)
+    return device.error();
+  return executor.offloadTo(std::move(*device), false, mirror);
 }
 
 /// "cuda: 259 of 397 kernels ran on the device; 12.0 MiB up, 3.0 MiB down".
@@ -233,6 +285,9 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   (*executor)->setProfiling(profile);
   if (cuda.on)
     if (io::Status e = offloadToCuda(**executor, planPath, cuda, world))
+      return failJob(world, e->message);
+  if (cuda.mirror)
+    if (io::Status e = offloadToMirror(**executor))
       return failJob(world, e->message);
   io::Expected<std::unique_ptr<train::Trainer>> trainer =
       train::Trainer::create(**executor, options, world);
@@ -360,8 +415,10 @@ int main(int argc, char **argv) {
     } else if (arg == "--profile") {
       profile = true;
     } else if (arg == "--device") {
-      ok = value(v) && (!std::strcmp(v, "cpu") || !std::strcmp(v, "cuda"));
+      ok = value(v) && (!std::strcmp(v, "cpu") || !std::strcmp(v, "cuda") ||
+                        !std::strcmp(v, "cpu-mirror"));
       cuda.on = ok && !std::strcmp(v, "cuda");
+      cuda.mirror = ok && !std::strcmp(v, "cpu-mirror");
     } else if (arg == "--host-optimizer") {
       cuda.hostOptimizer = true;
     } else if (arg == "--tf32" || arg == "--bf16-gemms") {

@@ -1,0 +1,53 @@
+//===- MirrorDevice.h - A CPU executor posing as a device -------*- C++ -*-===//
+//
+// A device that is a second CPU executor with a memory of its own, filled
+// with NaNs until copied to: the kernels it is given run there on its copy
+// of their buffers. Offload's bookkeeping is then checked without a GPU:
+// a copy it forgets, or makes from the wrong side, shows as a NaN or as a
+// difference from the CPU backend alone, bitwise (the same kernels compute
+// either way). dsflow-run --device cpu-mirror runs every other kernel on
+// one; the offload tests give theirs an optimizer.
+//
+//===----------------------------------------------------------------------===//
+#ifndef DSFLOW_RUNTIME_EXEC_MIRRORDEVICE_H
+#define DSFLOW_RUNTIME_EXEC_MIRRORDEVICE_H
+
+#include "exec/Executor.h"
+
+#include <functional>
+
+namespace dsflow::exec {
+
+class MirrorDevice : public Device {
+public:
+  /// Runs the kernels `runs` picks on `side` (an executor of the same plan
+  /// whose memory holds the buffers the host's does).
+  MirrorDevice(std::unique_ptr<Executor> side,
+               std::function<bool(int32_t)> runs);
+  /// A mirror of `host`'s memory (the same buffers present).
+  static io::Expected<std::unique_ptr<MirrorDevice>>
+  of(Executor &host, std::function<bool(int32_t)> runs);
+
+  std::string name() const override { return "cpu-mirror"; }
+  bool runs(int32_t kernel) const override { return chosen(kernel); }
+  io::Status upload(int32_t b, const std::byte *from) override;
+  io::Status download(int32_t b, std::byte *to) override;
+  io::Status zero(int32_t b) override;
+  io::Status launch(int32_t kernel) override;
+
+  /// The kernels launched so far.
+  int64_t launches() const { return launched; }
+
+protected:
+  Executor &mirror() { return *side; }
+
+private:
+  size_t bytes(int32_t b) const;
+  std::unique_ptr<Executor> side;
+  std::function<bool(int32_t)> chosen;
+  int64_t launched = 0;
+};
+
+} // namespace dsflow::exec
+
+#endif // DSFLOW_RUNTIME_EXEC_MIRRORDEVICE_H
