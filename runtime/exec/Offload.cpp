@@ -149,7 +149,10 @@ io::Status Offload::beginProgram(int program, bool part) {
   overlapping = overlapBucketBytes > 0;
   if (!overlapping)
     return std::nullopt;
-  buckets = gradientBuckets(plan, program, overlapBucketBytes);
+  if (bucketsMadeFor != std::make_pair(program, overlapBucketBytes)) {
+    buckets = gradientBuckets(plan, program, overlapBucketBytes);
+    bucketsMadeFor = {program, overlapBucketBytes};
+  }
   overlapBucketBytes = 0;
   bucketStarted.assign(buckets.size(), 0);
   for (size_t i = 0; i < buckets.size(); ++i) // used by no kernel

@@ -35,6 +35,7 @@
 #include "plan/GradientBuckets.h"
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace dsflow::exec {
@@ -124,6 +125,7 @@ private:
   int64_t overlapBucketBytes = 0;
   bool overlapping = false;
   std::vector<GradientBucket> buckets;
+  std::pair<int, int64_t> bucketsMadeFor{-1, 0}; // (program, target bytes)
   std::vector<char> bucketStarted;
 };
 
