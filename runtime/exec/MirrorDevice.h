@@ -35,9 +35,6 @@ public:
   io::Status zero(int32_t b) override;
   io::Status launch(int32_t kernel) override;
 
-  /// The kernels launched so far.
-  int64_t launches() const { return launched; }
-
 protected:
   Executor &mirror() { return *side; }
 
@@ -45,7 +42,6 @@ private:
   size_t bytes(int32_t b) const;
   std::unique_ptr<Executor> side;
   std::function<bool(int32_t)> chosen;
-  int64_t launched = 0;
 };
 
 } // namespace dsflow::exec
