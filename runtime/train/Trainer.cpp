@@ -5,6 +5,7 @@
 #include "exec/ExpertSlots.h"
 #include "plan/KernelStages.h"
 
+#include "train/LossLog.h"
 #include "train/LrSchedule.h"
 #include "train/ParamInit.h"
 #include "train/StepDump.h"
@@ -721,11 +722,14 @@ io::Expected<TrainSummary> Trainer::run(const std::atomic<bool> &stop,
   bool leader = world.rank() == 0;
   std::FILE *csv = nullptr;
   if (!options.lossLog.empty() && leader) {
+    if (startStep > 0)
+      if (io::Status e = trimLossLog(options.lossLog, startStep))
+        return *e;
     csv = std::fopen(options.lossLog.c_str(), startStep > 0 ? "a" : "w");
     if (!csv)
       return io::makeError(options.lossLog, "cannot open the loss log");
     if (startStep == 0)
-      std::fprintf(csv, "step,loss,lm_loss,mtp_loss,val_loss,lr,imbalance\n");
+      std::fprintf(csv, "%s\n", kLossLogHeader);
   }
   auto closeCsv = [&] {
     if (csv)
