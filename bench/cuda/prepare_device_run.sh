@@ -9,8 +9,8 @@
 # With --tools: instead of the exported cases, dsflow-cuda-check and dsflow-run
 # themselves (bench/cuda/bundle_tools.sh) with the FP32 plans, which
 # dsflow-cuda-check checks there through the CUDA driver, and training plans
-# (tiny-v3, small-v3, small-v3 --fp8: sequence 64, micro-batch 8) for
-# dsflow-run --device cuda, and DIR/peer for issue 7's benchmark against
+# (tiny-v3, small-v3, small-v3 --fp8: sequence 64, micro-batch 8; tiny-v3
+# under DualPipeV on two ranks) for dsflow-run --device cuda, and DIR/peer for issue 7's benchmark against
 # PyTorch (bench/cuda/peer_benchmark.sh --prepare: bench/models/medium-v3.pbtxt's
 # spec and FP32 plan, sequence 512, micro-batch 16; 2.6 MB).
 set -euo pipefail
@@ -42,6 +42,12 @@ if [ $tools = 1 ]; then
   # and (FP8_SEEDS) the seeds of bench/fp8_training_seeds.sh on the GPU.
   compile "$root/models/small-v3.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=8 \
     --lr=1e-3 --warmup-steps=100 --total-steps=2000 --fp8 -o "$dir/train/small-v3-fp8.plan"
+  # Pipeline stages on the GPU: DualPipeV over two ranks (its forward-backward
+  # pairs overlapped), which share the machine's GPU.
+  mkdir -p "$dir/train/pipeline"
+  compile "$root/models/tiny-v3.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=2 \
+    --micro-batches=8 --lr=1e-3 --warmup-steps=100 --ranks-per-node 2 --pp 2 \
+    --pipeline-schedule=dualpipev -o "$dir/train/pipeline/tiny-v3-dualpipev.plan"
   # Issue 7's benchmark: dsflow-run --device cuda against the PyTorch peer.
   "$root/bench/cuda/peer_benchmark.sh" --prepare "$dir" "${2:-build}"
 else

@@ -5,7 +5,8 @@
 # the CPU backend, the cuBLASLt GEMMs against the CPU backend and FP8 vs BF16
 # timed, the generated kernels' bandwidth against the copy bandwidth, and
 # (prepared with --tools) training with dsflow-run --device cuda against the
-# CPU backend, then small-v3 on Tiny Shakespeare on the GPU; with FP8_SEEDS=N
+# CPU backend (a DualPipeV pipeline on two ranks too), then small-v3 on Tiny
+# Shakespeare on the GPU; with FP8_SEEDS=N
 # set, bench/fp8_training_seeds.sh's comparison (FP8 vs FP32, 2000 steps,
 # seeds 1..N) on the GPU instead, two runs at a time; last, when DIR has peer/
 # (prepared with --tools), issue 7's benchmark: dsflow-run --device cuda
@@ -96,6 +97,19 @@ if want train && [ -x "$dir/tools/dsflow-run" ]; then
         "$out/train-$model-cuda-emulated.csv" --tolerance 2e-3 \
         | tee "$out/train-$model-emulated-compare.txt" || status=1 ;;
     esac
+  done
+  for plan in "$dir"/train/pipeline/*.plan; do
+    [ -e "$plan" ] || continue
+    model=$(basename "$plan" .plan)
+    echo "== $model: two pipeline ranks (TCP, sharing the GPU), --device cuda against the CPU"
+    "$root/bench/cuda/pipeline_ranks.sh" "$dir/tools/dsflow-run" "$plan" \
+      "$root/models/tinyshakespeare.txt" "$out/train-$model-cpu" --steps 20 || status=1
+    DSFLOW_CUDA_SYNC=1 "$root/bench/cuda/pipeline_ranks.sh" "$dir/tools/dsflow-run" "$plan" \
+      "$root/models/tinyshakespeare.txt" "$out/train-$model-cuda" --steps 20 --device cuda \
+      || status=1
+    python3 "$root/tools/dsflow-run/compare_losses.py" "$out/train-$model-cpu.csv" \
+      "$out/train-$model-cuda.csv" --tolerance 2e-3 | tee "$out/train-$model-compare.txt" \
+      || status=1
   done
   echo "== small-v3 on Tiny Shakespeare on the GPU (300 steps)"
   train "$dir/train/small-v3.plan" small-v3-shakespeare 300 --device cuda \

@@ -77,6 +77,15 @@ public:
   /// Copies plan buffer `buffer` (its plan size) between host and device.
   virtual io::Status upload(int32_t buffer, const std::byte *from) = 0;
   virtual io::Status download(int32_t buffer, std::byte *to) = 0;
+  /// Starts copying buffer `buffer` to host memory `to` as the kernels
+  /// launched so far leave it, without waiting for them (kernels launched
+  /// later do not change the copy); `to` holds the bytes once
+  /// finishDownloads returns. By default a download.
+  virtual io::Status startDownload(int32_t buffer, std::byte *to) {
+    return download(buffer, to);
+  }
+  /// Waits for the downloads started so far.
+  virtual io::Status finishDownloads() { return std::nullopt; }
   virtual io::Status zero(int32_t buffer) = 0;
   /// Runs kernel `kernel` on the device copies of its buffers (its outputs
   /// already zeroed unless it accumulates).

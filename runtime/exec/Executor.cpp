@@ -222,7 +222,7 @@ io::Status Executor::runStep(Step &step) {
 }
 
 io::Status Executor::runProgram(int program, const std::vector<char> *selected,
-                                const KernelHook *hook) {
+                                const KernelHook *hook, bool finish) {
   if (offload)
     if (io::Status e = offload->beginProgram(program, selected != nullptr))
       return e;
@@ -238,6 +238,10 @@ io::Status Executor::runProgram(int program, const std::vector<char> *selected,
       if (io::Status s = (*hook)(step.kernel, true))
         return s;
   }
+  return finish ? finishProgram() : std::nullopt;
+}
+
+io::Status Executor::finishProgram() {
   if (!offload)
     return std::nullopt;
   if (io::Status e = offload->endProgram())

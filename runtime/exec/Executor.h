@@ -15,6 +15,7 @@
 #include "exec/Offload.h"
 
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,8 +52,18 @@ public:
   /// each (the stage's messages).
   io::Status runKernels(const std::vector<char> &selected,
                         const KernelHook &hook) {
-    return runProgram(0, &selected, hook ? &hook : nullptr);
+    if (io::Status s = startKernels(selected, hook))
+      return s;
+    return finishKernels();
   }
+  /// runKernels without its end: with a device the host need not wait for
+  /// the kernels (their outputs' copies back) before finishKernels, so that
+  /// it can launch another executor's meanwhile (DualPipe's paired chunks).
+  io::Status startKernels(const std::vector<char> &selected,
+                          const KernelHook &hook) {
+    return runProgram(0, &selected, hook ? &hook : nullptr, false);
+  }
+  io::Status finishKernels() { return finishProgram(); }
 
   /// Accumulates wall time per op when on; report() prints the table.
   /// With a device, its kernels are timed on the device.
@@ -77,6 +88,18 @@ public:
   /// message): brings the device's newer bytes.
   io::Status bufferToHost(int32_t b) {
     return offload ? offload->bringToHost(b) : std::nullopt;
+  }
+  /// Starts copying buffer `b` as the kernels run so far leave it to `to`
+  /// (a pipeline stage's message), without waiting for a device; `to`
+  /// holds the bytes after finishCopiesOut.
+  io::Status startCopyOut(int32_t b, std::byte *to) {
+    if (offload)
+      return offload->startCopyOut(b, to);
+    std::memcpy(to, mem->data(b), size_t(planCopy.buffers(b).bytes()));
+    return std::nullopt;
+  }
+  io::Status finishCopiesOut() {
+    return offload ? offload->finishCopiesOut() : std::nullopt;
   }
   /// After the host wrote buffer `b` outside a kernel (a received message).
   void bufferWrittenOnHost(int32_t b) {
@@ -131,9 +154,13 @@ private:
     BoundKernel run;
   };
   Executor(const Plan &plan) : planCopy(plan) {}
+  /// `finish`: also finishProgram.
   io::Status runProgram(int program,
                         const std::vector<char> *selected = nullptr,
-                        const KernelHook *hook = nullptr);
+                        const KernelHook *hook = nullptr, bool finish = true);
+  /// The end of a program with a device: what the host needs back, the
+  /// device's kernel times.
+  io::Status finishProgram();
   /// Binds every program's kernels to the memory.
   io::Status bindPrograms();
   /// Runs one kernel on the host (zeroing its outputs unless it accumulates).

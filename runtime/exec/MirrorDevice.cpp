@@ -1,6 +1,7 @@
 //===- MirrorDevice.cpp - A CPU executor posing as a device ---------------===//
 #include "exec/MirrorDevice.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace dsflow::exec {
@@ -35,6 +36,20 @@ io::Status MirrorDevice::upload(int32_t b, const std::byte *from) {
 
 io::Status MirrorDevice::download(int32_t b, std::byte *to) {
   std::memcpy(to, side->memory().data(b), bytes(b));
+  return std::nullopt;
+}
+
+io::Status MirrorDevice::startDownload(int32_t b, std::byte *to) {
+  const std::byte *from = side->memory().data(b);
+  started.emplace_back(to, std::vector<std::byte>(from, from + bytes(b)));
+  std::memset(to, 0xFF, bytes(b));
+  return std::nullopt;
+}
+
+io::Status MirrorDevice::finishDownloads() {
+  for (auto &[to, bytes] : started)
+    std::copy(bytes.begin(), bytes.end(), to);
+  started.clear();
   return std::nullopt;
 }
 

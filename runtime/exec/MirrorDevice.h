@@ -5,8 +5,11 @@
 // of their buffers. Offload's bookkeeping is then checked without a GPU:
 // a copy it forgets, or makes from the wrong side, shows as a NaN or as a
 // difference from the CPU backend alone, bitwise (the same kernels compute
-// either way). dsflow-run --device cpu-mirror runs every other kernel on
-// one; the offload tests give theirs an optimizer.
+// either way). A started download takes its bytes at once and fills the
+// host's with NaNs until finished, so that reading them early shows.
+// dsflow-run --device cpu-mirror runs every other kernel on one
+// (cpu-mirror-all: every kernel); the offload tests give theirs an
+// optimizer.
 //
 //===----------------------------------------------------------------------===//
 #ifndef DSFLOW_RUNTIME_EXEC_MIRRORDEVICE_H
@@ -15,6 +18,8 @@
 #include "exec/Executor.h"
 
 #include <functional>
+#include <utility>
+#include <vector>
 
 namespace dsflow::exec {
 
@@ -32,6 +37,8 @@ public:
   bool runs(int32_t kernel) const override { return chosen(kernel); }
   io::Status upload(int32_t b, const std::byte *from) override;
   io::Status download(int32_t b, std::byte *to) override;
+  io::Status startDownload(int32_t b, std::byte *to) override;
+  io::Status finishDownloads() override;
   io::Status zero(int32_t b) override;
   io::Status launch(int32_t kernel) override;
 
@@ -42,6 +49,8 @@ private:
   size_t bytes(int32_t b) const;
   std::unique_ptr<Executor> side;
   std::function<bool(int32_t)> chosen;
+  /// Started downloads: where to, and the bytes taken.
+  std::vector<std::pair<std::byte *, std::vector<std::byte>>> started;
 };
 
 } // namespace dsflow::exec

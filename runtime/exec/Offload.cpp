@@ -2,6 +2,7 @@
 #include "exec/Offload.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 namespace dsflow::exec {
@@ -208,7 +209,17 @@ io::Status Offload::toHost(int32_t b) {
     return e;
   newer[b] = Newer::Neither;
   totals.downloadedBytes += plan.buffers(b).bytes();
+  ++totals.waitedDownloads;
   return std::nullopt;
+}
+
+io::Status Offload::startCopyOut(int32_t b, std::byte *to) {
+  if (newer[b] != Newer::Device) {
+    std::memcpy(to, host.data(b), size_t(plan.buffers(b).bytes()));
+    return std::nullopt;
+  }
+  totals.downloadedBytes += plan.buffers(b).bytes();
+  return dev->startDownload(b, to);
 }
 
 void Offload::wrote(int32_t b, Newer side) {

@@ -44,6 +44,8 @@ namespace dsflow::exec {
 struct OffloadCounts {
   int64_t deviceKernels = 0, hostKernels = 0;
   int64_t uploadedBytes = 0, downloadedBytes = 0;
+  /// Copies back the host waited for (started copies not counted).
+  int64_t waitedDownloads = 0;
 };
 
 class Offload {
@@ -72,6 +74,11 @@ public:
   io::Status bringToHost(BufferKind kind);
   /// Copies buffer `b` to the host if the device holds it newer.
   io::Status bringToHost(int32_t b) { return toHost(b); }
+  /// Starts copying buffer `b`'s newest bytes, as the kernels run so far
+  /// leave them, to `to` (not the host's copy of `b`, which stays as it
+  /// is); `to` holds them after finishCopiesOut.
+  io::Status startCopyOut(int32_t b, std::byte *to);
+  io::Status finishCopiesOut() { return dev->finishDownloads(); }
   /// Zeroes the gradients where they live (resident: on the device).
   io::Status zeroGradients();
 

@@ -86,6 +86,7 @@ PipelineRunner::create(exec::Executor &first, dist::Communicator &world) {
     if (seen.insert({c.buffer, c.from, c.to}).second) {
       r->crossings.push_back(c);
       r->producer.push_back(writer[c.buffer]);
+      r->crossingBytes.push_back(p.buffers(c.buffer).bytes());
     }
   // W runs on its own only if the arena was planned for it and it sends
   // nothing to another stage.
@@ -136,59 +137,89 @@ io::Status PipelineRunner::weights(const schedule::Chunk &c) {
       ->runKernels(weightGradientKernels[c.stage], none);
 }
 
-io::Status
-PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
-                      const std::vector<std::vector<char>> &kernels) {
+int PipelineRunner::worldRankOf(int microBatch, int stage) const {
+  return plan.holder[plan.direction[microBatch]][stage] * inner +
+         world.rank() % inner;
+}
+
+int PipelineRunner::tagOf(int microBatch, size_t crossing) const {
+  return int((size_t(microBatch) * crossings.size() + crossing) %
+             dist::Communicator::kMaxTag);
+}
+
+bool PipelineRunner::incoming(const schedule::Chunk &c, bool backward,
+                              size_t crossing) const {
+  const stages::StageCrossing &x = crossings[crossing];
+  return x.backward == backward && x.to == c.stage;
+}
+
+io::Status PipelineRunner::receive(const schedule::Chunk &c, size_t i) {
   exec::Executor &e = *slots.at({c.microBatch, c.stage});
-  exec::Memory &memory = e.memory();
-  int direction = plan.direction[c.microBatch];
-  auto worldRankOf = [&](int stage) {
-    return plan.holder[direction][stage] * inner + world.rank() % inner;
-  };
-  auto tag = [&](size_t crossing) {
-    return int((size_t(c.microBatch) * crossings.size() + crossing) %
-               dist::Communicator::kMaxTag);
-  };
-  std::vector<char> received(crossings.size(), 0);
-  auto bytes = [&](size_t i) {
-    return memory.plan().buffers(crossings[i].buffer).bytes();
-  };
-  auto receive = [&](size_t i) -> io::Status {
-    const stages::StageCrossing &x = crossings[i];
-    received[i] = 1;
-    std::byte *to = memory.data(x.buffer);
-    e.bufferWrittenOnHost(x.buffer); // a device reads it from the host
-    if (worldRankOf(x.from) != world.rank())
-      return world.receive(worldRankOf(x.from), tag(i), to, bytes(i));
-    auto copy = local.find({c.microBatch, i});
-    if (copy == local.end())
-      return io::makeError("pipeline", "stage " + std::to_string(x.from) +
-                                           " left no tensor for stage " +
-                                           std::to_string(x.to) +
-                                           " (internal error)");
-    std::copy(copy->second.begin(), copy->second.end(), to);
-    local.erase(copy);
+  const stages::StageCrossing &x = crossings[i];
+  std::byte *to = e.memory().data(x.buffer);
+  e.bufferWrittenOnHost(x.buffer); // a device reads it from the host
+  auto here = arrived.find({c.microBatch, i});
+  if (here != arrived.end()) {
+    std::copy(here->second.begin(), here->second.end(), to);
+    arrived.erase(here);
     return std::nullopt;
-  };
-  auto send = [&](size_t i) -> io::Status {
-    const stages::StageCrossing &x = crossings[i];
-    if (io::Status s = e.bufferToHost(x.buffer)) // made on a device
+  }
+  int from = worldRankOf(c.microBatch, x.from);
+  if (from != world.rank())
+    return world.receive(from, tagOf(c.microBatch, i), to, bytesOf(i));
+  return io::makeError("pipeline", "stage " + std::to_string(x.from) +
+                                       " left no tensor for stage " +
+                                       std::to_string(x.to) +
+                                       " (internal error)");
+}
+
+io::Status PipelineRunner::receiveAhead(const schedule::Chunk &c,
+                                        bool backward) {
+  for (size_t i = 0; i < crossings.size(); ++i) {
+    int from = worldRankOf(c.microBatch, crossings[i].from);
+    if (!incoming(c, backward, i) || from == world.rank())
+      continue;
+    std::vector<std::byte> &bytes = arrived[{c.microBatch, i}];
+    bytes.resize(size_t(bytesOf(i)));
+    if (io::Status s = world.receive(from, tagOf(c.microBatch, i), bytes.data(),
+                                     bytesOf(i)))
       return s;
-    const std::byte *from = memory.data(x.buffer);
-    if (worldRankOf(x.to) != world.rank())
-      return world.send(worldRankOf(x.to), tag(i), from, bytes(i));
-    local[{c.microBatch, i}].assign(from, from + bytes(i));
-    return std::nullopt;
-  };
-  auto incoming = [&](size_t i) {
-    const stages::StageCrossing &x = crossings[i];
-    return x.backward == backward && x.to == c.stage && !received[i];
+  }
+  return std::nullopt;
+}
+
+io::Status PipelineRunner::deliver(int microBatch, size_t i,
+                                   const std::byte *from) {
+  int to = worldRankOf(microBatch, crossings[i].to);
+  if (to != world.rank())
+    return world.send(to, tagOf(microBatch, i), from, bytesOf(i));
+  arrived[{microBatch, i}].assign(from, from + bytesOf(i));
+  return std::nullopt;
+}
+
+io::Status PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
+                                 const std::vector<std::vector<char>> &kernels,
+                                 std::vector<Outgoing> *later) {
+  exec::Executor &e = *slots.at({c.microBatch, c.stage});
+  std::vector<char> received(crossings.size(), 0);
+  auto send = [&](size_t i) -> io::Status {
+    int32_t buffer = crossings[i].buffer;
+    if (later) { // a copy as the producer left it, sent after the pair
+      later->push_back(
+          {c.microBatch, i, &e, std::vector<std::byte>(size_t(bytesOf(i)))});
+      return e.startCopyOut(buffer, later->back().bytes.data());
+    }
+    if (io::Status s = e.bufferToHost(buffer)) // made on a device
+      return s;
+    return deliver(c.microBatch, i, e.memory().data(buffer));
   };
   exec::Executor::KernelHook hook = [&](int32_t k, bool after) -> io::Status {
     for (size_t i = 0; i < crossings.size(); ++i) {
       const stages::StageCrossing &x = crossings[i];
-      if (!after && incoming(i) && position[producer[i]] < position[k]) {
-        if (io::Status s = receive(i))
+      if (!after && incoming(c, backward, i) && !received[i] &&
+          position[producer[i]] < position[k]) {
+        received[i] = 1;
+        if (io::Status s = receive(c, i))
           return s;
       } else if (after && producer[i] == k && x.from == c.stage) {
         if (io::Status s = send(i))
@@ -197,14 +228,56 @@ PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
     }
     return std::nullopt;
   };
-  if (io::Status s = e.runKernels(kernels[c.stage], hook))
-    return s;
+  io::Status ran = later ? e.startKernels(kernels[c.stage], hook)
+                         : e.runKernels(kernels[c.stage], hook);
+  if (ran)
+    return ran;
   // Tensors only a later chunk of this micro-batch reads.
   for (size_t i = 0; i < crossings.size(); ++i)
-    if (incoming(i))
-      if (io::Status s = receive(i))
+    if (incoming(c, backward, i) && !received[i])
+      if (io::Status s = receive(c, i))
         return s;
   return std::nullopt;
+}
+
+io::Status PipelineRunner::pair(const schedule::Chunk &f,
+                                const schedule::Chunk &b) {
+  exec::Executor &forward = *slots.at({f.microBatch, f.stage});
+  exec::Executor &backward = *slots.at({b.microBatch, b.stage});
+  if (!forward.offloading()) { // the CPU: one after the other
+    if (io::Status s = chunk(f, false, forwardKernels))
+      return s;
+    return chunk(b, true, backwardKernels);
+  }
+  auto waits = [&] {
+    return forward.offloading()->counts().waitedDownloads +
+           backward.offloading()->counts().waitedDownloads;
+  };
+  if (io::Status s = receiveAhead(f, false))
+    return s;
+  if (io::Status s = receiveAhead(b, true))
+    return s;
+  int64_t waitsBefore = waits();
+  std::vector<Outgoing> fromForward, fromBackward;
+  if (io::Status s = chunk(f, false, forwardKernels, &fromForward))
+    return s;
+  if (io::Status s = chunk(b, true, backwardKernels, &fromBackward))
+    return s;
+  ++pairs.overlapped;
+  pairs.withoutWaits += waits() == waitsBefore;
+  // The forward's messages leave as soon as it is done, while the
+  // backward may still run.
+  for (std::vector<Outgoing> *out : {&fromForward, &fromBackward}) {
+    if (!out->empty())
+      if (io::Status s = out->front().executor->finishCopiesOut())
+        return s;
+    for (const Outgoing &o : *out)
+      if (io::Status s = deliver(o.microBatch, o.crossing, o.bytes.data()))
+        return s;
+  }
+  if (io::Status s = forward.finishKernels())
+    return s;
+  return backward.finishKernels();
 }
 
 io::Status PipelineRunner::runForward() {
@@ -237,9 +310,7 @@ io::Status PipelineRunner::runStep() {
       s = chunk(i.chunk, true, backwardKernels);
       break;
     case Op::ForwardBackward:
-      s = chunk(i.chunk, false, forwardKernels);
-      if (!s)
-        s = chunk(i.backward, true, backwardKernels);
+      s = pair(i.chunk, i.backward);
       break;
     default: // The schedule's own messages: chunk() sends and receives.
       break;

@@ -17,7 +17,13 @@
 //
 // With a device (exec/Offload.h), each executor has its own, made by the
 // first's factory: messages leave from and arrive in host memory (the
-// device's copy follows), and the training state stays on the host.
+// device's copy follows), and the training state stays on the host. A
+// ForwardBackward pair (DualPipe's) then overlaps: the remote inputs of both
+// chunks are received first, both chunks' kernels are launched (each
+// executor's device has its own streams) before the host waits for either,
+// and the messages leave after, each copied out as its producer left it
+// (Executor::startCopyOut) - the order the schedule's simulation assumes
+// (compiler/Schedule/ScheduleSimulation).
 // Decisions, for the CPU backend:
 // - A schedule's B instruction runs the chunk's backward without its
 //   weight-gradient part, and its W instruction that part
@@ -25,7 +31,7 @@
 //   the W part's inputs to the end of the step (dsflow-compile does for
 //   ZB1P, DualPipe and DualPipeV). Otherwise, and for full backwards, the
 //   backward runs whole and W is a no-op. A pair F&B runs F then B (no
-//   overlap on the CPU).
+//   overlap on the CPU; its messages leave as soon as made).
 // - A rank allocates only its stages' parameters (dsflow-run). A stage's
 //   gradients are reduced over the ranks holding it (experts: those with the
 //   same EP rank), which also keeps DualPipe's two copies of a stage equal
@@ -82,12 +88,42 @@ public:
   /// tokens must be in its executors.
   io::Status runForward();
 
+  /// ForwardBackward pairs run so far with both chunks launched before the
+  /// host waited for either (a device), and of those, the ones in which the
+  /// host waited for no copy back from a device between the launches.
+  struct PairCounts {
+    int64_t overlapped = 0, withoutWaits = 0;
+  };
+  const PairCounts &pairCounts() const { return pairs; }
+
 private:
+  /// A message copied out of `executor` (after its finishCopiesOut) to send.
+  struct Outgoing {
+    int microBatch;
+    size_t crossing;
+    exec::Executor *executor;
+    std::vector<std::byte> bytes;
+  };
   PipelineRunner(dist::Communicator &world) : world(world) {}
   /// Runs `kernels` of chunk c with its stage's messages (`backward`: the
-  /// backward's crossings).
+  /// backward's crossings). With `later`, the kernels are only launched
+  /// (Executor::startKernels) and the messages copied into `later`.
   io::Status chunk(const schedule::Chunk &c, bool backward,
-                   const std::vector<std::vector<char>> &kernels);
+                   const std::vector<std::vector<char>> &kernels,
+                   std::vector<Outgoing> *later = nullptr);
+  /// A ForwardBackward instruction: forward chunk f, backward chunk b.
+  io::Status pair(const schedule::Chunk &f, const schedule::Chunk &b);
+  /// Whether crossing `i` is an input of chunk c's forward or backward.
+  bool incoming(const schedule::Chunk &c, bool backward, size_t i) const;
+  /// Puts crossing i's tensor into chunk c's executor.
+  io::Status receive(const schedule::Chunk &c, size_t i);
+  /// Receives the remote inputs of chunk c's forward or backward now.
+  io::Status receiveAhead(const schedule::Chunk &c, bool backward);
+  /// Sends micro-batch mb's crossing i (to this rank: keeps it).
+  io::Status deliver(int microBatch, size_t i, const std::byte *from);
+  int worldRankOf(int microBatch, int stage) const;
+  int tagOf(int microBatch, size_t crossing) const;
+  int64_t bytesOf(size_t crossing) const { return crossingBytes[crossing]; }
   /// The W part of chunk c's backward (no messages: it makes none).
   io::Status weights(const schedule::Chunk &c);
 
@@ -97,8 +133,10 @@ private:
   std::vector<std::unique_ptr<exec::Executor>> owned;
   /// (micro-batch, stage) -> its executor on this rank.
   std::map<std::pair<int, int>, exec::Executor *> slots;
-  /// Crossings between two stages of this rank: (micro-batch, crossing).
-  std::map<std::pair<int, size_t>, std::vector<std::byte>> local;
+  /// Tensors here before their chunk reads them, by (micro-batch,
+  /// crossing): from a stage of this rank, or received ahead of a pair.
+  std::map<std::pair<int, size_t>, std::vector<std::byte>> arrived;
+  PairCounts pairs;
   /// Per stage: its forward and its backward kernels; the backward split
   /// into its B and W parts when W is deferred.
   std::vector<std::vector<char>> forwardKernels, backwardKernels,
@@ -108,6 +146,7 @@ private:
   /// with the kernel writing each.
   std::vector<stages::StageCrossing> crossings;
   std::vector<int32_t> producer;
+  std::vector<int64_t> crossingBytes;
   /// Each kernel's position in the train program.
   std::vector<int> position;
 };

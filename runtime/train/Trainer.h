@@ -84,6 +84,8 @@ public:
   /// Trains until options.steps or until `stop` becomes true; writes progress
   /// lines to `log`.
   io::Expected<TrainSummary> run(const std::atomic<bool> &stop, std::FILE *log);
+  /// This rank's pipeline stages, or null without pipeline parallelism.
+  const PipelineRunner *pipelineRunner() const { return pipeline.get(); }
 
 private:
   /// The ranks holding a stage's dense tensors, or (experts) its routed

@@ -83,14 +83,12 @@ TEST(GradientBuckets, CoverTheRegionInWholeBuffers) {
 /// with the backward in buckets of `bucketBytes`; kernels `onDevice` there.
 void expectOverlappedSums(const std::function<bool(int32_t)> &onDevice,
                           int64_t bucketBytes) {
-  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", false);
-  ASSERT_TRUE(plan);
-  auto cpu = exec::Executor::create(*plan, "tiny-v3");
-  auto split = exec::Executor::create(*plan, "tiny-v3");
-  auto side = exec::Executor::create(*plan, "tiny-v3");
-  ASSERT_TRUE(cpu.ok() && split.ok() && side.ok());
+  std::optional<test::TinyV3Executors> tiny = test::tinyV3Executors();
+  ASSERT_TRUE(tiny);
+  const Plan *plan = &tiny->plan;
+  auto *cpu = &tiny->cpu, *split = &tiny->split;
   auto device =
-      std::make_unique<test::StandInDevice>(std::move(*side), onDevice);
+      std::make_unique<test::StandInDevice>(std::move(tiny->side), onDevice);
   test::StandInOptimizer &sums = device->standInOptimizer();
   sums.pretendRanks(true);
   ASSERT_FALSE((*split)->offloadTo(std::move(device), /*resident=*/true));

@@ -46,20 +46,15 @@ bool sameBytes(exec::Executor &a, exec::Executor &b, BufferKind kind) {
 /// `onDevice` picks offloaded; returns the offload's counts.
 exec::OffloadCounts
 expectSameAsCpu(const std::function<bool(const Kernel &, int32_t)> &onDevice) {
-  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", false);
-  EXPECT_TRUE(plan);
-  if (!plan)
+  std::optional<test::TinyV3Executors> tiny = test::tinyV3Executors();
+  EXPECT_TRUE(tiny);
+  if (!tiny)
     return {};
-  auto cpu = exec::Executor::create(*plan, "tiny-v3");
-  auto split = exec::Executor::create(*plan, "tiny-v3");
-  auto side = exec::Executor::create(*plan, "tiny-v3");
-  EXPECT_TRUE(cpu.ok() && split.ok() && side.ok());
-  if (!cpu.ok() || !split.ok() || !side.ok())
-    return {};
-  const Plan &p = *plan;
+  const Plan *plan = &tiny->plan;
+  auto *cpu = &tiny->cpu, *split = &tiny->split;
   EXPECT_FALSE((*split)->offloadTo(std::make_unique<StandInDevice>(
-      std::move(*side),
-      [&p, onDevice](int32_t k) { return onDevice(p.kernels(k), k); })));
+      std::move(tiny->side),
+      [plan, onDevice](int32_t k) { return onDevice(plan->kernels(k), k); })));
   randomize(**cpu, **split, 7);
   for (int microBatch = 0; microBatch < 2; ++microBatch) {
     EXPECT_FALSE((*cpu)->runMicroBatch());
@@ -221,6 +216,52 @@ TEST(Offload, TheProfileTakesTheDevicesTimes) {
   EXPECT_NE(table.find(expected), std::string::npos) << table;
   EXPECT_NE(table.find(std::to_string(attention)), std::string::npos);
   EXPECT_NE(table.find("rms_norm"), std::string::npos) << table;
+}
+
+/// A pipeline stage's message leaves a device as a started copy
+/// (Executor::startCopyOut): it holds the bytes the kernels so far left,
+/// only once finished (the stand-in leaves NaNs before), and the host waits
+/// for no copy back while the kernels are only launched (startKernels).
+TEST(Offload, AStartedCopyOutHoldsWhatTheKernelsLeft) {
+  std::optional<test::TinyV3Executors> tiny = test::tinyV3Executors();
+  ASSERT_TRUE(tiny);
+  const Plan *plan = &tiny->plan;
+  auto *cpu = &tiny->cpu, *split = &tiny->split;
+  ASSERT_FALSE((*split)->offloadTo(std::make_unique<StandInDevice>(
+      std::move(tiny->side), [](int32_t) { return true; })));
+  randomize(**cpu, **split, 11);
+  // Every activation a kernel writes, copied out right after it.
+  std::vector<std::vector<std::byte>> expected, copied;
+  auto copyAfter = [&](exec::Executor &e, bool started,
+                       std::vector<std::vector<std::byte>> &into) {
+    return [&, started](int32_t k, bool after) -> io::Status {
+      if (!after)
+        return std::nullopt;
+      for (int32_t b : plan->kernels(k).outputs()) {
+        if (plan->buffers(b).kind() != ACTIVATION)
+          continue;
+        auto &to = into.emplace_back(size_t(plan->buffers(b).bytes()));
+        const std::byte *now = e.memory().data(b);
+        if (!started)
+          std::copy(now, now + to.size(), to.begin());
+        else if (io::Status s = e.startCopyOut(b, to.data()))
+          return s;
+      }
+      return std::nullopt;
+    };
+  };
+  std::vector<char> all(plan->kernels_size(), 1);
+  ASSERT_FALSE((*cpu)->runKernels(all, copyAfter(**cpu, false, expected)));
+  ASSERT_FALSE((*split)->startKernels(all, copyAfter(**split, true, copied)));
+  EXPECT_EQ((*split)->offloading()->counts().waitedDownloads, 0);
+  ASSERT_EQ(copied.size(), expected.size());
+  ASSERT_FALSE(copied.empty());
+  EXPECT_NE(copied.front(), expected.front()); // not there yet
+  ASSERT_FALSE((*split)->finishCopiesOut());
+  for (size_t i = 0; i < copied.size(); ++i)
+    EXPECT_EQ(copied[i], expected[i]) << "copy " << i;
+  ASSERT_FALSE((*split)->finishKernels());
+  EXPECT_GT((*split)->offloading()->counts().waitedDownloads, 0);
 }
 
 /// A device that records which buffers it was asked to copy back.

@@ -10,6 +10,7 @@
 #ifndef DSFLOW_TEST_UNIT_STANDINDEVICE_H
 #define DSFLOW_TEST_UNIT_STANDINDEVICE_H
 
+#include "CompileForTest.h"
 #include "exec/Executor.h"
 #include "exec/MirrorDevice.h"
 #include "train/AdamW.h"
@@ -18,6 +19,8 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <random>
 #include <utility>
 #include <vector>
@@ -157,6 +160,25 @@ inline void randomize(exec::Executor &a, exec::Executor &b, uint64_t seed) {
       0, int32_t(plan.model().vocab_size()) - 1);
   for (int64_t j = 0; j < a.tokenCount(); ++j)
     a.tokens()[j] = b.tokens()[j] = token(rng);
+}
+
+/// tiny-v3 three times: on the CPU alone, on the host of a split run, and
+/// as the memory of that run's stand-in device; randomize(cpu, split) next.
+struct TinyV3Executors {
+  Plan plan;
+  std::unique_ptr<exec::Executor> cpu, split, side;
+};
+inline std::optional<TinyV3Executors> tinyV3Executors() {
+  std::optional<Plan> plan = compileForTest("tiny-v3.pbtxt", false);
+  if (!plan)
+    return std::nullopt;
+  auto cpu = exec::Executor::create(*plan, "tiny-v3");
+  auto split = exec::Executor::create(*plan, "tiny-v3");
+  auto side = exec::Executor::create(*plan, "tiny-v3");
+  if (!cpu.ok() || !split.ok() || !side.ok())
+    return std::nullopt;
+  return TinyV3Executors{std::move(*plan), std::move(*cpu), std::move(*split),
+                         std::move(*side)};
 }
 
 } // namespace dsflow::test

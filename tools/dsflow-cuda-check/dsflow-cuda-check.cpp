@@ -89,7 +89,9 @@ std::string launchesJson(const Plan &plan, const Kernel &kernel) {
 
 /// Runs kernel k on the device from the host buffers' current contents
 /// (outputs zeroed unless the kernel accumulates), as the runtime would, and
-/// returns its outputs.
+/// returns its outputs. They come back as a pipeline's messages do (started
+/// downloads), with the outputs zeroed on the device before the downloads
+/// finish: the copies must be what the kernel left.
 io::Expected<std::vector<std::vector<float>>>
 runOnDevice(cuda::CudaDevice &device, const Plan &plan, exec::Memory &memory,
             int32_t k) {
@@ -108,9 +110,22 @@ runOnDevice(cuda::CudaDevice &device, const Plan &plan, exec::Memory &memory,
     std::vector<float> &out =
         outputs.emplace_back(plan.buffers(b).bytes() / sizeof(float));
     if (io::Status e =
-            device.download(b, reinterpret_cast<std::byte *>(out.data())))
+            device.startDownload(b, reinterpret_cast<std::byte *>(out.data())))
       return *e;
   }
+  // (Not an output whose fused FP8 operand is checked next: zeroing it
+  // drops the operand.)
+  for (int32_t b : kernel.outputs()) {
+    io::Expected<std::optional<cuda::CudaDevice::Fp8OperandBytes>> operand =
+        device.fp8Operand(b);
+    if (!operand)
+      return operand.error();
+    if (!*operand)
+      if (io::Status e = device.zero(b))
+        return *e;
+  }
+  if (io::Status e = device.finishDownloads())
+    return *e;
   return outputs;
 }
 

@@ -65,13 +65,15 @@ const char *kUsage =
     "  --device D              cpu (default) or cuda: the kernels the plan has\n"
     "                          CUDA code for (dsflow-compile --cuda) on GPU 0,\n"
     "                          the rest on the CPU; FP32 plans; under mpirun\n"
-    "                          one GPU per rank, gradients summed by NCCL.\n"
+    "                          one GPU per rank, gradients summed by NCCL\n"
+    "                          (pipeline ranks may share GPUs).\n"
     "                          The parameters, gradients and AdamW state stay\n"
     "                          on the GPU (the optimizer runs there; on the\n"
     "                          host under pipeline parallelism).\n"
     "                          cpu-mirror: every other kernel on a second\n"
     "                          copy of the memory on the CPU, to check the\n"
-    "                          device path's copies without a GPU\n"
+    "                          device path's copies without a GPU;\n"
+    "                          cpu-mirror-all: every kernel there\n"
     "  --host-optimizer        with --device cuda: keep them on the host and\n"
     "                          run AdamW there (copies every micro-batch)\n"
     "  --tf32                  with --device cuda: FP32 GEMMs on the tensor\n"
@@ -115,9 +117,11 @@ int failJob(dist::Communicator &world, const std::string &message) {
 }
 
 /// Runs the kernels with CUDA code on GPU 0 (--device cuda), or every other
-/// kernel on a mirror device (--device cpu-mirror).
+/// kernel on a mirror device (--device cpu-mirror; cpu-mirror-all: every
+/// kernel).
 struct CudaOptions {
-  bool on = false, mirror = false, hostOptimizer = false, emulateFp8 = false;
+  bool on = false, mirror = false, mirrorAll = false, hostOptimizer = false,
+       emulateFp8 = false;
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   cuda::CudaDevice::Options device;
 #endif
@@ -141,8 +145,12 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
   io::Expected<dist::LaunchConfig> launch = dist::detectLaunch(
       [](const char *name) { return std::getenv(name); }, true);
   int gpu = launch ? launch->localRank : 0;
+  // Pipeline ranks need no NCCL: more of them than GPUs share (round robin).
+  bool pipeline = plan.has_cluster() && plan.cluster().pp() > 1;
   io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
-      cuda::CudaDriver::open(gpu);
+      cuda::CudaDriver::open(gpu, pipeline);
+  if (driver)
+    gpu = (*driver)->ordinal();
   if (!driver)
     return driver.error();
   io::Expected<std::unique_ptr<cuda::CudaDevice>> device =
@@ -150,7 +158,7 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                                cuda.device);
   if (!device)
     return device.error();
-  if (plan.has_cluster() && plan.cluster().pp() > 1) {
+  if (pipeline) {
     // Each micro-batch in flight on the rank gets a device (an arena) of its
     // own; the training state stays on the host, which sums the gradients.
     exec::Executor::DeviceFactory more =
@@ -187,17 +195,21 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
 #endif
 }
 
-/// Every other kernel on a mirror device (--device cpu-mirror).
-io::Status offloadToMirror(exec::Executor &executor) {
+/// Every other kernel, or with `all` every kernel, on a mirror device
+/// (--device cpu-mirror, cpu-mirror-all).
+io::Status offloadToMirror(exec::Executor &executor, bool all) {
   if (executor.plan().has_cluster() && executor.plan().cluster().ep() > 1)
-    return io::makeError("--device cpu-mirror",
+    return io::makeError(all ? "--device cpu-mirror-all"
+                             : "--device cpu-mirror",
                          "not with expert parallelism yet");
   // The mirrors of a pipeline's further micro-batches hold the same
   // buffers as this executor's.
   exec::Executor::DeviceFactory mirror =
-      [&executor](const Plan &) -> io::Expected<std::unique_ptr<exec::Device>> {
+      [&executor, all](const Plan &)
+      -> io::Expected<std::unique_ptr<exec::Device>> {
     io::Expected<std::unique_ptr<exec::MirrorDevice>> d =
-        exec::MirrorDevice::of(executor, [](int32_t k) { return k % 2 == 1; });
+        exec::MirrorDevice::of(executor,
+                               [all](int32_t k) { return all || k % 2 == 1; });
     if (!d)
       return d.error();
     return std::unique_ptr<exec::Device>(std::move(*d));
@@ -287,7 +299,7 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
     if (io::Status e = offloadToCuda(**executor, planPath, cuda, world))
       return failJob(world, e->message);
   if (cuda.mirror)
-    if (io::Status e = offloadToMirror(**executor))
+    if (io::Status e = offloadToMirror(**executor, cuda.mirrorAll))
       return failJob(world, e->message);
   io::Expected<std::unique_ptr<train::Trainer>> trainer =
       train::Trainer::create(**executor, options, world);
@@ -335,6 +347,13 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
     (*executor)->printProfile(stdout);
   if (const exec::Offload *offload = (*executor)->offloading())
     printOffload(*offload);
+  const train::PipelineRunner *pipeline = (*trainer)->pipelineRunner();
+  if (leader && pipeline && pipeline->pairCounts().overlapped > 0)
+    std::printf("pipeline rank 0: %lld forward-backward pairs overlapped on "
+                "the device, %lld with no wait for a copy back between "
+                "their launches\n",
+                (long long)pipeline->pairCounts().overlapped,
+                (long long)pipeline->pairCounts().withoutWaits);
   return s.interrupted ? 130 : 0;
 }
 
@@ -416,9 +435,11 @@ int main(int argc, char **argv) {
       profile = true;
     } else if (arg == "--device") {
       ok = value(v) && (!std::strcmp(v, "cpu") || !std::strcmp(v, "cuda") ||
-                        !std::strcmp(v, "cpu-mirror"));
+                        !std::strcmp(v, "cpu-mirror") ||
+                        !std::strcmp(v, "cpu-mirror-all"));
       cuda.on = ok && !std::strcmp(v, "cuda");
-      cuda.mirror = ok && !std::strcmp(v, "cpu-mirror");
+      cuda.mirrorAll = ok && !std::strcmp(v, "cpu-mirror-all");
+      cuda.mirror = ok && (cuda.mirrorAll || !std::strcmp(v, "cpu-mirror"));
     } else if (arg == "--host-optimizer") {
       cuda.hostOptimizer = true;
     } else if (arg == "--tf32" || arg == "--bf16-gemms") {

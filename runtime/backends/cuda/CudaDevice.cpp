@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -221,6 +222,7 @@ CudaDevice::~CudaDevice() {
   driver->destroy(compute);
   driver->destroy(copies);
   driver->release(arena);
+  driver->releaseHost(landing);
 }
 
 io::Status CudaDevice::planFusedQuantization() {
@@ -391,6 +393,46 @@ io::Status CudaDevice::download(int32_t buffer, std::byte *to) {
           static_cast<size_t>(plan.buffers(buffer).bytes()), copies))
     return e;
   return driver->synchronize(copies);
+}
+
+io::Status CudaDevice::startDownload(int32_t buffer, std::byte *to) {
+  size_t bytes = static_cast<size_t>(plan.buffers(buffer).bytes());
+  if (landingUsed + bytes > landingBytes) {
+    // Grows only with no copy in flight into it.
+    if (io::Status e = finishDownloads())
+      return e;
+    if (bytes > landingBytes) {
+      driver->releaseHost(landing);
+      landing = nullptr;
+      landingBytes = std::max(bytes, 2 * landingBytes);
+      io::Expected<void *> memory = driver->allocateHost(landingBytes);
+      if (!memory) {
+        landingBytes = 0;
+        return memory.error();
+      }
+      landing = static_cast<std::byte *>(*memory);
+    }
+  }
+  if (io::Status e = order(compute, copies))
+    return e;
+  if (io::Status e = driver->downloadAsync(landing + landingUsed,
+                                           address(buffer), bytes, copies))
+    return e;
+  started.push_back({to, landingUsed, bytes});
+  landingUsed += bytes;
+  return order(copies, compute);
+}
+
+io::Status CudaDevice::finishDownloads() {
+  if (started.empty())
+    return std::nullopt;
+  if (io::Status e = driver->synchronize(copies))
+    return e;
+  for (const StartedDownload &d : started)
+    std::memcpy(d.to, landing + d.offset, d.bytes);
+  started.clear();
+  landingUsed = 0;
+  return std::nullopt;
 }
 
 io::Status CudaDevice::zero(int32_t buffer) {

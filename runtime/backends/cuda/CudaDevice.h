@@ -67,6 +67,10 @@ public:
   bool runs(int32_t kernel) const override;
   io::Status upload(int32_t buffer, const std::byte *from) override;
   io::Status download(int32_t buffer, std::byte *to) override;
+  /// On the copy stream into page-locked memory, behind the compute
+  /// stream's kernels so far (later ones wait for the copy).
+  io::Status startDownload(int32_t buffer, std::byte *to) override;
+  io::Status finishDownloads() override;
   io::Status zero(int32_t buffer) override;
   io::Status launch(int32_t kernel) override;
   /// AdamW on the GPU: with it the training state can stay there.
@@ -158,6 +162,15 @@ private:
   };
   std::map<int32_t, FusedQuantization> fusedQuantization;
   CUdeviceptr fp8OperandMemory = 0;
+  /// Page-locked memory the started downloads land in (kept for the next
+  /// ones), and where each goes from there.
+  struct StartedDownload {
+    std::byte *to;
+    size_t offset, bytes;
+  };
+  std::byte *landing = nullptr;
+  size_t landingBytes = 0, landingUsed = 0;
+  std::vector<StartedDownload> started;
   /// Per plan kernel, its Code.
   std::vector<Code> codes;
   /// Kernels timed by event pairs on the compute stream (--profile).

@@ -10,6 +10,7 @@ namespace dsflow::cuda {
 struct CudaDriver::Api {
   decltype(&::cuInit) init;
   decltype(&::cuDeviceGet) deviceGet;
+  decltype(&::cuDeviceGetCount) deviceGetCount;
   decltype(&::cuDeviceGetName) deviceGetName;
   decltype(&::cuDevicePrimaryCtxRetain) primaryCtxRetain;
   decltype(&::cuDevicePrimaryCtxRelease) primaryCtxRelease;
@@ -17,6 +18,8 @@ struct CudaDriver::Api {
   decltype(&::cuCtxSynchronize) ctxSynchronize;
   decltype(&::cuMemAlloc) memAlloc;
   decltype(&::cuMemFree) memFree;
+  decltype(&::cuMemAllocHost) memAllocHost;
+  decltype(&::cuMemFreeHost) memFreeHost;
   decltype(&::cuMemcpyHtoD) memcpyHtoD;
   decltype(&::cuMemcpyDtoH) memcpyDtoH;
   decltype(&::cuMemsetD8) memsetD8;
@@ -39,7 +42,8 @@ struct CudaDriver::Api {
 
 namespace {} // namespace
 
-io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
+io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal,
+                                                           bool shared) {
   void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!library)
     return io::makeError("cuda",
@@ -54,6 +58,8 @@ io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
   } entries[] = {
       {"cuInit", bindSymbol(library, "cuInit", a.init)},
       {"cuDeviceGet", bindSymbol(library, "cuDeviceGet", a.deviceGet)},
+      {"cuDeviceGetCount",
+       bindSymbol(library, "cuDeviceGetCount", a.deviceGetCount)},
       {"cuDeviceGetName",
        bindSymbol(library, "cuDeviceGetName", a.deviceGetName)},
       {"cuDevicePrimaryCtxRetain",
@@ -67,6 +73,9 @@ io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
        bindSymbol(library, "cuCtxSynchronize", a.ctxSynchronize)},
       {"cuMemAlloc_v2", bindSymbol(library, "cuMemAlloc_v2", a.memAlloc)},
       {"cuMemFree_v2", bindSymbol(library, "cuMemFree_v2", a.memFree)},
+      {"cuMemAllocHost_v2",
+       bindSymbol(library, "cuMemAllocHost_v2", a.memAllocHost)},
+      {"cuMemFreeHost", bindSymbol(library, "cuMemFreeHost", a.memFreeHost)},
       {"cuMemcpyHtoD_v2", bindSymbol(library, "cuMemcpyHtoD_v2", a.memcpyHtoD)},
       {"cuMemcpyDtoH_v2", bindSymbol(library, "cuMemcpyDtoH_v2", a.memcpyDtoH)},
       {"cuMemsetD8_v2", bindSymbol(library, "cuMemsetD8_v2", a.memsetD8)},
@@ -103,6 +112,12 @@ io::Expected<std::unique_ptr<CudaDriver>> CudaDriver::open(int ordinal) {
                            std::string("the CUDA driver lacks ") + e.symbol);
   if (io::Status e = d->check(a.init(0), "cuInit"))
     return *e;
+  int count = 0;
+  if (io::Status e = d->check(a.deviceGetCount(&count), "cuDeviceGetCount"))
+    return *e;
+  if (shared && count > 0)
+    ordinal %= count;
+  d->index = ordinal;
   if (io::Status e = d->check(a.deviceGet(&d->device, ordinal),
                               "device " + std::to_string(ordinal)))
     return *e;
@@ -147,6 +162,21 @@ io::Expected<CUdeviceptr> CudaDriver::allocate(size_t bytes) {
 void CudaDriver::release(CUdeviceptr address) {
   if (address)
     api->memFree(address);
+}
+
+io::Expected<void *> CudaDriver::allocateHost(size_t bytes) {
+  void *address = nullptr;
+  if (io::Status e =
+          check(api->memAllocHost(&address, std::max<size_t>(bytes, 1)),
+                "allocating " + std::to_string(bytes) +
+                    " bytes of page-locked host memory"))
+    return *e;
+  return address;
+}
+
+void CudaDriver::releaseHost(void *address) {
+  if (address)
+    api->memFreeHost(address);
 }
 
 io::Status CudaDriver::upload(CUdeviceptr to, const void *from, size_t bytes) {

@@ -22,7 +22,12 @@ namespace dsflow::cuda {
 class CudaDriver {
 public:
   /// Loads the driver and makes device `device`'s primary context current.
-  static io::Expected<std::unique_ptr<CudaDriver>> open(int device = 0);
+  /// `shared`: a `device` past the machine's GPUs wraps around (ranks
+  /// sharing GPUs: pipeline stages, which need no NCCL).
+  static io::Expected<std::unique_ptr<CudaDriver>> open(int device = 0,
+                                                        bool shared = false);
+  /// The device open() took.
+  int ordinal() const { return index; }
   ~CudaDriver();
   CudaDriver(const CudaDriver &) = delete;
   CudaDriver &operator=(const CudaDriver &) = delete;
@@ -31,6 +36,9 @@ public:
 
   io::Expected<CUdeviceptr> allocate(size_t bytes);
   void release(CUdeviceptr address);
+  /// Page-locked host memory (a download into it need not wait).
+  io::Expected<void *> allocateHost(size_t bytes);
+  void releaseHost(void *address);
   io::Status upload(CUdeviceptr to, const void *from, size_t bytes);
   io::Status download(void *to, CUdeviceptr from, size_t bytes);
   io::Status zero(CUdeviceptr address, size_t bytes);
@@ -72,6 +80,7 @@ private:
 
   void *library = nullptr;
   CUdevice device = 0;
+  int index = 0;
   CUcontext context = nullptr;
   std::string name;
   struct Api;
