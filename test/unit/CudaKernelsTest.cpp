@@ -398,14 +398,22 @@ TEST(CudaKernels, RouterComputesItsGemmThenEachTokensChoice) {
   EXPECT_FALSE(generateCudaFunction(plan, addRouter(plan, 100, 1024)));
 }
 
+/// A dispatch of `tokens` rows of `dim` (`dtype`), `topK` of `experts`
+/// experts each: outputs rows, counts, sources.
+Kernel &addDispatch(Plan &plan, DType dtype, int64_t tokens, int64_t dim,
+                    int64_t topK, int64_t experts) {
+  int32_t x = addBuffer(plan, dtype, {tokens, dim}),
+          idx = addBuffer(plan, DTYPE_I32, {tokens, topK}),
+          rows = addBuffer(plan, dtype, {tokens * topK, dim}),
+          counts = addBuffer(plan, DTYPE_I32, {experts}),
+          sources = addBuffer(plan, DTYPE_I32, {tokens * topK});
+  return addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+}
+
 TEST(CudaKernels, DispatchSortsTheSlotsThenCopiesTheRows) {
   Plan plan;
-  int32_t x = addBuffer(plan, DTYPE_BF16, {100, 7168}),
-          idx = addBuffer(plan, DTYPE_I32, {100, 8}),
-          rows = addBuffer(plan, DTYPE_BF16, {800, 7168}),
-          counts = addBuffer(plan, DTYPE_I32, {256}),
-          sources = addBuffer(plan, DTYPE_I32, {800});
-  Kernel &k = addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+  Kernel &k = addDispatch(plan, DTYPE_BF16, 100, 7168, 8, 256);
+  int32_t rows = k.outputs(0);
   std::vector<CudaFunction> launches = generateCudaFunctions(plan, k);
   ASSERT_EQ(launches.size(), 2u);
   // One block sorts the 800 slots: 25 warps of 32 consecutive slots.
@@ -427,12 +435,7 @@ TEST(CudaKernels, DispatchSortsTheSlotsThenCopiesTheRows) {
 
 TEST(CudaKernels, Fp32DispatchUnderTheFp8RecipeQuantizesItsRowsAsItCopies) {
   Plan plan;
-  int32_t x = addBuffer(plan, DTYPE_F32, {16, 200}),
-          idx = addBuffer(plan, DTYPE_I32, {16, 2}),
-          rows = addBuffer(plan, DTYPE_F32, {32, 200}),
-          counts = addBuffer(plan, DTYPE_I32, {8}),
-          sources = addBuffer(plan, DTYPE_I32, {32});
-  Kernel &k = addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+  Kernel &k = addDispatch(plan, DTYPE_F32, 16, 200, 2, 8);
   for (auto [name, value] : {std::pair("graph.fp8.format", "e4m3"),
                              std::pair("graph.fp8.scales", "ue8m0")}) {
     Attribute &a = *k.add_attributes();
@@ -649,12 +652,7 @@ TEST(CudaModule, RoutingAtItsLimitsFitsTheSharedMemory) {
     plan.mutable_buffers(k.outputs(0))->set_shape(1, 1);
     plan.mutable_buffers(k.outputs(1))->set_shape(1, 1);
   }
-  int32_t x = addBuffer(plan, DTYPE_F32, {300, 64}),
-          idx = addBuffer(plan, DTYPE_I32, {300, 8}),
-          rows = addBuffer(plan, DTYPE_F32, {2400, 64}),
-          counts = addBuffer(plan, DTYPE_I32, {2048}),
-          sources = addBuffer(plan, DTYPE_I32, {2400});
-  addKernel(plan, "dispatch", {x, idx}, {rows, counts, sources});
+  addDispatch(plan, DTYPE_F32, 300, 64, 8, 2048);
   io::Status e = buildCudaModule(plan);
   ASSERT_FALSE(e) << e->message;
   EXPECT_EQ(plan.cuda().functions(), 5);
