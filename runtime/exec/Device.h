@@ -90,6 +90,14 @@ public:
   /// Runs kernel `kernel` on the device copies of its buffers (its outputs
   /// already zeroed unless it accumulates).
   virtual io::Status launch(int32_t kernel) = 0;
+  /// Whether launching kernel `kernel` now makes the host wait for the
+  /// kernels launched before it (a routed MoE FFN reading its experts' row
+  /// counts back to split its GEMMs). The executor then launches another
+  /// chunk's kernels first (Executor::launchKernels).
+  virtual bool waitsBeforeLaunch(int32_t kernel) const {
+    (void)kernel;
+    return false;
+  }
   /// The optimizer it runs, when it can keep the training state (null:
   /// the host keeps it).
   virtual DeviceOptimizer *optimizer() { return nullptr; }

@@ -222,23 +222,46 @@ io::Status Executor::runStep(Step &step) {
 }
 
 io::Status Executor::runProgram(int program, const std::vector<char> *selected,
-                                const KernelHook *hook, bool finish) {
-  if (offload)
-    if (io::Status e = offload->beginProgram(program, selected != nullptr))
-      return e;
-  for (Step &step : programs[program]) {
-    if (selected && !(*selected)[step.kernel])
-      continue;
-    if (hook)
-      if (io::Status s = (*hook)(step.kernel, false))
-        return s;
-    if (io::Status s = runStep(step))
-      return s;
-    if (hook)
-      if (io::Status s = (*hook)(step.kernel, true))
-        return s;
+                                const KernelHook *hook) {
+  if (io::Status s = startPart(program, selected, hook ? *hook : nullptr))
+    return s;
+  for (;;) {
+    io::Expected<bool> launchedAll = launchKernels();
+    if (!launchedAll)
+      return launchedAll.error();
+    if (*launchedAll)
+      return finishProgram();
   }
-  return finish ? finishProgram() : std::nullopt;
+}
+
+io::Status Executor::startPart(int program, const std::vector<char> *selected,
+                               const KernelHook &hook) {
+  part = Part{program, selected, hook, 0};
+  if (offload)
+    return offload->beginProgram(program, selected != nullptr);
+  return std::nullopt;
+}
+
+io::Expected<bool> Executor::launchKernels() {
+  std::vector<Step> &steps = programs[part.program];
+  bool first = true;
+  for (; part.next < steps.size(); ++part.next) {
+    Step &step = steps[part.next];
+    if (part.selected && !(*part.selected)[step.kernel])
+      continue;
+    if (!first && offload && offload->hostWaitsBefore(step.kernel))
+      return false;
+    first = false;
+    if (part.hook)
+      if (io::Status s = part.hook(step.kernel, false))
+        return *s;
+    if (io::Status s = runStep(step))
+      return *s;
+    if (part.hook)
+      if (io::Status s = part.hook(step.kernel, true))
+        return *s;
+  }
+  return true;
 }
 
 io::Status Executor::finishProgram() {

@@ -52,17 +52,21 @@ public:
   /// each (the stage's messages).
   io::Status runKernels(const std::vector<char> &selected,
                         const KernelHook &hook) {
-    if (io::Status s = startKernels(selected, hook))
-      return s;
-    return finishKernels();
+    return runProgram(0, &selected, hook ? &hook : nullptr);
   }
-  /// runKernels without its end: with a device the host need not wait for
-  /// the kernels (their outputs' copies back) before finishKernels, so that
-  /// it can launch another executor's meanwhile (DualPipe's paired chunks).
+  /// runKernels in steps, for DualPipe's paired chunks: startKernels begins
+  /// the part; each launchKernels launches its kernels up to the next one
+  /// before which the host would wait for the device
+  /// (Offload::hostWaitsBefore) and says whether it launched the last;
+  /// finishKernels ends the part (copies back, kernel times). Between the
+  /// calls the host launches the other chunk's kernels, so that the device
+  /// has those to run while the host waits. `selected` and what `hook`
+  /// refers to must live until finishKernels.
   io::Status startKernels(const std::vector<char> &selected,
                           const KernelHook &hook) {
-    return runProgram(0, &selected, hook ? &hook : nullptr, false);
+    return startPart(0, &selected, hook);
   }
+  io::Expected<bool> launchKernels();
   io::Status finishKernels() { return finishProgram(); }
 
   /// Accumulates wall time per op when on; report() prints the table.
@@ -153,11 +157,20 @@ private:
     int32_t kernel;
     BoundKernel run;
   };
+  /// The part of a program being run: its kernels k with selected[k] (all
+  /// without `selected`), the hook around each, the next step.
+  struct Part {
+    int program = 0;
+    const std::vector<char> *selected = nullptr;
+    KernelHook hook;
+    size_t next = 0;
+  };
   Executor(const Plan &plan) : planCopy(plan) {}
-  /// `finish`: also finishProgram.
   io::Status runProgram(int program,
                         const std::vector<char> *selected = nullptr,
-                        const KernelHook *hook = nullptr, bool finish = true);
+                        const KernelHook *hook = nullptr);
+  io::Status startPart(int program, const std::vector<char> *selected,
+                       const KernelHook &hook);
   /// The end of a program with a device: what the host needs back, the
   /// device's kernel times.
   io::Status finishProgram();
@@ -172,6 +185,7 @@ private:
   std::unique_ptr<Memory> mem;
   /// Per program, its bound kernels in order.
   std::vector<std::vector<Step>> programs;
+  Part part;
   int evalProgram = 0;
   bool profiling = false;
   std::vector<KernelEvent> *trace = nullptr;

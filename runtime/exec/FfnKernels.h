@@ -27,6 +27,16 @@ inline const Buffer &ffnSavedGate(const Plan &plan, const Kernel &k) {
   return plan.buffers(forward ? k.outputs(1) : k.inputs(k.inputs_size() - 2));
 }
 
+/// The routed experts' row counts a routed FFN kernel reads (expert_ffn and
+/// its gradients: the input after the rows), or -1 for any other kernel.
+/// A device reads them back before its GEMMs (Device::waitsBeforeLaunch).
+inline int32_t routedRowCounts(const Kernel &k) {
+  const std::string &op = k.op();
+  if (!isFfnOp(op) || op.rfind("shared_experts", 0) == 0)
+    return -1;
+  return k.inputs(op == "expert_ffn" ? 1 : 2);
+}
+
 /// Runs FFN kernel `k`: `newEngine()` makes an engine per expert block (its
 /// scratch lives as long as it does; `error()` says how it went),
 /// `arrayOf(buffer)` is a buffer's array, `counts(buffer, rows)` the routed
@@ -83,11 +93,11 @@ io::Status runFfnKernel(const Plan &plan, const Kernel &k, NewEngine newEngine,
   }
   // [rows, counts, E gates, E ups, E downs] or [dy, rows, counts, ..., saved
   // gate, saved up].
-  int countsAt = rowsAt + 1, weightsAt = rowsAt + 2;
-  int experts = int(numElements(plan.buffers(k.inputs(countsAt))));
+  int32_t countsBuffer = routedRowCounts(k);
+  int weightsAt = rowsAt + 2;
+  int experts = int(numElements(plan.buffers(countsBuffer)));
   int64_t inter = plan.buffers(k.inputs(weightsAt)).shape(0);
-  io::Expected<std::vector<int32_t>> rowCounts =
-      counts(k.inputs(countsAt), numRows);
+  io::Expected<std::vector<int32_t>> rowCounts = counts(countsBuffer, numRows);
   if (!rowCounts)
     return rowCounts.error();
   auto gate = [&](int64_t e) { return in(weightsAt + int(e)); };

@@ -1,5 +1,6 @@
 //===- MirrorDevice.cpp - A CPU executor posing as a device ---------------===//
 #include "exec/MirrorDevice.h"
+#include "exec/FfnKernels.h"
 
 #include <algorithm>
 #include <cstring>
@@ -30,6 +31,7 @@ size_t MirrorDevice::bytes(int32_t b) const {
 }
 
 io::Status MirrorDevice::upload(int32_t b, const std::byte *from) {
+  countsRead.erase(b);
   std::memcpy(side->memory().data(b), from, bytes(b));
   return std::nullopt;
 }
@@ -54,11 +56,22 @@ io::Status MirrorDevice::finishDownloads() {
 }
 
 io::Status MirrorDevice::zero(int32_t b) {
+  countsRead.erase(b);
   std::memset(side->memory().data(b), 0, bytes(b));
   return std::nullopt;
 }
 
+bool MirrorDevice::waitsBeforeLaunch(int32_t kernel) const {
+  int32_t counts = routedRowCounts(side->plan().kernels(kernel));
+  return chosen(kernel) && counts >= 0 && !countsRead.count(counts);
+}
+
 io::Status MirrorDevice::launch(int32_t kernel) {
+  const Kernel &k = side->plan().kernels(kernel);
+  for (int32_t b : k.outputs())
+    countsRead.erase(b);
+  if (int32_t counts = routedRowCounts(k); counts >= 0)
+    countsRead.insert(counts);
   std::vector<char> one(side->plan().kernels_size(), 0);
   one[kernel] = 1;
   return side->runKernels(one, nullptr);

@@ -18,6 +18,7 @@
 #include "exec/Executor.h"
 
 #include <functional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,9 @@ public:
   io::Status finishDownloads() override;
   io::Status zero(int32_t b) override;
   io::Status launch(int32_t kernel) override;
+  /// As the CUDA device: a routed FFN's first read of its row counts since
+  /// they were written.
+  bool waitsBeforeLaunch(int32_t kernel) const override;
 
 protected:
   Executor &mirror() { return *side; }
@@ -51,6 +55,8 @@ private:
   std::function<bool(int32_t)> chosen;
   /// Started downloads: where to, and the bytes taken.
   std::vector<std::pair<std::byte *, std::vector<std::byte>>> started;
+  /// Row-count buffers a routed FFN read since they were last written.
+  std::set<int32_t> countsRead;
 };
 
 } // namespace dsflow::exec

@@ -245,6 +245,18 @@ io::Status Offload::runOnDevice(int32_t k) {
   return std::nullopt;
 }
 
+bool Offload::hostWaitsBefore(int32_t k) const {
+  if (dev->runs(k))
+    return dev->waitsBeforeLaunch(k);
+  const Kernel &kernel = plan.kernels(k);
+  auto onDevice = [&](int32_t b) { return newer[b] == Newer::Device; };
+  return std::any_of(kernel.inputs().begin(), kernel.inputs().end(),
+                     onDevice) ||
+         (kernel.accumulates() &&
+          std::any_of(kernel.outputs().begin(), kernel.outputs().end(),
+                      onDevice));
+}
+
 io::Status Offload::beforeHost(int32_t k) {
   const Kernel &kernel = plan.kernels(k);
   for (int32_t b : kernel.inputs())

@@ -97,6 +97,11 @@ public:
   /// Runs `kernel` on the device, first uploading what it reads that the
   /// host holds newer; its outputs start from zeros unless it accumulates.
   io::Status runOnDevice(int32_t kernel);
+  /// Whether running `kernel` now makes the host wait for the device's
+  /// kernels so far: on the host, it reads (or accumulates into) what the
+  /// device holds newer; on the device, it reads back
+  /// (Device::waitsBeforeLaunch).
+  bool hostWaitsBefore(int32_t kernel) const;
   /// Before the host runs `kernel`: downloads what it reads (its outputs too
   /// when it accumulates) that the device holds newer.
   io::Status beforeHost(int32_t kernel);

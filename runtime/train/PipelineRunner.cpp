@@ -197,47 +197,73 @@ io::Status PipelineRunner::deliver(int microBatch, size_t i,
   return std::nullopt;
 }
 
-io::Status PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
-                                 const std::vector<std::vector<char>> &kernels,
-                                 std::vector<Outgoing> *later) {
-  exec::Executor &e = *slots.at({c.microBatch, c.stage});
-  std::vector<char> received(crossings.size(), 0);
-  auto send = [&](size_t i) -> io::Status {
-    int32_t buffer = crossings[i].buffer;
-    if (later) { // a copy as the producer left it, sent after the pair
-      later->push_back(
-          {c.microBatch, i, &e, std::vector<std::byte>(size_t(bytesOf(i)))});
-      return e.startCopyOut(buffer, later->back().bytes.data());
-    }
-    if (io::Status s = e.bufferToHost(buffer)) // made on a device
-      return s;
-    return deliver(c.microBatch, i, e.memory().data(buffer));
-  };
-  exec::Executor::KernelHook hook = [&](int32_t k, bool after) -> io::Status {
-    for (size_t i = 0; i < crossings.size(); ++i) {
-      const stages::StageCrossing &x = crossings[i];
-      if (!after && incoming(c, backward, i) && !received[i] &&
-          position[producer[i]] < position[k]) {
-        received[i] = 1;
-        if (io::Status s = receive(c, i))
+/// One chunk's kernels with its stage's messages around them: the inputs
+/// received before their first reader, the outputs sent after their
+/// producer (with `later`: copied out into it as the producer left them, to
+/// be sent after the pair).
+class PipelineRunner::ChunkRun {
+public:
+  ChunkRun(PipelineRunner &runner, const schedule::Chunk &c, bool backward,
+           std::vector<Outgoing> *later)
+      : runner(runner), c(c), backward(backward), later(later),
+        executor(*runner.slots.at({c.microBatch, c.stage})),
+        received(runner.crossings.size(), 0) {}
+
+  exec::Executor::KernelHook hook() {
+    return [this](int32_t k, bool after) { return around(k, after); };
+  }
+  /// Receives the tensors only a later chunk of this micro-batch reads.
+  io::Status receiveRest() {
+    for (size_t i = 0; i < runner.crossings.size(); ++i)
+      if (runner.incoming(c, backward, i) && !received[i])
+        if (io::Status s = runner.receive(c, i))
           return s;
-      } else if (after && producer[i] == k && x.from == c.stage) {
+    return std::nullopt;
+  }
+
+  PipelineRunner &runner;
+  const schedule::Chunk c;
+  const bool backward;
+  std::vector<Outgoing> *const later;
+  exec::Executor &executor;
+
+private:
+  io::Status around(int32_t k, bool after) {
+    for (size_t i = 0; i < runner.crossings.size(); ++i) {
+      const stages::StageCrossing &x = runner.crossings[i];
+      if (!after && runner.incoming(c, backward, i) && !received[i] &&
+          runner.position[runner.producer[i]] < runner.position[k]) {
+        received[i] = 1;
+        if (io::Status s = runner.receive(c, i))
+          return s;
+      } else if (after && runner.producer[i] == k && x.from == c.stage) {
         if (io::Status s = send(i))
           return s;
       }
     }
     return std::nullopt;
-  };
-  io::Status ran = later ? e.startKernels(kernels[c.stage], hook)
-                         : e.runKernels(kernels[c.stage], hook);
-  if (ran)
-    return ran;
-  // Tensors only a later chunk of this micro-batch reads.
-  for (size_t i = 0; i < crossings.size(); ++i)
-    if (incoming(c, backward, i) && !received[i])
-      if (io::Status s = receive(c, i))
-        return s;
-  return std::nullopt;
+  }
+  io::Status send(size_t i) {
+    int32_t buffer = runner.crossings[i].buffer;
+    if (later) { // a copy as the producer left it, sent after the pair
+      later->push_back({c.microBatch, i, &executor,
+                        std::vector<std::byte>(size_t(runner.bytesOf(i)))});
+      return executor.startCopyOut(buffer, later->back().bytes.data());
+    }
+    if (io::Status s = executor.bufferToHost(buffer)) // made on a device
+      return s;
+    return runner.deliver(c.microBatch, i, executor.memory().data(buffer));
+  }
+  std::vector<char> received;
+};
+
+io::Status
+PipelineRunner::chunk(const schedule::Chunk &c, bool backward,
+                      const std::vector<std::vector<char>> &kernels) {
+  ChunkRun run(*this, c, backward, nullptr);
+  if (io::Status s = run.executor.runKernels(kernels[c.stage], run.hook()))
+    return s;
+  return run.receiveRest();
 }
 
 io::Status PipelineRunner::pair(const schedule::Chunk &f,
@@ -259,12 +285,34 @@ io::Status PipelineRunner::pair(const schedule::Chunk &f,
     return s;
   int64_t waitsBefore = waits();
   std::vector<Outgoing> fromForward, fromBackward;
-  if (io::Status s = chunk(f, false, forwardKernels, &fromForward))
-    return s;
-  if (io::Status s = chunk(b, true, backwardKernels, &fromBackward))
-    return s;
+  ChunkRun runs[2] = {{*this, f, false, &fromForward},
+                      {*this, b, true, &fromBackward}};
+  exec::Executor::KernelHook hooks[2] = {runs[0].hook(), runs[1].hook()};
+  const std::vector<char> *kernels[2] = {&forwardKernels[f.stage],
+                                         &backwardKernels[b.stage]};
+  for (int i = 0; i < 2; ++i)
+    if (io::Status s = runs[i].executor.startKernels(*kernels[i], hooks[i]))
+      return s;
+  // Each chunk launches until the host would wait for the device, then the
+  // other's turn: the device has the other's kernels to run meanwhile.
+  bool launchedAll[2] = {false, false};
+  int64_t switches = 0;
+  while (!launchedAll[0] || !launchedAll[1])
+    for (int i = 0; i < 2; ++i) {
+      if (launchedAll[i])
+        continue;
+      io::Expected<bool> all = runs[i].executor.launchKernels();
+      if (!all)
+        return all.error();
+      launchedAll[i] = *all;
+      switches += !*all;
+    }
+  for (ChunkRun &run : runs)
+    if (io::Status s = run.receiveRest())
+      return s;
   ++pairs.overlapped;
-  pairs.withoutWaits += waits() == waitsBefore;
+  pairs.withoutWaits += switches == 0 && waits() == waitsBefore;
+  pairs.interleavedWaits += switches;
   // The forward's messages leave as soon as it is done, while the
   // backward may still run.
   for (std::vector<Outgoing> *out : {&fromForward, &fromBackward}) {

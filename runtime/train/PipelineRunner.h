@@ -89,10 +89,12 @@ public:
   io::Status runForward();
 
   /// ForwardBackward pairs run so far with both chunks launched before the
-  /// host waited for either (a device), and of those, the ones in which the
-  /// host waited for no copy back from a device between the launches.
+  /// host waited for either (a device); of those, the ones in which the host
+  /// waited for the device nowhere between the launches; and the waits at
+  /// which the launches switched to the other chunk (each chunk launches
+  /// until the host would wait, then the other does).
   struct PairCounts {
-    int64_t overlapped = 0, withoutWaits = 0;
+    int64_t overlapped = 0, withoutWaits = 0, interleavedWaits = 0;
   };
   const PairCounts &pairCounts() const { return pairs; }
 
@@ -105,13 +107,13 @@ private:
     std::vector<std::byte> bytes;
   };
   PipelineRunner(dist::Communicator &world) : world(world) {}
+  class ChunkRun;
   /// Runs `kernels` of chunk c with its stage's messages (`backward`: the
-  /// backward's crossings). With `later`, the kernels are only launched
-  /// (Executor::startKernels) and the messages copied into `later`.
+  /// backward's crossings).
   io::Status chunk(const schedule::Chunk &c, bool backward,
-                   const std::vector<std::vector<char>> &kernels,
-                   std::vector<Outgoing> *later = nullptr);
-  /// A ForwardBackward instruction: forward chunk f, backward chunk b.
+                   const std::vector<std::vector<char>> &kernels);
+  /// A ForwardBackward instruction: forward chunk f, backward chunk b. With
+  /// a device their launches interleave (Executor::launchKernels).
   io::Status pair(const schedule::Chunk &f, const schedule::Chunk &b);
   /// Whether crossing `i` is an input of chunk c's forward or backward.
   bool incoming(const schedule::Chunk &c, bool backward, size_t i) const;

@@ -11,6 +11,7 @@
 #include "CompileForTest.h"
 #include "StandInDevice.h"
 #include "exec/Executor.h"
+#include "exec/FfnKernels.h"
 #include "train/AdamW.h"
 #include "train/AdamWUpdate.h"
 
@@ -21,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <utility>
 
 namespace dsflow {
@@ -218,18 +220,26 @@ TEST(Offload, TheProfileTakesTheDevicesTimes) {
   EXPECT_NE(table.find("rms_norm"), std::string::npos) << table;
 }
 
+/// tiny-v3's executors with every kernel of `split` on the stand-in, both
+/// randomized alike from `seed`.
+std::optional<test::TinyV3Executors> everyKernelOnStandIn(uint64_t seed) {
+  std::optional<test::TinyV3Executors> tiny = test::tinyV3Executors();
+  if (!tiny || tiny->split->offloadTo(std::make_unique<StandInDevice>(
+                   std::move(tiny->side), [](int32_t) { return true; })))
+    return std::nullopt;
+  randomize(*tiny->cpu, *tiny->split, seed);
+  return tiny;
+}
+
 /// A pipeline stage's message leaves a device as a started copy
 /// (Executor::startCopyOut): it holds the bytes the kernels so far left,
 /// only once finished (the stand-in leaves NaNs before), and the host waits
 /// for no copy back while the kernels are only launched (startKernels).
 TEST(Offload, AStartedCopyOutHoldsWhatTheKernelsLeft) {
-  std::optional<test::TinyV3Executors> tiny = test::tinyV3Executors();
+  std::optional<test::TinyV3Executors> tiny = everyKernelOnStandIn(11);
   ASSERT_TRUE(tiny);
   const Plan *plan = &tiny->plan;
   auto *cpu = &tiny->cpu, *split = &tiny->split;
-  ASSERT_FALSE((*split)->offloadTo(std::make_unique<StandInDevice>(
-      std::move(tiny->side), [](int32_t) { return true; })));
-  randomize(**cpu, **split, 11);
   // Every activation a kernel writes, copied out right after it.
   std::vector<std::vector<std::byte>> expected, copied;
   auto copyAfter = [&](exec::Executor &e, bool started,
@@ -252,7 +262,13 @@ TEST(Offload, AStartedCopyOutHoldsWhatTheKernelsLeft) {
   };
   std::vector<char> all(plan->kernels_size(), 1);
   ASSERT_FALSE((*cpu)->runKernels(all, copyAfter(**cpu, false, expected)));
-  ASSERT_FALSE((*split)->startKernels(all, copyAfter(**split, true, copied)));
+  auto copyHook = copyAfter(**split, true, copied);
+  ASSERT_FALSE((*split)->startKernels(all, copyHook));
+  for (bool launchedAll = false; !launchedAll;) {
+    io::Expected<bool> launched = (*split)->launchKernels();
+    ASSERT_TRUE(launched);
+    launchedAll = *launched;
+  }
   EXPECT_EQ((*split)->offloading()->counts().waitedDownloads, 0);
   ASSERT_EQ(copied.size(), expected.size());
   ASSERT_FALSE(copied.empty());
@@ -262,6 +278,65 @@ TEST(Offload, AStartedCopyOutHoldsWhatTheKernelsLeft) {
     EXPECT_EQ(copied[i], expected[i]) << "copy " << i;
   ASSERT_FALSE((*split)->finishKernels());
   EXPECT_GT((*split)->offloading()->counts().waitedDownloads, 0);
+}
+
+/// Executor::launchKernels stops before each kernel at which the host would
+/// wait for the device: with every kernel on the stand-in, a routed FFN's
+/// first read of its row counts since the dispatch wrote them (as on CUDA).
+/// The kernels run in program order all the same: the results are the CPU
+/// backend's, bitwise.
+TEST(Offload, LaunchesStopWhereTheHostWouldWait) {
+  std::optional<test::TinyV3Executors> tiny = everyKernelOnStandIn(13);
+  ASSERT_TRUE(tiny);
+  const Plan *plan = &tiny->plan;
+  auto *cpu = &tiny->cpu, *split = &tiny->split;
+  // The first reads, from the program order.
+  std::vector<char> all(plan->kernels_size(), 1);
+  std::set<int32_t> firstReads, read;
+  std::vector<int32_t> order;
+  ASSERT_FALSE((*cpu)->runKernels(all, [&](int32_t k, bool after) {
+    if (!after)
+      order.push_back(k);
+    return io::Status();
+  }));
+  for (int32_t k : order) {
+    for (int32_t b : plan->kernels(k).outputs())
+      read.erase(b);
+    int32_t counts = exec::routedRowCounts(plan->kernels(k));
+    if (counts >= 0 && read.insert(counts).second)
+      firstReads.insert(k);
+  }
+  ASSERT_FALSE(firstReads.empty()); // tiny-v3 has MoE layers
+  // Each launchKernels call's kernels.
+  std::vector<std::vector<int32_t>> calls(1);
+  ASSERT_FALSE((*split)->startKernels(all, [&](int32_t k, bool after) {
+    if (!after)
+      calls.back().push_back(k);
+    return io::Status();
+  }));
+  for (bool launchedAll = false; !launchedAll; calls.emplace_back()) {
+    io::Expected<bool> launched = (*split)->launchKernels();
+    ASSERT_TRUE(launched);
+    launchedAll = *launched;
+  }
+  calls.pop_back();
+  ASSERT_FALSE((*split)->finishKernels());
+  ASSERT_EQ(calls.size(), firstReads.size() + 1); // kernel 0 reads no counts
+  std::vector<int32_t> launchedOrder;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    ASSERT_FALSE(calls[i].empty()) << "call " << i;
+    EXPECT_EQ(firstReads.count(calls[i].front()), i > 0 ? 1u : 0u)
+        << "call " << i << " starts at kernel " << calls[i].front();
+    for (size_t j = 1; j < calls[i].size(); ++j)
+      EXPECT_EQ(firstReads.count(calls[i][j]), 0u)
+          << "kernel " << calls[i][j] << " inside call " << i;
+    launchedOrder.insert(launchedOrder.end(), calls[i].begin(), calls[i].end());
+  }
+  EXPECT_EQ(launchedOrder, order);
+  ASSERT_FALSE((*split)->parametersToHost());
+  EXPECT_TRUE(sameBytes(**cpu, **split, GRADIENT));
+  for (int i = 0; i < plan->losses_size(); ++i)
+    EXPECT_EQ((*cpu)->loss(i), (*split)->loss(i)) << "loss " << i;
 }
 
 /// A device that records which buffers it was asked to copy back.

@@ -348,12 +348,15 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   if (const exec::Offload *offload = (*executor)->offloading())
     printOffload(*offload);
   const train::PipelineRunner *pipeline = (*trainer)->pipelineRunner();
-  if (leader && pipeline && pipeline->pairCounts().overlapped > 0)
+  if (leader && pipeline && pipeline->pairCounts().overlapped > 0) {
+    const train::PipelineRunner::PairCounts &pairs = pipeline->pairCounts();
     std::printf("pipeline rank 0: %lld forward-backward pairs overlapped on "
-                "the device, %lld with no wait for a copy back between "
-                "their launches\n",
-                (long long)pipeline->pairCounts().overlapped,
-                (long long)pipeline->pairCounts().withoutWaits);
+                "the device, %lld with no wait for the device between "
+                "their launches; the launches switched chunks at %lld "
+                "waits\n",
+                (long long)pairs.overlapped, (long long)pairs.withoutWaits,
+                (long long)pairs.interleavedWaits);
+  }
   return s.interrupted ? 130 : 0;
 }
 

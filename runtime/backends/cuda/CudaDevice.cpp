@@ -4,6 +4,7 @@
 #include "plan/PlanFile.h"
 #include "runtime/backends/cuda/DeviceEmulation.h"
 #ifdef DSFLOW_WITH_CUBLASLT
+#include "exec/FfnKernels.h"
 #include "runtime/backends/cuda/DeviceFp8Gemm.h"
 #endif
 
@@ -343,6 +344,18 @@ int64_t CudaDevice::fp8GemmsEmulated() const {
 
 bool CudaDevice::runs(int32_t kernel) const {
   return codes[size_t(kernel)] != Code::None;
+}
+
+bool CudaDevice::waitsBeforeLaunch(int32_t kernel) const {
+#ifdef DSFLOW_WITH_CUBLASLT
+  if (codes[size_t(kernel)] != Code::Ffn)
+    return false;
+  int32_t counts = exec::routedRowCounts(plan.kernels(kernel));
+  return counts >= 0 && !ffn->counts.count(counts);
+#else
+  (void)kernel;
+  return false;
+#endif
 }
 
 CUdeviceptr CudaDevice::address(int32_t buffer) const {

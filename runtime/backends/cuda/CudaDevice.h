@@ -73,6 +73,9 @@ public:
   io::Status finishDownloads() override;
   io::Status zero(int32_t buffer) override;
   io::Status launch(int32_t kernel) override;
+  /// A routed FFN whose experts' row counts were not read back since they
+  /// were written.
+  bool waitsBeforeLaunch(int32_t kernel) const override;
   /// AdamW on the GPU: with it the training state can stay there.
   exec::DeviceOptimizer *optimizer() override { return adam.get(); }
   void setTiming(bool on) override { timing = on; }
