@@ -46,6 +46,13 @@ struct OffloadCounts {
   int64_t uploadedBytes = 0, downloadedBytes = 0;
   /// Copies back the host waited for (started copies not counted).
   int64_t waitedDownloads = 0;
+
+  OffloadCounts &operator+=(const OffloadCounts &o) {
+    deviceKernels += o.deviceKernels, hostKernels += o.hostKernels;
+    uploadedBytes += o.uploadedBytes, downloadedBytes += o.downloadedBytes;
+    waitedDownloads += o.waitedDownloads;
+    return *this;
+  }
 };
 
 class Offload {

@@ -137,6 +137,17 @@ io::Status PipelineRunner::weights(const schedule::Chunk &c) {
       ->runKernels(weightGradientKernels[c.stage], none);
 }
 
+exec::OffloadCounts PipelineRunner::offloadCounts() const {
+  std::set<const exec::Executor *> executors;
+  for (const auto &[slot, executor] : slots)
+    executors.insert(executor);
+  exec::OffloadCounts sum;
+  for (const exec::Executor *e : executors)
+    if (e->offloading())
+      sum += e->offloading()->counts();
+  return sum;
+}
+
 int PipelineRunner::worldRankOf(int microBatch, int stage) const {
   return plan.holder[plan.direction[microBatch]][stage] * inner +
          world.rank() % inner;

@@ -97,6 +97,9 @@ public:
     int64_t overlapped = 0, withoutWaits = 0, interleavedWaits = 0;
   };
   const PairCounts &pairCounts() const { return pairs; }
+  /// What crossed between host and devices, summed over this rank's
+  /// executors (a device per micro-batch in flight; zeros without).
+  exec::OffloadCounts offloadCounts() const;
 
 private:
   /// A message copied out of `executor` (after its finishCopiesOut) to send.

@@ -221,24 +221,28 @@ io::Status offloadToMirror(exec::Executor &executor, bool all) {
 }
 
 /// "cuda: 259 of 397 kernels ran on the device; 12.0 MiB up, 3.0 MiB down".
-void printOffload(const exec::Offload &offload) {
-  const exec::OffloadCounts &c = offload.counts();
-  std::printf("%s: %lld of %lld kernel runs on the device; %.1f MiB copied to "
-              "it, %.1f MiB back\n",
-              offload.device().name().c_str(), (long long)c.deviceKernels,
+/// `c`: the counts of every device of this process (a pipeline rank has
+/// one per micro-batch in flight); `rank`: "rank N: " with several.
+void printOffload(const exec::Offload &offload, const exec::OffloadCounts &c,
+                  const std::string &rank) {
+  std::printf("%s%s: %lld of %lld kernel runs on the device; %.1f MiB copied "
+              "to it, %.1f MiB back\n",
+              rank.c_str(), offload.device().name().c_str(),
+              (long long)c.deviceKernels,
               (long long)(c.deviceKernels + c.hostKernels),
               c.uploadedBytes / 1048576.0, c.downloadedBytes / 1048576.0);
   if (int64_t buckets = offload.bucketsLastSummed())
-    std::printf("%s: gradients summed over the ranks in %lld buckets, each "
-                "as the backward finished it\n",
-                offload.device().name().c_str(), (long long)buckets);
+    std::printf("%s%s: gradients summed over the ranks in %lld buckets, "
+                "each as the backward finished it\n",
+                rank.c_str(), offload.device().name().c_str(),
+                (long long)buckets);
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   auto *gpu = dynamic_cast<const cuda::CudaDevice *>(&offload.device());
   if (gpu && (gpu->fp8TensorCoreGemms() || gpu->fp8GemmsEmulated()))
-    std::printf("cuda: FP8 recipe: %lld GEMMs on the FP8 tensor cores (%lld "
-                "reading activations their RMSNorm quantized), %lld "
+    std::printf("%scuda: FP8 recipe: %lld GEMMs on the FP8 tensor cores "
+                "(%lld reading activations their RMSNorm quantized), %lld "
                 "emulated\n",
-                (long long)gpu->fp8TensorCoreGemms(),
+                rank.c_str(), (long long)gpu->fp8TensorCoreGemms(),
                 (long long)gpu->fp8FusedActivations(),
                 (long long)gpu->fp8GemmsEmulated());
 #endif
@@ -345,9 +349,12 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
   }
   if (profile && leader)
     (*executor)->printProfile(stdout);
-  if (const exec::Offload *offload = (*executor)->offloading())
-    printOffload(*offload);
   const train::PipelineRunner *pipeline = (*trainer)->pipelineRunner();
+  if (const exec::Offload *offload = (*executor)->offloading())
+    printOffload(*offload,
+                 pipeline ? pipeline->offloadCounts() : offload->counts(),
+                 world.size() > 1 ? "rank " + std::to_string(world.rank()) + ": "
+                                  : "");
   if (leader && pipeline && pipeline->pairCounts().overlapped > 0) {
     const train::PipelineRunner::PairCounts &pairs = pipeline->pairCounts();
     std::printf("pipeline rank 0: %lld forward-backward pairs overlapped on "
