@@ -1,6 +1,7 @@
 //===- Executor.cpp - Runs a plan's program on the CPU backend ------------===//
 #include "exec/Executor.h"
 #include "exec/ExpertParallel.h"
+#include "plan/ComposedOps.h"
 
 #include <algorithm>
 #include <chrono>
@@ -118,13 +119,20 @@ io::Expected<std::unique_ptr<Executor>> Executor::sharingParameters() const {
 
 io::Status Executor::offloadTo(std::unique_ptr<Device> device, bool resident,
                                DeviceFactory more) {
-  if (expertParallel)
+  if (expertParallel && resident)
     return io::makeError(source, "the routed experts run over several ranks "
-                                 "(expert parallelism): not with a device");
+                                 "(expert parallelism): the training state "
+                                 "stays on the host");
   if (resident && !device->optimizer())
     return io::makeError(source,
                          device->name() + " cannot keep the training state");
   offload = std::make_unique<Offload>(planCopy, *mem, std::move(device));
+  // Under expert parallelism the routed experts' kernels exchange rows with
+  // the other ranks through the host (ExpertParallel.h).
+  if (expertParallel)
+    for (int32_t k = 0; k < planCopy.kernels_size(); ++k)
+      if (routedRowCounts(planCopy.kernels(k)) >= 0)
+        offload->keepOnHost(k);
   moreDevices = std::move(more);
   offload->timer().setTiming(profiling);
   if (resident)

@@ -27,16 +27,6 @@ inline const Buffer &ffnSavedGate(const Plan &plan, const Kernel &k) {
   return plan.buffers(forward ? k.outputs(1) : k.inputs(k.inputs_size() - 2));
 }
 
-/// The routed experts' row counts a routed FFN kernel reads (expert_ffn and
-/// its gradients: the input after the rows), or -1 for any other kernel.
-/// A device reads them back before its GEMMs (Device::waitsBeforeLaunch).
-inline int32_t routedRowCounts(const Kernel &k) {
-  const std::string &op = k.op();
-  if (!isFfnOp(op) || op.rfind("shared_experts", 0) == 0)
-    return -1;
-  return k.inputs(op == "expert_ffn" ? 1 : 2);
-}
-
 /// Runs FFN kernel `k`: `newEngine()` makes an engine per expert block (its
 /// scratch lives as long as it does; `error()` says how it went),
 /// `arrayOf(buffer)` is a buffer's array, `counts(buffer, rows)` the routed

@@ -1,6 +1,6 @@
 //===- MirrorDevice.cpp - A CPU executor posing as a device ---------------===//
 #include "exec/MirrorDevice.h"
-#include "exec/FfnKernels.h"
+#include "plan/ComposedOps.h"
 
 #include <algorithm>
 #include <cstring>

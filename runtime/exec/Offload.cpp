@@ -37,6 +37,7 @@ private:
 Offload::Offload(const Plan &plan, Memory &host, std::unique_ptr<Device> device)
     : plan(plan), host(host), dev(std::move(device)),
       newer(plan.buffers_size(), Newer::Neither),
+      hostOnly(size_t(plan.kernels_size()), 0),
       lastWrite(plan.buffers_size(), -1) {}
 
 /// The device's optimizer as the trainer sees it: gradients and parameters
@@ -246,7 +247,7 @@ io::Status Offload::runOnDevice(int32_t k) {
 }
 
 bool Offload::hostWaitsBefore(int32_t k) const {
-  if (dev->runs(k))
+  if (onDevice(k))
     return dev->waitsBeforeLaunch(k);
   const Kernel &kernel = plan.kernels(k);
   auto onDevice = [&](int32_t b) { return newer[b] == Newer::Device; };

@@ -61,7 +61,13 @@ public:
   ~Offload();
 
   const Device &device() const { return *dev; }
-  bool onDevice(int32_t kernel) const { return dev->runs(kernel); }
+  bool onDevice(int32_t kernel) const {
+    return !hostOnly[size_t(kernel)] && dev->runs(kernel);
+  }
+  /// Runs `kernel` on the host even where the device has code for it (under
+  /// expert parallelism: the routed experts' kernels, which exchange rows
+  /// with the other ranks).
+  void keepOnHost(int32_t kernel) { hostOnly[size_t(kernel)] = 1; }
   /// The device's own timing of its kernels (Device::setTiming).
   Device &timer() { return *dev; }
   const OffloadCounts &counts() const { return totals; }
@@ -132,6 +138,7 @@ private:
   Memory &host;
   std::unique_ptr<Device> dev;
   std::vector<Newer> newer;
+  std::vector<char> hostOnly;
   /// Per buffer the sequence number of its last write (-1: none yet in this
   /// program).
   std::vector<int64_t> lastWrite;

@@ -30,6 +30,16 @@ inline bool isFfnOp(const std::string &op) {
          op == "shared_experts_grad" || op == "shared_experts_wgrad";
 }
 
+/// The routed experts' row counts a routed FFN kernel reads (expert_ffn and
+/// its gradients: the input after the rows), or -1 for any other kernel. A
+/// GPU reads them back before its GEMMs (exec::Device::waitsBeforeLaunch).
+inline int32_t routedRowCounts(const Kernel &k) {
+  const std::string &op = k.op();
+  if (!isFfnOp(op) || op.rfind("shared_experts", 0) == 0)
+    return -1;
+  return k.inputs(op == "expert_ffn" ? 1 : 2);
+}
+
 /// The float type of kernel `k` when the CUDA runtime composes it: FP32
 /// operands (the linear layers also all-BF16); none otherwise. Integer
 /// operands (the experts' row counts) do not count.

@@ -11,7 +11,7 @@
 #include "CompileForTest.h"
 #include "StandInDevice.h"
 #include "exec/Executor.h"
-#include "exec/FfnKernels.h"
+#include "plan/ComposedOps.h"
 #include "train/AdamW.h"
 #include "train/AdamWUpdate.h"
 
@@ -302,7 +302,7 @@ TEST(Offload, LaunchesStopWhereTheHostWouldWait) {
   for (int32_t k : order) {
     for (int32_t b : plan->kernels(k).outputs())
       read.erase(b);
-    int32_t counts = exec::routedRowCounts(plan->kernels(k));
+    int32_t counts = routedRowCounts(plan->kernels(k));
     if (counts >= 0 && read.insert(counts).second)
       firstReads.insert(k);
   }

@@ -133,22 +133,20 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                          const CudaOptions &cuda, dist::Communicator &world) {
 #ifdef DSFLOW_WITH_CUDA_DEVICE
   const Plan &plan = executor.plan();
-  if (plan.has_cluster() && plan.cluster().ep() > 1)
-    return io::makeError("--device cuda", "not with expert parallelism yet "
-                                          "(the plan has ep " +
-                                              std::to_string(
-                                                  plan.cluster().ep()) +
-                                              ")");
   if (io::Status e = cuda::CudaDevice::accepts(plan, planPath))
     return e;
   // One GPU per rank of a node.
   io::Expected<dist::LaunchConfig> launch = dist::detectLaunch(
       [](const char *name) { return std::getenv(name); }, true);
   int gpu = launch ? launch->localRank : 0;
-  // Pipeline ranks need no NCCL: more of them than GPUs share (round robin).
+  // Pipeline stages and expert parallelism keep the training state on the
+  // host, which sums the gradients and moves the stages' messages and the
+  // experts' rows: such ranks need no NCCL, so more of them than GPUs share
+  // (round robin).
   bool pipeline = plan.has_cluster() && plan.cluster().pp() > 1;
+  bool experts = plan.has_cluster() && plan.cluster().ep() > 1;
   io::Expected<std::unique_ptr<cuda::CudaDriver>> driver =
-      cuda::CudaDriver::open(gpu, pipeline);
+      cuda::CudaDriver::open(gpu, pipeline || experts);
   if (driver)
     gpu = (*driver)->ordinal();
   if (!driver)
@@ -181,6 +179,14 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
                   (*device)->arenaBytes() / 1048576.0);
     return executor.offloadTo(std::move(*device), false, more);
   }
+  if (experts) {
+    if (world.rank() == 0)
+      std::printf("dsflow-run: %s, a %.1f MiB arena; the routed experts and "
+                  "the training state on the host (expert parallelism)\n",
+                  (*device)->name().c_str(),
+                  (*device)->arenaBytes() / 1048576.0);
+    return executor.offloadTo(std::move(*device), false);
+  }
   if (io::Status e = (*device)->joinRanks(world))
     return e;
   if (world.rank() == 0)
@@ -198,10 +204,6 @@ io::Status offloadToCuda(exec::Executor &executor, const std::string &planPath,
 /// Every other kernel, or with `all` every kernel, on a mirror device
 /// (--device cpu-mirror, cpu-mirror-all).
 io::Status offloadToMirror(exec::Executor &executor, bool all) {
-  if (executor.plan().has_cluster() && executor.plan().cluster().ep() > 1)
-    return io::makeError(all ? "--device cpu-mirror-all"
-                             : "--device cpu-mirror",
-                         "not with expert parallelism yet");
   // The mirrors of a pipeline's further micro-batches hold the same
   // buffers as this executor's.
   exec::Executor::DeviceFactory mirror =

@@ -4,7 +4,6 @@
 #include "plan/PlanFile.h"
 #include "runtime/backends/cuda/DeviceEmulation.h"
 #ifdef DSFLOW_WITH_CUBLASLT
-#include "exec/FfnKernels.h"
 #include "runtime/backends/cuda/DeviceFp8Gemm.h"
 #endif
 
@@ -350,7 +349,7 @@ bool CudaDevice::waitsBeforeLaunch(int32_t kernel) const {
 #ifdef DSFLOW_WITH_CUBLASLT
   if (codes[size_t(kernel)] != Code::Ffn)
     return false;
-  int32_t counts = exec::routedRowCounts(plan.kernels(kernel));
+  int32_t counts = routedRowCounts(plan.kernels(kernel));
   return counts >= 0 && !ffn->counts.count(counts);
 #else
   (void)kernel;
