@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/cuda/pipeline_ranks.sh DSFLOW_RUN PLAN DATA OUT [dsflow-run options]
-# Trains PLAN (two pipeline ranks) on DATA with its two ranks launched
+# Trains PLAN (two ranks: pipeline stages or EP) on DATA with its two ranks launched
 # torchrun-style on this machine (the TCP world, no MPI needed; with
 # --device cuda they share the GPUs round robin). Writes OUT.csv (the loss
 # log) and OUT-rank{0,1}.txt, prints rank 0's last lines; fails when a rank

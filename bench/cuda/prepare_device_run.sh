@@ -48,6 +48,11 @@ if [ $tools = 1 ]; then
   compile "$root/models/tiny-v3.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=2 \
     --micro-batches=8 --lr=1e-3 --warmup-steps=100 --ranks-per-node 2 --pp 2 \
     --pipeline-schedule=dualpipev -o "$dir/train/pipeline/tiny-v3-dualpipev.plan"
+  # Expert parallelism beside the GPU: two EP ranks (the routed experts and
+  # their all-to-all on the host, the rest on the shared GPU).
+  compile "$root/models/tiny-v3.pbtxt" --precision=fp32 --seq-len=64 --micro-batch=2 \
+    --lr=1e-3 --warmup-steps=100 --ranks-per-node 2 --ep 2 \
+    -o "$dir/train/pipeline/tiny-v3-ep2.plan"
   # Issue 7's benchmark: dsflow-run --device cuda against the PyTorch peer.
   "$root/bench/cuda/peer_benchmark.sh" --prepare "$dir" "${2:-build}"
 else

@@ -5,8 +5,8 @@
 # the CPU backend, the cuBLASLt GEMMs against the CPU backend and FP8 vs BF16
 # timed, the generated kernels' bandwidth against the copy bandwidth, and
 # (prepared with --tools) training with dsflow-run --device cuda against the
-# CPU backend (a DualPipeV pipeline on two ranks too), then small-v3 on Tiny
-# Shakespeare on the GPU; with FP8_SEEDS=N
+# CPU backend (a DualPipeV pipeline and expert parallelism on two ranks too),
+# then small-v3 on Tiny Shakespeare on the GPU; with FP8_SEEDS=N
 # set, bench/fp8_training_seeds.sh's comparison (FP8 vs FP32, 2000 steps,
 # seeds 1..N) on the GPU instead, two runs at a time; last, when DIR has peer/
 # (prepared with --tools), issue 7's benchmark: dsflow-run --device cuda
@@ -101,7 +101,7 @@ if want train && [ -x "$dir/tools/dsflow-run" ]; then
   for plan in "$dir"/train/pipeline/*.plan; do
     [ -e "$plan" ] || continue
     model=$(basename "$plan" .plan)
-    echo "== $model: two pipeline ranks (TCP, sharing the GPU), --device cuda against the CPU"
+    echo "== $model: two ranks (TCP, sharing the GPU), --device cuda against the CPU"
     "$root/bench/cuda/pipeline_ranks.sh" "$dir/tools/dsflow-run" "$plan" \
       "$root/models/tinyshakespeare.txt" "$out/train-$model-cpu" --steps 20 || status=1
     DSFLOW_CUDA_SYNC=1 "$root/bench/cuda/pipeline_ranks.sh" "$dir/tools/dsflow-run" "$plan" \
