@@ -10,7 +10,9 @@
 //===----------------------------------------------------------------------===//
 #include "CompileForTest.h"
 #include "StandInDevice.h"
+#include "dist/SelfCommunicator.h"
 #include "exec/Executor.h"
+#include "exec/ExpertParallel.h"
 #include "plan/ComposedOps.h"
 #include "train/AdamW.h"
 #include "train/AdamWUpdate.h"
@@ -337,6 +339,48 @@ TEST(Offload, LaunchesStopWhereTheHostWouldWait) {
   EXPECT_TRUE(sameBytes(**cpu, **split, GRADIENT));
   for (int i = 0; i < plan->losses_size(); ++i)
     EXPECT_EQ((*cpu)->loss(i), (*split)->loss(i)) << "loss " << i;
+}
+
+/// Under expert parallelism (here a group of one rank) the routed experts'
+/// kernels exchange rows inside the host's kernels, so they stay on the
+/// host whatever the device runs (Offload::keepOnHost), and the training
+/// state cannot live on the device; the results are the CPU's, bitwise.
+TEST(Offload, RoutedExpertsStayOnTheHostUnderExpertParallelism) {
+  std::optional<test::TinyV3Executors> tiny = test::tinyV3Executors();
+  ASSERT_TRUE(tiny);
+  const Plan &plan = tiny->plan;
+  dist::SelfCommunicator self;
+  exec::ExpertParallel group(self);
+  auto split = exec::Executor::create(plan, "tiny-v3", &group);
+  ASSERT_TRUE(split.ok());
+  exec::Executor &cpu = *tiny->cpu, &ep = **split;
+  auto standIn = [&] {
+    return std::make_unique<StandInDevice>(std::move(tiny->side),
+                                           [](int32_t) { return true; });
+  };
+  io::Status resident = ep.offloadTo(standIn(), true);
+  ASSERT_TRUE(resident);
+  EXPECT_NE(resident->message.find("training state stays on the host"),
+            std::string::npos)
+      << resident->message;
+  auto side = exec::Executor::create(plan, "tiny-v3");
+  ASSERT_TRUE(side.ok());
+  tiny->side = std::move(*side);
+  ASSERT_FALSE(ep.offloadTo(standIn()));
+  randomize(cpu, ep, 17);
+  // The train program's routed-expert kernels, and all of its kernels.
+  int64_t routed = 0, kernels = plan.programs(0).kernels_size();
+  for (int32_t k : plan.programs(0).kernels())
+    routed += routedRowCounts(plan.kernels(k)) >= 0;
+  ASSERT_GT(routed, 0);
+  ASSERT_FALSE(cpu.runMicroBatch());
+  ASSERT_FALSE(ep.runMicroBatch());
+  EXPECT_EQ(ep.offloading()->counts().hostKernels, routed);
+  EXPECT_EQ(ep.offloading()->counts().deviceKernels, kernels - routed);
+  ASSERT_FALSE(ep.parametersToHost());
+  EXPECT_TRUE(sameBytes(cpu, ep, GRADIENT));
+  for (int i = 0; i < plan.losses_size(); ++i)
+    EXPECT_EQ(cpu.loss(i), ep.loss(i)) << "loss " << i;
 }
 
 /// A device that records which buffers it was asked to copy back.
