@@ -75,28 +75,6 @@ uint8_t floatToE4M3(float x) {
   return uint8_t(sign | shiftRightRne(significand, unsigned(14 - exponent)));
 }
 
-// e4m3ToFloat(floatToE4M3(v)) without the code (the FP8 emulation's hot
-// path): v rounded to E4M3's grid, nearest even, saturating at 448, NaN kept.
-// Normal range: the mantissa rounded to 3 bits in place (as BF16 rounds to
-// 7); below 2^-6 the grid is 2^-9 apart: rint(v * 512) / 512, exact scalings
-// and a round to nearest even. Fp8Test checks it on every float.
-float e4m3RoundTrip(float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  uint32_t abs = bits & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u)
-    return std::numeric_limits<float>::quiet_NaN();
-  if (std::fabs(v) >= float(kE4M3Max))
-    return std::copysign(float(kE4M3Max), v);
-  if (abs < 0x3C800000u) // below 2^-6
-    return std::nearbyint(v * 512.0f) * (1.0f / 512.0f);
-  bits += 0x7FFFFu + ((bits >> 20) & 1u);
-  bits &= 0xFFF00000u;
-  float rounded;
-  std::memcpy(&rounded, &bits, sizeof rounded);
-  return rounded;
-}
-
 static float decodeE4M3(uint8_t code) {
   int exponent = (code >> 3) & 0xF;
   int mantissa = code & 0x7;
@@ -302,6 +280,31 @@ static double fakeQuantizeValue(double x, float scale) {
   return double(e4m3ToFloat(doubleToE4M3(x / double(scale)))) * double(scale);
 }
 
+// The max-abs of a group, grown element by element: larger(m, x) is m or
+// |x|, whichever is larger, a NaN winning (so that it poisons the group's
+// scale). |x| is exact, so the max is the double one. For float it is taken
+// on the magnitudes' bits, which order as the values do with NaN above inf:
+// integer max, which a loop vectorizes.
+struct AbsMax {
+  static uint32_t magnitude(float x) { return floatBits(x) & 0x7FFFFFFFu; }
+  static float larger(float m, float x) {
+    return floatFromBits(std::max(magnitude(m), magnitude(x)));
+  }
+  static double larger(double m, double x) { return absMax(m, x); }
+  /// larger() over x[0, n) from m.
+  static float over(const float *x, int64_t n, float m) {
+    uint32_t bits = magnitude(m);
+    for (int64_t i = 0; i < n; ++i)
+      bits = std::max(bits, magnitude(x[i]));
+    return floatFromBits(bits);
+  }
+  static double over(const double *x, int64_t n, double m) {
+    for (int64_t i = 0; i < n; ++i)
+      m = absMax(m, x[i]);
+    return m;
+  }
+};
+
 // Quantizes rows [r0, r1) of x ([rows, cols]) into y, tile by tile: each
 // group's max-abs and scale, then its elements (so y may be x). r0 is a
 // multiple of 128, so that weight blocks never straddle two calls.
@@ -311,13 +314,9 @@ static void fakeQuantizeRows(const T *x, T *y, int64_t r0, int64_t r1,
                              const Fp8ScaleOptions &options) {
   auto quantizeGroup = [&](int64_t rBegin, int64_t rEnd, int64_t cBegin,
                            int64_t cEnd) {
-    // In T: |x| is exact, so the max is the double one (NaN wins too).
     T amax = 0;
     for (int64_t r = rBegin; r < rEnd; ++r)
-      for (int64_t c = cBegin; c < cEnd; ++c) {
-        T a = std::fabs(x[r * cols + c]);
-        amax = (a > amax || std::isnan(a)) ? a : amax;
-      }
+      amax = AbsMax::over(x + r * cols + cBegin, cEnd - cBegin, amax);
     float scale = fp8ScaleFromAmax(double(amax), options);
     for (int64_t r = rBegin; r < rEnd; ++r)
       for (int64_t c = cBegin; c < cEnd; ++c)
@@ -335,13 +334,13 @@ static void fakeQuantizeRows(const T *x, T *y, int64_t r0, int64_t r1,
     return;
   }
   // 128x1: a scale per column of the band; the rows read in memory order.
-  std::vector<double> amax(size_t(cols), 0.0);
+  std::vector<T> amax(size_t(cols), T(0));
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t c = 0; c < cols; ++c)
-      amax[size_t(c)] = absMax(amax[size_t(c)], x[r * cols + c]);
+      amax[size_t(c)] = AbsMax::larger(amax[size_t(c)], x[r * cols + c]);
   std::vector<float> scales(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c)
-    scales[size_t(c)] = fp8ScaleFromAmax(amax[size_t(c)], options);
+    scales[size_t(c)] = fp8ScaleFromAmax(double(amax[size_t(c)]), options);
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t c = 0; c < cols; ++c)
       y[r * cols + c] =

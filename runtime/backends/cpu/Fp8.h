@@ -58,6 +58,7 @@
 #define DSFLOW_RUNTIME_BACKENDS_CPU_FP8_H
 
 #include <cstdint>
+#include <cstring>
 
 namespace dsflow::cpu {
 
@@ -78,8 +79,41 @@ uint8_t floatToE4M3(float x);
 uint8_t doubleToE4M3(double x);
 /// The value of an E4M3 code (exact in float; NaN for 0x7F and 0xFF).
 float e4m3ToFloat(uint8_t code);
-/// e4m3ToFloat(floatToE4M3(v)), computed without the code (faster).
-float e4m3RoundTrip(float v);
+/// A float's bits and back (std::bit_cast before C++20).
+inline uint32_t floatBits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
+}
+inline float floatFromBits(uint32_t bits) {
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+/// e4m3ToFloat(floatToE4M3(v)), computed without the code: v rounded to
+/// E4M3's grid, nearest even, saturating at 448, NaN kept (as the quiet NaN).
+/// The FP8 emulation's hot path, so it is branch-free and inline, and a loop
+/// over it vectorizes: every case is computed and the right one selected.
+/// Normal range: the mantissa rounded to 3 bits in place (as BF16 rounds to
+/// 7). Below 2^-6 the grid is 2^-9 apart: |v| * 512 (exact) rounded to an
+/// integer by adding and subtracting 1.5 * 2^23 (nearest even, since
+/// |v| * 512 < 8), scaled back exactly, the sign put back. Fp8Test checks it
+/// on every float.
+inline float e4m3RoundTrip(float v) {
+  uint32_t bits = floatBits(v);
+  uint32_t sign = bits & 0x80000000u, abs = bits & 0x7FFFFFFFu;
+  uint32_t normal = (abs + 0x7FFFFu + ((abs >> 20) & 1u)) & 0xFFF00000u;
+  const float integerMagic = 12582912.0f; // 1.5 * 2^23
+  float small = ((floatFromBits(abs) * 512.0f + integerMagic) - integerMagic) *
+                (1.0f / 512.0f);
+  uint32_t rounded = abs < 0x3C800000u ? floatBits(small) // 2^-6
+                                       : normal;
+  const uint32_t maxBits = 0x43E00000u; // 448.0f
+  rounded = abs >= maxBits ? maxBits : rounded;
+  rounded = abs > 0x7F800000u ? 0x7FC00000u : (rounded | sign); // NaN
+  return floatFromBits(rounded);
+}
 
 /// The smallest power of two >= |s| representable in UE8M0, as a float:
 /// 2^ceil(log2 |s|), clamped to [2^-127, 2^127] (0 gives 2^-127, values
