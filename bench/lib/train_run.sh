@@ -3,7 +3,8 @@
 # and trains it on Tiny Shakespeare into $out/NAME.{plan,csv,log}, one thread.
 # Resumable: the run checkpoints every 100 steps and continues from its latest
 # checkpoint (bitwise) when called again; a finished run ($out/NAME.done) is
-# kept. Needs: bin, model, steps, lr, out.
+# kept, with only its last checkpoint (a 2000-step run's twenty would take
+# 3 GB). Needs: bin, model, steps, lr, out.
 train_run() {
   local name=$1 seed=$2 init=$3
   shift 3
@@ -19,4 +20,8 @@ train_run() {
     --checkpoint-dir "$out/$name-checkpoints" --checkpoint-interval 100 $resume \
     --init-std "$init" >> "$out/$name.log" 2>&1 || return 1
   touch "$out/$name.done" # only a run that reached its last step
+  local last
+  last=$(cat "$out/$name-checkpoints/latest") && [ -n "$last" ] || return 0
+  find "$out/$name-checkpoints" -mindepth 1 -maxdepth 1 -name 'step-*' \
+    ! -name "$last" -exec rm -rf {} +
 }
