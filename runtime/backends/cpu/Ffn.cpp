@@ -4,12 +4,54 @@
 #include "runtime/backends/cpu/Fp8.h"
 #include "runtime/backends/cpu/Kernels.h"
 
-#include <deque>
+#include <algorithm>
 #include <vector>
 
 namespace dsflow::cpu {
 
 namespace {
+/// Scratch arrays kept between FFN calls (one set per thread). A routed FFN
+/// runs one engine per expert, and fresh arrays of that size are new pages
+/// for every expert: mapping and faulting them in cost more than the small
+/// experts' GEMMs. An engine takes arrays and gives them back when it ends.
+template <typename T> class ScratchPool {
+public:
+  static ScratchPool &ofThisThread() {
+    static thread_local ScratchPool pool;
+    return pool;
+  }
+  /// `elements` zeros, in the smallest kept array that holds them.
+  std::vector<T> take(int64_t elements) {
+    auto best = kept.end();
+    for (auto it = kept.begin(); it != kept.end(); ++it)
+      if (int64_t(it->capacity()) >= elements &&
+          (best == kept.end() || it->capacity() < best->capacity()))
+        best = it;
+    std::vector<T> array;
+    if (best != kept.end()) {
+      array = std::move(*best);
+      kept.erase(best);
+    }
+    array.assign(size_t(elements), T(0));
+    return array;
+  }
+  /// Keeps the largest arrays, a few more than one engine uses, so that the
+  /// pool stays the size of the largest expert's scratch.
+  void giveBack(std::vector<T> array) {
+    kept.push_back(std::move(array));
+    if (kept.size() <= kMaxKept)
+      return;
+    kept.erase(std::min_element(kept.begin(), kept.end(),
+                                [](const auto &a, const auto &b) {
+                                  return a.capacity() < b.capacity();
+                                }));
+  }
+
+private:
+  static constexpr size_t kMaxKept = 16;
+  std::vector<std::vector<T>> kept;
+};
+
 /// The CPU's engine for FfnSteps.h: OpenBLAS, host scratch vectors, and (fp8
 /// set) GEMM operands quantized to E4M3 and back in the tiling of the GEMM
 /// that reads them.
@@ -18,13 +60,21 @@ class HostFfnEngine
     : public EmulatedFfnGemms<HostFfnEngine<T>, const T *, T *> {
 public:
   explicit HostFfnEngine(const Fp8ScaleOptions *fp8) : fp8(fp8) {}
+  HostFfnEngine(const HostFfnEngine &) = delete;
+  HostFfnEngine &operator=(const HostFfnEngine &) = delete;
+  ~HostFfnEngine() {
+    for (std::vector<T> &array : arrays)
+      ScratchPool<T>::ofThisThread().giveBack(std::move(array));
+  }
   void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, T alpha,
             const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,
             int64_t ldc) {
     detail::gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   T *scratch(int64_t elements) {
-    return arrays.emplace_back(elements, T(0)).data();
+    // Moving a vector keeps its data where it is, so pointers stay valid.
+    return arrays.emplace_back(ScratchPool<T>::ofThisThread().take(elements))
+        .data();
   }
   void swiglu(const T *g, const T *u, T *act, int64_t count) {
     swigluForward(g, u, act, count);
@@ -55,7 +105,7 @@ public:
 
 private:
   const Fp8ScaleOptions *fp8;
-  std::deque<std::vector<T>> arrays; // Stable addresses.
+  std::vector<std::vector<T>> arrays; // From ScratchPool.
 };
 
 template <typename T>
