@@ -31,18 +31,28 @@ using namespace dsflow::cpu;
 
 namespace {
 
-/// The median time of `repeats` calls of `body`, in milliseconds.
-double medianMs(int repeats, const std::function<void()> &body) {
-  std::vector<double> times;
+/// Milliseconds one call of `body` takes.
+double timeMs(const std::function<void()> &body) {
+  auto start = std::chrono::steady_clock::now();
+  body();
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// The median times of `repeats` calls of `a` and of `b`, the calls
+/// alternating, so that a change in the machine's load hits both alike.
+std::pair<double, double> medianMsSideBySide(int repeats,
+                                             const std::function<void()> &a,
+                                             const std::function<void()> &b) {
+  std::vector<double> timesA, timesB;
   for (int i = 0; i < repeats; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    body();
-    times.push_back(std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now() - start)
-                        .count());
+    timesA.push_back(timeMs(a));
+    timesB.push_back(timeMs(b));
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  std::sort(timesA.begin(), timesA.end());
+  std::sort(timesB.begin(), timesB.end());
+  return {timesA[timesA.size() / 2], timesB[timesB.size() / 2]};
 }
 
 /// The two-pass definition: codes and scales, then their values.
@@ -75,7 +85,7 @@ void quantizeThenDequantize(const std::vector<float> &x, std::vector<float> &y,
 int main(int argc, char **argv) {
   bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   const int64_t rows = quick ? 256 : 2048, cols = quick ? 512 : 2048;
-  const int repeats = quick ? 3 : 9;
+  const int repeats = quick ? 3 : 15;
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0, 1);
   std::vector<float> x(size_t(rows * cols));
@@ -84,7 +94,7 @@ int main(int argc, char **argv) {
   std::vector<float> fused(x.size()), reference(x.size());
 
   std::printf("FP8 fake quantization of a [%lld, %lld] FP32 array, one "
-              "thread (median of %d)\n\n",
+              "thread (medians of %d alternating calls)\n\n",
               (long long)rows, (long long)cols, repeats);
   std::printf("| tiling | scales | two-pass ms | fused ms | speed-up | "
               "ns/element (fused) |\n|---|---|---|---|---|---|\n");
@@ -99,12 +109,15 @@ int main(int argc, char **argv) {
     for (bool ue8m0 : {false, true}) {
       Fp8ScaleOptions options;
       options.ue8m0Scales = ue8m0;
-      double twoPass = medianMs(repeats, [&] {
-        quantizeThenDequantize(x, reference, rows, cols, c.tiling, options);
-      });
-      double oneMs = medianMs(repeats, [&] {
-        fakeQuantizeFp8(x.data(), fused.data(), rows, cols, c.tiling, options);
-      });
+      auto [twoPass, oneMs] = medianMsSideBySide(
+          repeats,
+          [&] {
+            quantizeThenDequantize(x, reference, rows, cols, c.tiling, options);
+          },
+          [&] {
+            fakeQuantizeFp8(x.data(), fused.data(), rows, cols, c.tiling,
+                            options);
+          });
       bool same =
           std::memcmp(fused.data(), reference.data(), 4 * fused.size()) == 0;
       mismatches += !same;
@@ -117,13 +130,15 @@ int main(int argc, char **argv) {
   const int64_t tokens = quick ? 64 : 256, hidden = cols, inter = rows / 2;
   std::vector<float> a(size_t(tokens * hidden), 0.5f),
       out(size_t(tokens * inter));
-  double gemm = medianMs(repeats, [&] {
-    linearForward(a.data(), x.data(), out.data(), tokens, inter, hidden);
-  });
-  double weightQuant = medianMs(repeats, [&] {
-    fakeQuantizeFp8(x.data(), fused.data(), inter, hidden,
-                    Fp8Tiling::Blocks128x128, Fp8ScaleOptions{});
-  });
+  auto [gemm, weightQuant] = medianMsSideBySide(
+      repeats,
+      [&] {
+        linearForward(a.data(), x.data(), out.data(), tokens, inter, hidden);
+      },
+      [&] {
+        fakeQuantizeFp8(x.data(), fused.data(), inter, hidden,
+                        Fp8Tiling::Blocks128x128, Fp8ScaleOptions{});
+      });
   std::printf("\nFP32 GEMM [%lld x %lld] x [%lld x %lld]^T: %.2f ms; fake "
               "quantization of its weight: %.2f ms (%.0f%% of the GEMM)\n",
               (long long)tokens, (long long)hidden, (long long)inter,
