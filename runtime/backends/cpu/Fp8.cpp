@@ -56,8 +56,7 @@ uint8_t doubleToE4M3(double x) {
 uint8_t floatToE4M3(float x) {
   // doubleToE4M3's steps on the float's own bits (the FP8 emulation's hot
   // path); Fp8CudaOracleTest checks every float against cuda_fp8.h.
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
+  uint32_t bits = floatBits(x);
   uint8_t sign = uint8_t((bits >> 24) & 0x80);
   uint32_t abs = bits & 0x7FFFFFFFu;
   if (abs > 0x7F800000u)
@@ -104,9 +103,7 @@ static const E4M3Table &e4m3Table() {
 float e4m3ToFloat(uint8_t code) { return e4m3Table().values[code]; }
 
 uint8_t floatToUe8m0Ceil(float s) {
-  uint32_t bits;
-  std::memcpy(&bits, &s, sizeof bits);
-  uint32_t abs = bits & 0x7FFFFFFFu;
+  uint32_t abs = floatBits(s) & 0x7FFFFFFFu;
   if (abs > 0x7F800000u)
     return 0xFF; // NaN.
   if (abs >= 0x7F000000u)

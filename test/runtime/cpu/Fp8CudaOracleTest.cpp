@@ -27,12 +27,6 @@ namespace {
 
 #ifdef DSFLOW_HAVE_CUDA_FP8
 
-static float bitsToFloat(uint32_t bits) {
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-}
-
 static double bitsToDouble(uint64_t bits) {
   double x;
   std::memcpy(&x, &bits, sizeof x);
@@ -50,7 +44,7 @@ static void sweepE4M3(uint32_t sign) {
   uint32_t first = 0;
   for (uint64_t low = 0; low < (uint64_t(1) << 31); ++low) {
     uint32_t bits = sign | uint32_t(low);
-    float x = bitsToFloat(bits);
+    float x = floatFromBits(bits);
     if (floatToE4M3(x) != cudaE4M3(x)) {
       if (mismatches++ == 0)
         first = bits;
@@ -58,8 +52,8 @@ static void sweepE4M3(uint32_t sign) {
   }
   EXPECT_EQ(mismatches, 0u)
       << "first mismatch at float bits 0x" << std::hex << first << ": cpu 0x"
-      << int(floatToE4M3(bitsToFloat(first))) << ", cuda 0x"
-      << int(cudaE4M3(bitsToFloat(first)));
+      << int(floatToE4M3(floatFromBits(first))) << ", cuda 0x"
+      << int(cudaE4M3(floatFromBits(first)));
 }
 
 TEST(Fp8CudaOracle, FloatToE4M3EveryPositiveFloat) { sweepE4M3(0u); }
@@ -140,7 +134,7 @@ TEST(Fp8CudaOracle, FloatToUe8m0CeilEveryNonNegativeFloat) {
   uint64_t mismatches = 0;
   uint32_t first = 0;
   auto check = [&](uint32_t bits) {
-    float x = bitsToFloat(bits);
+    float x = floatFromBits(bits);
     uint8_t cuda = __nv_cvt_float_to_e8m0(x, __NV_SATFINITE, cudaRoundPosInf);
     if (floatToUe8m0Ceil(x) != cuda && mismatches++ == 0)
       first = bits;
