@@ -12,9 +12,11 @@ namespace dsflow::exec {
 
 template <typename T>
 io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
-                                     Memory &memory, ExpertParallel *ep) {
+                                     Memory &memory, ExpertParallel *ep,
+                                     QuantizedParameters<T> &weights) {
   BindContext<T> context(plan, index, memory);
   context.expertParallel = ep;
+  context.quantizedParameters = &weights;
   const std::string &op = plan.kernels(index).op();
   Binder<T> binder = denseBinder<T>(op);
   if (!binder)
@@ -80,8 +82,9 @@ io::Status Executor::bindPrograms() {
     std::vector<Step> steps;
     for (int32_t k : p.programs(i).kernels()) {
       io::Expected<BoundKernel> bound =
-          useDouble ? bindKernel<double>(p, k, *mem, expertParallel)
-                    : bindKernel<float>(p, k, *mem, expertParallel);
+          useDouble
+              ? bindKernel<double>(p, k, *mem, expertParallel, fp8WeightsF64)
+              : bindKernel<float>(p, k, *mem, expertParallel, fp8WeightsF32);
       if (!bound)
         return io::makeError(source, bound.error().message);
       steps.push_back({k, std::move(*bound)});
@@ -245,6 +248,8 @@ io::Status Executor::runProgram(int program, const std::vector<char> *selected,
 io::Status Executor::startPart(int program, const std::vector<char> *selected,
                                const KernelHook &hook) {
   part = Part{program, selected, hook, 0};
+  fp8WeightsF32.startRun();
+  fp8WeightsF64.startRun();
   if (offload)
     return offload->beginProgram(program, selected != nullptr);
   return std::nullopt;

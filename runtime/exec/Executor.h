@@ -151,6 +151,10 @@ public:
 
   /// The measured peak of the activation arena (bytes touched).
   int64_t activationHighWater() const { return mem->activationHighWater(); }
+  /// The bytes of the FP8 weight copies (QuantizedParameters.h).
+  int64_t fp8WeightCopyBytes() const {
+    return fp8WeightsF32.bytes() + fp8WeightsF64.bytes();
+  }
 
 private:
   struct Step {
@@ -183,6 +187,9 @@ private:
 
   Plan planCopy;
   std::unique_ptr<Memory> mem;
+  /// The FP8 weight copies the bound kernels share (one type is used).
+  QuantizedParameters<float> fp8WeightsF32;
+  QuantizedParameters<double> fp8WeightsF64;
   /// Per program, its bound kernels in order.
   std::vector<std::vector<Step>> programs;
   Part part;

@@ -12,6 +12,7 @@
 
 #include "exec/Fp8Emulation.h"
 #include "exec/Memory.h"
+#include "exec/QuantizedParameters.h"
 #include "io/Status.h"
 #include "plan/PlanFile.h"
 #include "runtime/backends/cpu/Fp8.h"
@@ -63,7 +64,8 @@ public:
 
   /// Typed pointers; each records a type error when the dtype does not fit.
   /// An FP8 GEMM operand (Fp8Emulation.h) is read through a scratch copy
-  /// quantized to E4M3 and back just before the kernel runs.
+  /// quantized to E4M3 and back just before the kernel runs; a weight's copy
+  /// is shared with the run's other kernels (QuantizedParameters.h).
   const T *in(int i) {
     const T *p = typed<T>(kernel.inputs(), i, floatType());
     std::optional<Fp8Role> role = emulation.inputRole(kernel, i);
@@ -71,6 +73,14 @@ public:
       return p;
     int64_t cols = inputLast(i), n = inputSize(i);
     int64_t rows = cols ? n / cols : 0;
+    int32_t b = kernel.inputs(i);
+    if (quantizedParameters && *role == Fp8Role::Blocks &&
+        plan.buffers(b).kind() == PARAMETER) {
+      auto use =
+          quantizedParameters->use(b, p, rows, cols, *role, emulation.ue8m0);
+      before.push_back(std::move(use.refresh));
+      return use.copy;
+    }
     auto copy = std::make_shared<std::vector<T>>(n);
     bool scalesUe8m0 = emulation.ue8m0;
     Fp8Role how = *role;
@@ -149,6 +159,8 @@ public:
   const std::string where;
   /// This rank's EP group when the routed experts are spread over ranks.
   ExpertParallel *expertParallel = nullptr;
+  /// The executor's shared FP8 weight copies (null: one copy per kernel).
+  QuantizedParameters<T> *quantizedParameters = nullptr;
 
 private:
   static constexpr DType floatType() {
@@ -196,11 +208,6 @@ using Binder = io::Expected<BoundKernel> (*)(BindContext<T> &);
 /// (BindMoe.cpp); null when `op` is not theirs.
 template <typename T> Binder<T> denseBinder(const std::string &op);
 template <typename T> Binder<T> moeBinder(const std::string &op);
-
-/// Binds kernel `index` of the plan to the CPU backend.
-template <typename T>
-io::Expected<BoundKernel> bindKernel(const Plan &plan, int32_t index,
-                                     Memory &memory);
 
 } // namespace dsflow::exec
 

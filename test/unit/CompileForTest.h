@@ -24,8 +24,9 @@
 namespace dsflow {
 
 /// models/`model`, sequence 6, micro-batch 2, one micro-batch per step.
-inline std::optional<Plan> compileForTest(const std::string &model,
-                                          bool float64) {
+inline std::optional<Plan>
+compileForTest(const std::string &model, bool float64,
+               const TrainingPipelineOptions &passes = {}) {
   std::string error;
   std::optional<ModelSpec> spec =
       loadModelSpec(std::string(DSFLOW_MODELS_DIR) + "/" + model, error);
@@ -40,7 +41,7 @@ inline std::optional<Plan> compileForTest(const std::string &model,
   mlir::OwningOpRef<mlir::ModuleOp> module =
       buildGraph(context, *spec, options);
   mlir::PassManager pm(&context);
-  buildTrainingPipeline(pm, {});
+  buildTrainingPipeline(pm, passes);
   if (mlir::failed(pm.run(*module)))
     return std::nullopt;
   TrainingConfig training;

@@ -349,6 +349,10 @@ int runJob(const std::string &planPath, const train::TrainOptions &options,
                 (long long)(memory.parameterBytes() + memory.gradientBytes()),
                 (long long)(plan->memory().parameter_bytes() +
                             plan->memory().gradient_bytes()));
+    if (int64_t copies = (*executor)->fp8WeightCopyBytes())
+      std::printf("FP8 weight copies (E4M3 round trips) on rank 0: %lld "
+                  "bytes\n",
+                  (long long)copies);
   }
   if (profile && leader)
     (*executor)->printProfile(stdout);
